@@ -1,0 +1,21 @@
+"""timetok: self-supervised tokenizers and encoders for time series and spectrograms.
+
+Heavy libraries load on first use, so ``import timetok`` and the CLI stay fast.
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TimeSeriesTokenizer": "timetok.models.tokenizer",
+    "TokenizerConfig": "timetok.models.tokenizer",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'timetok' has no attribute {name!r}")

@@ -1,0 +1,132 @@
+"""Options shared by the command groups, and settings from YAML files.
+
+Every hyphenated long flag also answers to its underscored spelling, so the reference
+scripts' flags (``--context_points``) work unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from timetok.errors import ConfigError
+
+
+def option(*names: str, **kwargs):
+    """``click.option`` that also accepts ``--snake_case`` for every ``--kebab-case`` name."""
+    flags = [n for n in names if n.startswith("--") and "/" not in n]
+    aliases = [n.replace("-", "_") for n in flags if "-" in n[2:]]
+    aliases = [a.replace("__", "--", 1) for a in aliases]
+    return click.option(*names, *[a for a in aliases if a not in names], **kwargs)
+
+
+def compose(*decorators):
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+data_options = compose(
+    option("--dataset", "--dset", "--dset-pretrain", "dataset", default="etth1", show_default=True,
+           help="Registered dataset (timetok data list), or 'custom' with --data-path."),
+    option("--data-path", type=click.Path(dir_okay=False), default=None,
+           help="A CSV file: for --dataset custom, or to override a dataset's file."),
+    option("--data-dir", type=click.Path(file_okay=False), default=None,
+           help="Folder with the official files [default: $TIMETOK_DATA_DIR, ~/.cache/timetok]."),
+)
+
+run_options = compose(
+    option("--n-epochs", "--n-epochs-pretrain", "n_epochs", type=int, default=None,
+           help="Epochs to train [default: 10 unless --max-steps is given]."),
+    option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps."),
+    option("--devices", default="auto", show_default=True, help="Number of devices, or 'auto'."),
+    option("--num-nodes", type=int, default=1, show_default=True),
+    option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp."),
+    option("--accelerator", default="auto", show_default=True, help="cpu, gpu, or auto."),
+    option("--amp", type=click.BOOL, default=False, show_default=True,
+           help="Mixed precision (fp16 on GPU, bf16 on CPU); 1/0."),
+    option("--val-every", type=int, default=None, help="Validate every N steps [default: epoch]."),
+    option("--checkpoint-every", type=int, default=100, show_default=True,
+           help="Steps between last.ckpt saves (for --resume)."),
+    option("--num-workers", type=int, default=0, show_default=True, help="Data loader workers."),
+    option("--seed", type=int, default=42, show_default=True),
+    option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+           help="YAML file of settings; flags given on the command line win."),
+    option("--resume", type=click.Path(), default=None,
+           help="Run folder to continue from its last checkpoint, with its own settings."),
+    option("--overwrite", is_flag=True, help="Replace an existing run in --save-path."),
+    option("--progress/--no-progress", default=True, show_default=True),
+)
+
+
+def read_yaml(path: str | Path, what: str) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}; check the path")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML ({first}); fix the file") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of setting: value")
+    return values
+
+
+def apply_file_settings(ctx: click.Context, params: dict, values: dict, where: str) -> dict:
+    """Fill every setting not given on the command line from ``values``."""
+    known = {p.name: p for p in ctx.command.params}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known or name in {"config_file", "resume"}:
+            raise ConfigError(
+                f"unknown setting {key!r} in {where}; valid settings are the command's flags"
+            )
+        if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+            try:
+                params[name] = known[name].type_cast_value(ctx, value)
+            except click.BadParameter as err:
+                raise ConfigError(f"{where}: bad value for {key!r}: {err.message}") from None
+    return params
+
+
+def resolve_settings(ctx: click.Context, params: dict, run_file: str = "run.yaml") -> dict:
+    """Defaults < ``--config`` file < a resumed run's own settings < explicit flags."""
+    if params.get("config_file"):
+        params = apply_file_settings(
+            ctx, params, read_yaml(params["config_file"], "config file"), params["config_file"]
+        )
+    if params.get("resume"):
+        folder = Path(params["resume"])
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--resume folder not found: {folder}; pass the run folder of an earlier run"
+            )
+        saved = read_yaml(folder / run_file, "run settings")
+        saved.pop("save_path", None)
+        params = apply_file_settings(ctx, params, saved, str(folder / run_file))
+        params["save_path"] = str(folder)
+    return params
+
+
+def json_option(func):
+    return option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
+
+
+def pass_settings(func):
+    """Hand the command its parameters with files and a resumed run's settings merged in."""
+
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx, **params):
+        return func(**resolve_settings(ctx, params))
+
+    return wrapper

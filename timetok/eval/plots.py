@@ -1,0 +1,68 @@
+"""PNG figures for reports (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reconstructions(
+    path: Path, x: np.ndarray, y: np.ndarray, columns: list[str], max_channels: int = 4
+) -> None:
+    """``x``, ``y``: ``[windows, T, C]`` truth and reconstruction, one column per window."""
+    plt = _pyplot()
+    n_windows, _, n_channels = x.shape
+    rows = min(n_channels, max_channels)
+    channels = np.linspace(0, n_channels - 1, rows).astype(int)
+    fig, axes = plt.subplots(rows, n_windows, figsize=(4 * n_windows, 2.2 * rows),
+                             squeeze=False, sharex=True)
+    for r, c in enumerate(channels):
+        for w in range(n_windows):
+            ax = axes[r][w]
+            ax.plot(x[w, :, c], lw=1.0, color="black", label="input")
+            ax.plot(y[w, :, c], lw=1.0, color="tab:orange", label="reconstruction")
+            if w == 0:
+                ax.set_ylabel(columns[c])
+            if r == 0:
+                ax.set_title(f"window {w + 1}")
+    axes[0][0].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_code_usage(path: Path, counts: np.ndarray) -> None:
+    """Histogram of code frequencies, most used first; ``counts: [levels, K]``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3))
+    for level, row in enumerate(np.atleast_2d(counts)):
+        freq = np.sort(row)[::-1] / max(row.sum(), 1)
+        ax.bar(np.arange(len(freq)), freq, width=1.0, alpha=0.7, label=f"level {level}")
+    ax.set_xlabel("code (sorted by frequency)")
+    ax.set_ylabel("share of positions")
+    used = int((np.atleast_2d(counts)[0] > 0).sum())
+    ax.set_title(f"code usage: {used} of {counts.shape[-1]} codes used")
+    if len(np.atleast_2d(counts)) > 1:
+        ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import os
+
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,174 @@
+"""``save_pretrained`` / ``from_pretrained`` for every model: ``config.json`` + safetensors.
+
+A model folder holds ``config.json`` (the config dataclass plus ``model_type``) and
+``model.safetensors``; it is dispatched through ``MODEL_REGISTRY``. Nothing is unpickled.
+Loading compares every key and shape and refuses weights that do not fit the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from timetok.errors import CheckpointError, ConfigError
+from timetok.utils import atomic_write_text, default_file_mode
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_REGISTRY: dict[str, type[PretrainedModel]] = {}
+
+
+@dataclass
+class LoadReport:
+    """How a state dict lined up with a model, key by key."""
+
+    matched: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.matched)} matched"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing (e.g. {self.missing[0]})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected (e.g. {self.unexpected[0]})")
+        if self.mismatched:
+            key, got, want = self.mismatched[0]
+            parts.append(
+                f"{len(self.mismatched)} mis-shaped (e.g. {key}: file {list(got)} vs "
+                f"model {list(want)})"
+            )
+        return ", ".join(parts)
+
+
+def compare_state_dicts(
+    loaded: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> LoadReport:
+    report = LoadReport()
+    for key, tensor in expected.items():
+        if key not in loaded:
+            report.missing.append(key)
+        elif tuple(loaded[key].shape) != tuple(tensor.shape):
+            report.mismatched.append((key, tuple(loaded[key].shape), tuple(tensor.shape)))
+        else:
+            report.matched.append(key)
+    report.unexpected = [key for key in loaded if key not in expected]
+    return report
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}; check the model folder")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); re-export the model") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object; re-export the model")
+    return data
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"weights not found: {path}; check the model folder")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({reason}); re-export or re-download the model"
+        ) from None
+
+
+class PretrainedModel(nn.Module):
+    """Base of every timetok model: a config dataclass in, folders out and back."""
+
+    model_type: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "model_type" in cls.__dict__:
+            MODEL_REGISTRY[cls.model_type] = cls
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors``, each atomically."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        tmp = directory / f".{WEIGHTS_NAME}.tmp"
+        try:
+            save_file(state, tmp, metadata={"format": "pt", "model_type": self.model_type})
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, directory / WEIGHTS_NAME)
+        finally:
+            tmp.unlink(missing_ok=True)
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2))
+        return directory
+
+    @classmethod
+    def config_from_dict(cls, data: dict[str, Any], where: str = "config.json"):
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise CheckpointError(
+                f"{where} has settings this version does not know ({', '.join(unknown)}); "
+                "upgrade timetok or re-export the model"
+            )
+        try:
+            return cls.config_class(**data)
+        except (TypeError, ConfigError) as err:
+            raise CheckpointError(f"{where} is not a valid configuration: {err}") from None
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
+        """Load a model folder; the class is chosen by ``model_type`` when called on the base."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise CheckpointError(f"model folder not found: {directory}; check the --model path")
+        data = read_json(directory / CONFIG_NAME, "model config")
+        model_type = data.pop("model_type", None)
+        target = MODEL_REGISTRY.get(model_type) if cls is PretrainedModel else cls
+        if target is None or model_type != target.model_type:
+            raise CheckpointError(
+                f"{directory} holds a {model_type!r} model, not a "
+                f"{getattr(cls, 'model_type', 'known')!r} one; pass the right model folder"
+            )
+        model = target(target.config_from_dict(data, str(directory / CONFIG_NAME)))
+        model.load_weights(read_weights(directory / WEIGHTS_NAME), str(directory))
+        model.to(map_location)
+        model.eval()
+        return model
+
+    def load_weights(self, state: dict[str, torch.Tensor], where: str) -> LoadReport:
+        """Load a full state dict, refusing any missing, unexpected or mis-shaped key."""
+        report = compare_state_dicts(state, self.state_dict())
+        if not report.clean:
+            raise CheckpointError(
+                f"weights in {where} do not fit this configuration ({report.summary()}); "
+                "they come from another model or configuration"
+            )
+        self.load_state_dict(state, strict=True)
+        logger.info("loaded %s: %s", where, report.summary())
+        return report

@@ -1,0 +1,1 @@
+"""Training: Lightning modules, data modules, the shared runner."""

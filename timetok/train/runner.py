@@ -1,0 +1,216 @@
+"""How to run any timetok training: Trainer, checkpoints, history, resume and export.
+
+A run folder holds the exported model (``config.json``, ``model.safetensors``,
+``scaler.json``), ``run.yaml`` (the settings), ``history.csv`` (one row per epoch),
+``training.json`` (steps, wall time, throughput) and ``checkpoints/`` with ``best.ckpt``
+(lowest validation loss) and ``last.ckpt`` (for ``--resume``). Every file is written
+atomically: a killed run leaves complete files or none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
+
+from timetok.errors import CheckpointError, ConfigError
+from timetok.models.base import compare_state_dicts
+from timetok.utils import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """How to run: the Trainer's side of the command line."""
+
+    n_epochs: int | None = None
+    max_steps: int = -1
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    amp: bool = False
+    val_every: int | None = None  # steps; None: once per epoch
+    checkpoint_every: int = 100  # steps between last.ckpt saves, mid-epoch included
+    seed: int = 42
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.n_epochs is None and self.max_steps < 0:
+            self.n_epochs = 10
+        if self.n_epochs is not None and self.n_epochs < 1:
+            raise ConfigError(f"--n-epochs must be >= 1, got {self.n_epochs}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}")
+        if self.num_nodes < 1:
+            raise ConfigError(f"--num-nodes must be >= 1, got {self.num_nodes}")
+
+    def devices_arg(self) -> int | str:
+        return int(self.devices) if str(self.devices).lstrip("-").isdigit() else self.devices
+
+    def precision(self, accelerator: str) -> str:
+        if not self.amp:
+            return "32-true"
+        return "16-mixed" if accelerator in {"gpu", "cuda"} else "bf16-mixed"
+
+
+class HistoryCSV(Checkpoint):
+    """One row per epoch of every logged epoch metric, rewritten atomically each epoch.
+
+    A ``Checkpoint`` so that Lightning calls it after the module's own epoch-end hook,
+    where the epoch's codebook statistics are logged.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+
+    def on_fit_start(self, trainer, pl_module):
+        if self.path.is_file():  # a resumed run keeps its earlier epochs
+            with self.path.open() as handle:
+                self.rows = [
+                    row for row in csv.DictReader(handle)
+                    if int(row["epoch"]) < trainer.current_epoch
+                ]
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = {
+            k.removesuffix("_epoch"): round(float(v), 6)
+            for k, v in trainer.callback_metrics.items()
+            if not k.endswith("_step")
+        }
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        self.rows.append({"epoch": trainer.current_epoch, "step": trainer.global_step,
+                          "lr": lr, **metrics})
+        fields = list(dict.fromkeys(k for row in self.rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buffer.getvalue())
+
+
+class Throughput(Callback):
+    """Time steps (rows x channels) per second over the training batches of this run."""
+
+    def __init__(self):
+        self.points = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seconds += time.perf_counter() - self._start
+        self.points += batch[0].numel() * trainer.world_size
+
+    @property
+    def timesteps_per_s(self) -> float:
+        return self.points / self.seconds if self.seconds else 0.0
+
+
+def checkpoint_state(path: Path) -> dict:
+    """A Lightning checkpoint of our own run, read without unpickling arbitrary objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several unrelated types for a bad file
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} ({reason}); it is corrupt") from None
+
+
+def check_resume(module: L.LightningModule, ckpt: Path) -> None:
+    """Refuse a checkpoint whose weights do not fit the module about to resume from it."""
+    state = checkpoint_state(ckpt).get("state_dict", {})
+    report = compare_state_dicts(state, module.state_dict())
+    if not report.clean:
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not fit these settings ({report.summary()}); resume with "
+            "the run's own settings (drop the flags that change the model)"
+        )
+
+
+def fit(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    out_dir: Path,
+    options: RunOptions,
+    resume: bool = False,
+) -> tuple[L.Trainer, dict]:
+    """Train; returns the trainer and a summary (steps, best validation loss, throughput)."""
+    ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise CheckpointError(f"no {last} to resume from; start a new run without --resume")
+        check_resume(module, last)
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+        enable_version_counter=False,
+    )
+    periodic = ModelCheckpoint(
+        dirpath=ckpt_dir, save_top_k=0, save_last=True,
+        every_n_train_steps=options.checkpoint_every,
+    )
+    throughput = Throughput()
+    n_train = len(datamodule.train_dataloader())
+    if n_train == 0:
+        raise ConfigError(
+            "the training split has fewer windows than one batch; lower --batch-size"
+        )
+    val_every = options.val_every
+    if val_every is None and 0 < options.max_steps < n_train:
+        val_every = options.max_steps  # a run shorter than an epoch still validates once
+    trainer = L.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=options.n_epochs if options.n_epochs is not None else -1,
+        max_steps=options.max_steps,
+        accelerator=options.accelerator,
+        devices=options.devices_arg(),
+        num_nodes=options.num_nodes,
+        strategy=options.strategy,
+        precision=options.precision(options.accelerator),
+        callbacks=[best, periodic, HistoryCSV(out_dir / "history.csv"), throughput],
+        val_check_interval=min(val_every, n_train) if val_every else 1.0,
+        enable_progress_bar=options.progress,
+        logger=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
+                weights_only=True)
+    summary = {
+        "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None
+        else None,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "timesteps_per_s": round(throughput.timesteps_per_s, 1),
+        "world_size": trainer.world_size,
+    }
+    return trainer, summary
+
+
+def load_best(module: L.LightningModule, out_dir: Path) -> None:
+    """Put the best checkpoint's weights into ``module`` (no-op when none was saved)."""
+    best = out_dir / "checkpoints" / "best.ckpt"
+    if best.is_file():
+        module.load_state_dict(checkpoint_state(best)["state_dict"])
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
+    atomic_write_text(out_dir / "training.json", json.dumps(summary, indent=2))

@@ -1,0 +1,107 @@
+"""Training the time-series tokenizer (system 1) with Lightning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import lightning as L
+import torch
+
+from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+from timetok.nn.quantizer import CodeUsage
+from timetok.train.optim import adamw_cosine
+
+
+class TokenizerModule(L.LightningModule):
+    """What to compute: reconstruction + VQ loss, and codebook usage per epoch."""
+
+    def __init__(
+        self,
+        config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = TimeSeriesTokenizer(TokenizerConfig(**config))
+        self.usage = {
+            stage: CodeUsage(self.model.codebook_size, self.model.quantizer.levels)
+            for stage in ("train", "val")
+        }
+
+    @classmethod
+    def from_config(cls, config: TokenizerConfig, **kwargs) -> TokenizerModule:
+        return cls(dataclasses.asdict(config), **kwargs)
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        x, _ = batch
+        out = self.model(x)
+        on_step = stage == "train"
+        log = dict(on_step=on_step, on_epoch=True, sync_dist=not on_step, batch_size=len(x))
+        self.log(f"{stage}_loss", out.loss, prog_bar=True, **log)
+        self.log(f"{stage}_recon", out.recon_loss, **log)
+        self.log(f"{stage}_vq_loss", out.vq_loss, **log)
+        self.usage[stage].update(out.codes)
+        return out.loss
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._common_step(batch, "val")
+
+    def _log_usage(self, stage: str) -> None:
+        usage = self.usage[stage]
+        counts = usage.counts.to(self.device)
+        counts = self.trainer.strategy.reduce(counts, reduce_op="sum").cpu()
+        for name, value in usage.compute(counts).items():
+            self.log(f"{stage}_{name}", value, prog_bar=name == "usage" and stage == "val")
+        usage.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_usage("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_usage("val")
+        self.usage["val"].reset()
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return adamw_cosine(
+            self.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps,
+            self.trainer.estimated_stepping_batches,
+        )
+
+
+def train_tokenizer(
+    config: TokenizerConfig,
+    datamodule,
+    out_dir,
+    options,
+    *,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    resume: bool = False,
+) -> dict:
+    """Train, then export the best weights and the scaler into ``out_dir``; returns a summary."""
+    from pathlib import Path
+
+    from timetok.train.runner import fit, load_best, write_summary
+
+    out_dir = Path(out_dir)
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    module = TokenizerModule.from_config(config, lr=lr, weight_decay=weight_decay)
+    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume)
+    if trainer.is_global_zero:
+        load_best(module, out_dir)
+        module.model.save_pretrained(out_dir)
+        datamodule.data.scaler.save(out_dir / "scaler.json")
+        summary |= {
+            "dataset": datamodule.data.name,
+            "columns": datamodule.data.columns,
+            "parameters": sum(p.numel() for p in module.model.parameters()),
+        }
+        write_summary(out_dir, summary)
+    return summary
