@@ -37,7 +37,7 @@ def tokenizer() -> None:
 @option("--res-hidden-size", type=int, default=64, show_default=True)
 @option("--quantizer", type=click.Choice(["vq", "rvq", "fsq"]), default="vq", show_default=True)
 @option("--commitment-cost", type=float, default=0.25, show_default=True)
-@option("--decay", type=float, default=0.99, show_default=True, help="Codebook EMA decay.")
+@option("--decay", type=float, default=0.9, show_default=True, help="Codebook EMA decay.")
 @option("--kmeans-init/--no-kmeans-init", default=True, show_default=True)
 @option("--dead-code-threshold", type=float, default=2.0, show_default=True,
         help="Restart codes whose EMA usage falls below this (0: never).")

@@ -37,7 +37,7 @@ class TokenizerConfig:
     res_hidden_size: int = 64
     quantizer: str = "vq"
     commitment_cost: float = 0.25
-    decay: float = 0.99
+    decay: float = 0.9
     kmeans_init: bool = True
     dead_code_threshold: float = 2.0
     rvq_levels: int = 2

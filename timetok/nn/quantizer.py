@@ -55,7 +55,7 @@ class Quantizer(nn.Module):
         codebook_size: int,
         *,
         commitment: float = 0.25,
-        decay: float = 0.99,
+        decay: float = 0.9,
         kmeans_init: bool = True,
         dead_code_threshold: float = 2.0,
         levels: int = 2,
