@@ -13,7 +13,7 @@ $(BIN)/timetok: pyproject.toml constraints.txt
 
 demo: $(BIN)/timetok
 	$(BIN)/timetok tokenizer train --dataset etth1 --context-points 96 --batch-size 64 \
-		--n-epochs 2 --stride 4 --save-path runs/demo-tokenizer --overwrite
+		--n-epochs 3 --save-path runs/demo-tokenizer --overwrite
 	$(BIN)/timetok tokenizer eval --model runs/demo-tokenizer --dataset etth1
 
 test: $(BIN)/timetok

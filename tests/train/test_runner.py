@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -18,16 +17,6 @@ TINY = [
     "--num-embeddings", "16", "--block-hidden-size", "16", "--res-hidden-size", "8",
     "--no-progress",
 ]
-
-
-def write_csv(path: Path, rows: int = 3000, channels: int = 2) -> Path:
-    t = np.arange(rows)
-    cols = [np.sin(t / (5 + 3 * c)) + 0.1 * np.random.default_rng(c).normal(size=rows)
-            for c in range(channels)]
-    lines = ["date," + ",".join(f"c{c}" for c in range(channels))]
-    lines += [f"2020-01-01 {i}," + ",".join(f"{col[i]:.5f}" for col in cols) for i in range(rows)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def timetok(*args: str, **kwargs) -> subprocess.Popen:
@@ -49,8 +38,8 @@ def ckpt_step(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
 
 
-def test_killed_run_resumes_to_the_same_step_count(tmp_path):
-    data = write_csv(tmp_path / "series.csv")
+def test_killed_run_resumes_to_the_same_step_count(tmp_path, make_csv):
+    data = make_csv(rows=3000)
     out = tmp_path / "run"
     args = ["tokenizer", "train", "--dataset", "custom", "--data-path", str(data), *TINY,
             "--max-steps", "120", "--checkpoint-every", "10", "--save-path", str(out)]
@@ -76,8 +65,8 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "scaler.json").is_file()
 
 
-def test_config_file_with_flags_overriding(tmp_path):
-    data = write_csv(tmp_path / "series.csv", rows=600)
+def test_config_file_with_flags_overriding(tmp_path, make_csv):
+    data = make_csv(rows=600)
     settings = tmp_path / "settings.yaml"
     settings.write_text(yaml.safe_dump({"commitment_cost": 0.5, "embedding_dim": 4, "lr": 0.01}))
     out = tmp_path / "run"
@@ -92,8 +81,8 @@ def test_config_file_with_flags_overriding(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_step_with_two_cpu_processes(tmp_path):
-    data = write_csv(tmp_path / "series.csv", rows=600)
+def test_ddp_step_with_two_cpu_processes(tmp_path, make_csv):
+    data = make_csv(rows=600)
     out = tmp_path / "run"
     run("tokenizer", "train", "--dataset", "custom", "--data-path", str(data), *TINY,
         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "3",

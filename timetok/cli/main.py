@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code. Set TIMETOK_DEBUG=1 for tracebacks."""
     try:
         result = cli.main(args=argv, prog_name="timetok", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as err:
+        click.echo(err.ctx.get_help())
+        return 2
     except click.UsageError as err:
         hint = f" (see 'timetok {err.ctx.command_path.partition(' ')[2]} --help')".replace(
             "timetok  --help", "timetok --help") if err.ctx else ""

@@ -23,32 +23,75 @@ def tokenizer() -> None:
 
 @tokenizer.command()
 @data_options
-@option("--context-points", type=int, default=512, show_default=True, help="Window length.")
-@option("--batch-size", type=int, default=64, show_default=True)
-@option("--stride", type=int, default=1, show_default=True, help="Step between train windows.")
+@option(
+    "--context-points",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Window length.",
+)
+@option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Step between train windows.",
+)
+@option(
+    "--val-stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Step between validation windows (1: every window).",
+)
 @option("--embedding-dim", type=int, default=64, show_default=True)
 @option("--num-embeddings", type=int, default=256, show_default=True, help="Codebook size.")
-@option("--compression-factor", type=int, default=None,
-        help="Time steps per code: 4, 8, 12 or 16 [default: 4].")
-@option("--patch-size", type=int, default=None,
-        help="Instead: one code per non-overlapping patch of this many steps.")
+@option(
+    "--compression-factor",
+    type=int,
+    default=None,
+    help="Time steps per code: 4, 8, 12 or 16 [default: 4].",
+)
+@option(
+    "--patch-size",
+    type=int,
+    default=None,
+    help="Instead: one code per non-overlapping patch of this many steps.",
+)
 @option("--block-hidden-size", type=int, default=128, show_default=True)
-@option("--num-residual-layers", type=int, default=2, show_default=True)
+@option("--num-residual-layers", type=click.IntRange(min=0), default=2, show_default=True)
 @option("--res-hidden-size", type=int, default=64, show_default=True)
 @option("--quantizer", type=click.Choice(["vq", "rvq", "fsq"]), default="vq", show_default=True)
-@option("--commitment-cost", type=float, default=0.25, show_default=True)
+@option("--commitment-cost", type=click.FloatRange(min=0), default=0.25, show_default=True)
 @option("--decay", type=float, default=0.9, show_default=True, help="Codebook EMA decay.")
 @option("--kmeans-init/--no-kmeans-init", default=True, show_default=True)
-@option("--dead-code-threshold", type=float, default=2.0, show_default=True,
-        help="Restart codes whose EMA usage falls below this (0: never).")
+@option(
+    "--dead-code-threshold",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Restart codes whose EMA usage falls below this (0: never).",
+)
 @option("--rvq-levels", type=int, default=2, show_default=True)
 @option("--fsq-levels", default=None, help="FSQ levels, e.g. 8,5,5,5.")
 @option("--revin", type=click.BOOL, default=True, show_default=True, help="RevIN per window; 1/0.")
 @option("--revin-affine", type=click.BOOL, default=False, show_default=True)
-@option("--lr", "--learning-rate", "lr", type=float, default=1e-3, show_default=True)
-@option("--weight-decay", type=float, default=1e-4, show_default=True)
-@option("--save-path", type=click.Path(file_okay=False), default=None,
-        help="Run folder [default: runs/tokenizer-DATASET].")
+@option(
+    "--lr",
+    "--learning-rate",
+    "lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+)
+@option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@option(
+    "--save-path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder [default: runs/tokenizer-DATASET].",
+)
 @run_options
 @json_option
 @pass_settings
@@ -60,7 +103,7 @@ def train(**s) -> None:
         raise ConfigError("--compression-factor and --patch-size exclude each other; pass one")
     save_path = Path(s["save_path"] or f"runs/tokenizer-{s['dataset']}")
     _check_run_folder(save_path, s)
-    fsq_levels = [int(v) for v in s["fsq_levels"].split(",")] if s["fsq_levels"] else None
+    fsq_levels = _int_list(s["fsq_levels"], "--fsq-levels") if s["fsq_levels"] else None
 
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -70,31 +113,61 @@ def train(**s) -> None:
     from timetok.train.tokenizer import train_tokenizer
 
     options = RunOptions(
-        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
-        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
-        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
-        seed=s["seed"], progress=s["progress"],
+        n_epochs=s["n_epochs"],
+        max_steps=s["max_steps"],
+        devices=s["devices"],
+        num_nodes=s["num_nodes"],
+        strategy=s["strategy"],
+        accelerator=s["accelerator"],
+        amp=s["amp"],
+        val_every=s["val_every"],
+        checkpoint_every=s["checkpoint_every"],
+        max_time=s["max_time"],
+        seed=s["seed"],
+        progress=s["progress"],
     )
     datamodule = WindowDataModule(
-        s["dataset"], s["context_points"], 0, s["batch_size"], s["stride"],
-        data_dir=s["data_dir"], data_path=s["data_path"], num_workers=s["num_workers"],
+        s["dataset"],
+        s["context_points"],
+        0,
+        s["batch_size"],
+        s["stride"],
+        data_dir=s["data_dir"],
+        data_path=s["data_path"],
+        num_workers=s["num_workers"],
+        eval_stride=s["val_stride"],
     )
     data = datamodule.load()
     config = TokenizerConfig(
-        n_channels=data.n_channels, context_points=s["context_points"],
-        compression_factor=s["compression_factor"] or 4, patch_size=s["patch_size"],
-        embedding_dim=s["embedding_dim"], num_embeddings=s["num_embeddings"],
-        block_hidden_size=s["block_hidden_size"], num_residual_layers=s["num_residual_layers"],
-        res_hidden_size=s["res_hidden_size"], quantizer=s["quantizer"],
-        commitment_cost=s["commitment_cost"], decay=s["decay"], kmeans_init=s["kmeans_init"],
-        dead_code_threshold=s["dead_code_threshold"], rvq_levels=s["rvq_levels"],
-        fsq_levels=fsq_levels, revin=s["revin"], revin_affine=s["revin_affine"],
+        n_channels=data.n_channels,
+        context_points=s["context_points"],
+        compression_factor=s["compression_factor"] or 4,
+        patch_size=s["patch_size"],
+        embedding_dim=s["embedding_dim"],
+        num_embeddings=s["num_embeddings"],
+        block_hidden_size=s["block_hidden_size"],
+        num_residual_layers=s["num_residual_layers"],
+        res_hidden_size=s["res_hidden_size"],
+        quantizer=s["quantizer"],
+        commitment_cost=s["commitment_cost"],
+        decay=s["decay"],
+        kmeans_init=s["kmeans_init"],
+        dead_code_threshold=s["dead_code_threshold"],
+        rvq_levels=s["rvq_levels"],
+        fsq_levels=fsq_levels,
+        revin=s["revin"],
+        revin_affine=s["revin_affine"],
     )
-    if rank_zero_only.rank == 0:
-        _save_settings(save_path, s)
+    skip = {"config_file", "resume", "overwrite", "as_json", "progress"}
     summary = train_tokenizer(
-        config, datamodule, save_path, options, lr=s["lr"], weight_decay=s["weight_decay"],
+        config,
+        datamodule,
+        save_path,
+        options,
+        lr=s["lr"],
+        weight_decay=s["weight_decay"],
         resume=bool(s["resume"]),
+        settings={k: v for k, v in s.items() if k not in skip},
     )
     if rank_zero_only.rank != 0:
         return
@@ -123,14 +196,15 @@ def _check_run_folder(save_path: Path, s: dict) -> None:
         )
 
 
-def _save_settings(save_path: Path, s: dict) -> None:
-    import yaml
+def _int_list(text: str, flag: str) -> list[int]:
+    from timetok.errors import ConfigError
 
-    from timetok.utils import atomic_write_text
-
-    skip = {"config_file", "resume", "overwrite", "as_json", "progress"}
-    kept = {k: v for k, v in s.items() if k not in skip}
-    atomic_write_text(save_path / "run.yaml", yaml.safe_dump(kept, sort_keys=False))
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"{flag} takes integers separated by commas (e.g. 8,5,5,5), got {text!r}"
+        ) from None
 
 
 def _load_model(model_dir: str):
@@ -143,10 +217,20 @@ def _load_model(model_dir: str):
 @option("--model", "model_dir", required=True, type=click.Path(), help="Model (run) folder.")
 @data_options
 @option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@option("--stride", type=int, default=1, show_default=True, help="1: every window (protocol).")
-@option("--batch-size", type=int, default=256, show_default=True)
-@option("--out", type=click.Path(file_okay=False), default=None,
-        help="Report folder [default: MODEL/eval-DATASET].")
+@option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="1: every window (protocol).",
+)
+@option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Report folder [default: MODEL/eval-DATASET].",
+)
 @json_option
 def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, out, as_json):
     """Reconstruction MSE/MAE, perplexity, usage and code entropy on a dataset split."""
@@ -158,8 +242,7 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
     from timetok.eval.report import markdown_table, write_report
 
     model = _load_model(model_dir)
-    data = load_splits(dataset, model.config.context_points, data_dir=data_dir,
-                       data_path=data_path)
+    data = load_splits(dataset, model.config.context_points, data_dir=data_dir, data_path=data_path)
     if data.n_channels != model.config.n_channels:
         from timetok.errors import ConfigError
 
@@ -168,24 +251,41 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
             f"has {data.n_channels}; evaluate on data with the same columns"
         )
     report = evaluate_tokenizer(
-        model, data, split, stride, batch_size,
+        model,
+        data,
+        split,
+        stride,
+        batch_size,
         track=lambda it: track(it, description="evaluating", disable=as_json, transient=True),
     )
     extras = report.pop("_extras")
     out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
     rows = [{"channel": c, **m} for c, m in report["per_channel"].items()]
     rows.append({"channel": "all", "mse": report["mse"], "mae": report["mae"]})
-    markdown = "\n\n".join([
-        f"# Tokenizer reconstruction: {data.name} {split} ({report['windows']} windows of "
-        f"{report['context_points']})",
-        "Standardised scale (dataset scaler, RevIN inverted):",
-        markdown_table(rows, ["channel", "mse", "mae"]),
-        markdown_table([report], ["mse_revin", "mae_revin", "usage", "perplexity",
-                                  "entropy_bits", "dead_codes", "codebook_size"]),
-    ])
+    markdown = "\n\n".join(
+        [
+            f"# Tokenizer reconstruction: {data.name} {split} ({report['windows']} windows of "
+            f"{report['context_points']})",
+            "Standardised scale (dataset scaler, RevIN inverted):",
+            markdown_table(rows, ["channel", "mse", "mae"]),
+            markdown_table(
+                [report],
+                [
+                    "mse_revin",
+                    "mae_revin",
+                    "usage",
+                    "perplexity",
+                    "entropy_bits",
+                    "dead_codes",
+                    "codebook_size",
+                ],
+            ),
+        ]
+    )
     write_report(out_dir, report, markdown)
-    plot_reconstructions(out_dir / "reconstructions.png", extras["samples_x"],
-                         extras["samples_y"], data.columns)
+    plot_reconstructions(
+        out_dir / "reconstructions.png", extras["samples_x"], extras["samples_y"], data.columns
+    )
     plot_code_usage(out_dir / "code_usage.png", extras["code_counts"])
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -206,9 +306,10 @@ def encode(model_dir: str, input_path: str, output: str) -> None:
     model = _load_model(model_dir)
     series = read_csv(input_path)
     n_windows, dropped = encode_series(model, Path(model_dir), series, Path(output))
-    click.echo(f"encoded {n_windows} window(s) of {model.config.context_points} steps to {output}"
-               + (f"; the last {dropped} row(s) fill no whole window and were left out"
-                  if dropped else ""))
+    click.echo(
+        f"encoded {n_windows} window(s) of {model.config.context_points} steps to {output}"
+        + (f"; the last {dropped} row(s) fill no whole window and were left out" if dropped else "")
+    )
 
 
 @tokenizer.command()

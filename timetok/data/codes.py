@@ -96,6 +96,18 @@ def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
             f"{n_channels} channels{f', {levels} levels' if levels > 1 else ''}); "
             "decode with the model that encoded them"
         )
+    positions = model.config.context_points // model.compression
+    if codes.shape[1] != positions or int(stats["context"]) != model.config.context_points:
+        raise ConfigError(
+            f"{codes_path.name} has {codes.shape[1]} positions per window, this model makes "
+            f"{positions} "
+            f"(context {model.config.context_points}); decode with the model that encoded them"
+        )
+    if "mean" in stats and len(stats["mean"]) != len(codes):
+        raise DataError(
+            f"{codes_path} has {len(codes)} windows but its statistics file has "
+            f"{len(stats['mean'])}; keep the .npy and .stats.npz of one encode run together"
+        )
     if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or (
         codes.max() >= model.codebook_size
     ):

@@ -18,7 +18,7 @@ from torch import Tensor
 from timetok.errors import ConfigError
 from timetok.models.base import PretrainedModel
 from timetok.nn.conv import ConvDecoder1d, ConvEncoder1d, downsampling
-from timetok.nn.quantizer import Quantizer
+from timetok.nn.quantizer import Quantizer, check_options
 from timetok.nn.revin import RevIN, RevinStats
 
 
@@ -58,6 +58,10 @@ class TokenizerConfig:
         for name in ("embedding_dim", "num_embeddings", "block_hidden_size", "res_hidden_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_residual_layers < 0:
+            raise ConfigError(f"num_residual_layers must be >= 0, got {self.num_residual_layers}")
+        check_options(self.quantizer, self.num_embeddings, self.decay, self.rvq_levels,
+                      self.fsq_levels)
 
     @property
     def compression(self) -> int:

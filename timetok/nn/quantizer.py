@@ -45,6 +45,22 @@ def fsq_levels_for(codebook_size: int, levels: list[int] | None = None) -> list[
     return FSQ_LEVELS[codebook_size]
 
 
+def check_options(kind: str, codebook_size: int, decay: float, levels: int,
+                  fsq_levels: list[int] | None) -> None:
+    """Raise ConfigError for settings no quantizer can be built from."""
+    if kind not in QUANTIZERS:
+        raise ConfigError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got {kind!r}")
+    if kind == "fsq":
+        fsq_levels_for(codebook_size, fsq_levels)
+        return
+    if codebook_size < 2:
+        raise ConfigError(f"codebook size must be >= 2, got {codebook_size}")
+    if not 0.0 < decay < 1.0:
+        raise ConfigError(f"EMA decay must lie in (0, 1), got {decay}")
+    if kind == "rvq" and levels < 1:
+        raise ConfigError(f"residual VQ needs >= 1 level, got {levels}")
+
+
 class Quantizer(nn.Module):
     """A ``vq``, ``rvq`` or ``fsq`` quantizer with fixed returns ``(quantized, indices, loss)``."""
 
@@ -64,12 +80,7 @@ class Quantizer(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import FSQ, ResidualVQ, VectorQuantize
 
-        if kind not in QUANTIZERS:
-            raise ConfigError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got {kind!r}")
-        if codebook_size < 2:
-            raise ConfigError(f"codebook size must be >= 2, got {codebook_size}")
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"EMA decay must lie in (0, 1), got {decay}")
+        check_options(kind, codebook_size, decay, levels, fsq_levels)
         self.kind = kind
         self.levels = levels if kind == "rvq" else 1
         vq_options = dict(
@@ -83,8 +94,6 @@ class Quantizer(nn.Module):
             self.impl = VectorQuantize(dim=dim, codebook_size=codebook_size, **vq_options)
             self.codebook_size = codebook_size
         elif kind == "rvq":
-            if levels < 1:
-                raise ConfigError(f"residual VQ needs >= 1 level, got {levels}")
             self.impl = ResidualVQ(
                 dim=dim, num_quantizers=levels, codebook_size=codebook_size, **vq_options
             )

@@ -13,13 +13,17 @@ import csv
 import io
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from timetok.errors import CheckpointError, ConfigError
 from timetok.models.base import compare_state_dicts
@@ -41,11 +45,12 @@ class RunOptions:
     amp: bool = False
     val_every: int | None = None  # steps; None: once per epoch
     checkpoint_every: int = 100  # steps between last.ckpt saves, mid-epoch included
+    max_time: float | None = None  # minutes of training, validation included
     seed: int = 42
     progress: bool = True
 
     def __post_init__(self):
-        if self.n_epochs is None and self.max_steps < 0:
+        if self.n_epochs is None and self.max_steps < 0 and self.max_time is None:
             self.n_epochs = 10
         if self.n_epochs is not None and self.n_epochs < 1:
             raise ConfigError(f"--n-epochs must be >= 1, got {self.n_epochs}")
@@ -53,6 +58,14 @@ class RunOptions:
             raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
         if self.checkpoint_every < 1:
             raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}")
+        if self.max_time is not None and self.max_time <= 0:
+            raise ConfigError(f"--max-time must be > 0 minutes, got {self.max_time}")
+        if not re.fullmatch(r"auto|-1|\d+|\d+(,\d+)*,?", str(self.devices)):
+            raise ConfigError(
+                f"--devices must be a count, -1, 'auto' or a list like 0,1; got {self.devices!r}"
+            )
+        if self.val_every is not None and self.val_every < 1:
+            raise ConfigError(f"--val-every must be >= 1, got {self.val_every}")
         if self.num_nodes < 1:
             raise ConfigError(f"--num-nodes must be >= 1, got {self.num_nodes}")
 
@@ -149,8 +162,13 @@ def fit(
     out_dir: Path,
     options: RunOptions,
     resume: bool = False,
+    settings: dict | None = None,
 ) -> tuple[L.Trainer, dict]:
-    """Train; returns the trainer and a summary (steps, best validation loss, throughput)."""
+    """Train; returns the trainer and a summary (steps, best validation loss, throughput).
+
+    ``settings`` are written to ``run.yaml`` once the model, the data and any checkpoint
+    to resume from have been checked, so a refused start leaves the folder as it was.
+    """
     ckpt_dir = out_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if resume:
@@ -174,22 +192,29 @@ def fit(
     val_every = options.val_every
     if val_every is None and 0 < options.max_steps < n_train:
         val_every = options.max_steps  # a run shorter than an epoch still validates once
-    trainer = L.Trainer(
-        default_root_dir=out_dir,
-        max_epochs=options.n_epochs if options.n_epochs is not None else -1,
-        max_steps=options.max_steps,
-        accelerator=options.accelerator,
-        devices=options.devices_arg(),
-        num_nodes=options.num_nodes,
-        strategy=options.strategy,
-        precision=options.precision(options.accelerator),
-        callbacks=[best, periodic, HistoryCSV(out_dir / "history.csv"), throughput],
-        val_check_interval=min(val_every, n_train) if val_every else 1.0,
-        enable_progress_bar=options.progress,
-        logger=False,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-    )
+    try:
+        trainer = L.Trainer(
+            default_root_dir=out_dir,
+            max_epochs=options.n_epochs if options.n_epochs is not None else -1,
+            max_steps=options.max_steps,
+            max_time=None if options.max_time is None else timedelta(minutes=options.max_time),
+            accelerator=options.accelerator,
+            devices=options.devices_arg(),
+            num_nodes=options.num_nodes,
+            strategy=options.strategy,
+            precision=options.precision(options.accelerator),
+            callbacks=[best, periodic, HistoryCSV(out_dir / "history.csv"), throughput],
+            val_check_interval=min(val_every, n_train) if val_every else 1.0,
+            enable_progress_bar=options.progress,
+            logger=False,
+            log_every_n_steps=10,
+            num_sanity_val_steps=0,
+        )
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"invalid training settings: {first}") from None
+    if settings is not None and trainer.is_global_zero:
+        atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
                 weights_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -84,16 +85,16 @@ def train_tokenizer(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     resume: bool = False,
+    settings: dict | None = None,
 ) -> dict:
     """Train, then export the best weights and the scaler into ``out_dir``; returns a summary."""
-    from pathlib import Path
-
     from timetok.train.runner import fit, load_best, write_summary
 
     out_dir = Path(out_dir)
     L.seed_everything(options.seed, workers=True, verbose=False)
     module = TokenizerModule.from_config(config, lr=lr, weight_decay=weight_decay)
-    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume)
+    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
+                           settings=settings)
     if trainer.is_global_zero:
         load_best(module, out_dir)
         module.model.save_pretrained(out_dir)
