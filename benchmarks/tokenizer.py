@@ -81,11 +81,10 @@ def main() -> int:
         console.print(f"[bold]training {method}[/] for {args.minutes:g} min")
         _, summary = fit(module, datamodule, out_dir, options)
         load_best(module, out_dir)
-        report = evaluate_tokenizer(
+        report, extras = evaluate_tokenizer(
             module.model, data, "test", stride=args.eval_stride, batch_size=64,
             track=lambda it, m=method: track(it, description=f"evaluating {m}", transient=True),
         )
-        extras = report.pop("_extras")
         RESULTS.mkdir(parents=True, exist_ok=True)
         plot_reconstructions(RESULTS / f"tokenizer_{method}_reconstructions.png",
                              extras["samples_x"], extras["samples_y"], data.columns)

@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "TimeSeriesTokenizer": "timetok.models.tokenizer",
     "TokenizerConfig": "timetok.models.tokenizer",
+    "Forecaster": "timetok.pipeline",
+    "TokenForecaster": "timetok.models.forecaster",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -10,6 +10,7 @@ import click
 
 from timetok import __version__
 from timetok.cli.data import data
+from timetok.cli.forecast import evaluate, finetune, forecast_cmd, pretrain
 from timetok.cli.tokenizer import tokenizer
 from timetok.errors import TimetokError
 
@@ -26,6 +27,8 @@ def cli(verbose: int) -> None:
 
 cli.add_command(data)
 cli.add_command(tokenizer)
+for command in (pretrain, finetune, evaluate, forecast_cmd):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(err.ctx.get_help())
         return 2
     except click.UsageError as err:
-        hint = f" (see 'timetok {err.ctx.command_path.partition(' ')[2]} --help')".replace(
-            "timetok  --help", "timetok --help") if err.ctx else ""
+        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
         click.echo(f"error: {err.format_message()}{hint}", err=True)
         return 2
     except click.ClickException as err:

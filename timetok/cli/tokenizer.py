@@ -250,7 +250,7 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
             f"the model was trained on {model.config.n_channels} channel(s), {data.path.name} "
             f"has {data.n_channels}; evaluate on data with the same columns"
         )
-    report = evaluate_tokenizer(
+    report, extras = evaluate_tokenizer(
         model,
         data,
         split,
@@ -258,7 +258,6 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
         batch_size,
         track=lambda it: track(it, description="evaluating", disable=as_json, transient=True),
     )
-    extras = report.pop("_extras")
     out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
     rows = [{"channel": c, **m} for c, m in report["per_channel"].items()]
     rows.append({"channel": "all", "mse": report["mse"], "mae": report["mae"]})

@@ -23,11 +23,13 @@ def evaluate_tokenizer(
     batch_size: int = 256,
     track: Callable[[Iterable], Iterable] = iter,
     n_samples: int = 3,
-) -> dict:
+) -> tuple[dict, dict]:
     """Reconstruction MSE/MAE per channel and overall, code usage, and a few samples.
 
     Two scales: the dataset's standardised scale (RevIN inverted: what a forecaster sees)
-    and each window's own RevIN scale (what the network is trained on).
+    and each window's own RevIN scale (what the network is trained on). Returns the
+    report (JSON-ready) and arrays for plots: ``samples_x``/``samples_y`` ``[n, T, C]``
+    and ``code_counts`` ``[levels, K]``.
     """
     model.eval()
     windows = data.windows(split, model.config.context_points, 0, stride)
@@ -81,4 +83,4 @@ def evaluate_tokenizer(
         "samples_y": np.stack(samples_y),
         "code_counts": usage.counts.numpy(),
     }
-    return report | {"_extras": extras}
+    return report, extras

@@ -1,6 +1,14 @@
 """One file per system's model; every model saves and loads as safetensors + JSON."""
 
 from timetok.models.base import MODEL_REGISTRY, PretrainedModel
+from timetok.models.forecaster import ForecasterConfig, TokenForecaster
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
 
-__all__ = ["MODEL_REGISTRY", "PretrainedModel", "TimeSeriesTokenizer", "TokenizerConfig"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "ForecasterConfig",
+    "PretrainedModel",
+    "TimeSeriesTokenizer",
+    "TokenForecaster",
+    "TokenizerConfig",
+]

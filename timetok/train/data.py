@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from timetok.data.series import SplitData, load_splits
 
@@ -13,6 +13,8 @@ class WindowDataModule(L.LightningDataModule):
 
     The scaler is fitted on the train rows only; ``self.data.scaler`` travels with every
     exported model. Validation and test use every window (stride 1, no ``drop_last``).
+    ``dataset`` may name several datasets separated by commas: each is split and scaled
+    on its own, and their channel-independent windows are concatenated.
     """
 
     def __init__(
@@ -30,28 +32,37 @@ class WindowDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.data: SplitData | None = None
+        self.names = [name.strip() for name in dataset.split(",") if name.strip()]
+        self.all_data: list[SplitData] = []
+
+    @property
+    def data(self) -> SplitData:
+        """The first dataset: its scaler and columns are exported with the model."""
+        return self.load()
 
     def load(self) -> SplitData:
-        """Read and split the dataset once (also usable outside a Trainer)."""
-        if self.data is None:
+        """Read and split the datasets once (also usable outside a Trainer)."""
+        if not self.all_data:
             hp = self.hparams
-            self.data = load_splits(
-                hp.dataset, hp.context_points, data_dir=hp.data_dir, data_path=hp.data_path
-            )
+            self.all_data = [
+                load_splits(name, hp.context_points, data_dir=hp.data_dir,
+                            data_path=hp.data_path)
+                for name in self.names
+            ]
             for split in ("train", "val", "test"):  # fail early on a too-short split
                 self.windows(split)
-        return self.data
+        return self.all_data[0]
 
     def windows(self, split: str):
         hp = self.hparams
-        return self.load().windows(
-            split,
-            hp.context_points,
-            hp.target_points,
-            hp.stride if split == "train" else hp.eval_stride,
-            hp.channel_independent,
-        )
+        self.load()
+        independent = hp.channel_independent or len(self.all_data) > 1
+        parts = [
+            data.windows(split, hp.context_points, hp.target_points,
+                         hp.stride if split == "train" else hp.eval_stride, independent)
+            for data in self.all_data
+        ]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def setup(self, stage: str | None = None) -> None:
         self.load()

@@ -22,7 +22,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from timetok.errors import CheckpointError, ConfigError
@@ -46,6 +46,7 @@ class RunOptions:
     val_every: int | None = None  # steps; None: once per epoch
     checkpoint_every: int = 100  # steps between last.ckpt saves, mid-epoch included
     max_time: float | None = None  # minutes of training, validation included
+    patience: int | None = None  # validations without improvement before stopping early
     seed: int = 42
     progress: bool = True
 
@@ -64,6 +65,8 @@ class RunOptions:
             raise ConfigError(
                 f"--devices must be a count, -1, 'auto' or a list like 0,1; got {self.devices!r}"
             )
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
         if self.val_every is not None and self.val_every < 1:
             raise ConfigError(f"--val-every must be >= 1, got {self.val_every}")
         if self.num_nodes < 1:
@@ -184,6 +187,9 @@ def fit(
         every_n_train_steps=options.checkpoint_every,
     )
     throughput = Throughput()
+    callbacks = [best, periodic, HistoryCSV(out_dir / "history.csv"), throughput]
+    if options.patience is not None:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=options.patience))
     n_train = len(datamodule.train_dataloader())
     if n_train == 0:
         raise ConfigError(
@@ -203,7 +209,7 @@ def fit(
             num_nodes=options.num_nodes,
             strategy=options.strategy,
             precision=options.precision(options.accelerator),
-            callbacks=[best, periodic, HistoryCSV(out_dir / "history.csv"), throughput],
+            callbacks=callbacks,
             val_check_interval=min(val_every, n_train) if val_every else 1.0,
             enable_progress_bar=options.progress,
             logger=False,
@@ -239,3 +245,32 @@ def load_best(module: L.LightningModule, out_dir: Path) -> None:
 
 def write_summary(out_dir: Path, summary: dict) -> None:
     atomic_write_text(out_dir / "training.json", json.dumps(summary, indent=2))
+
+
+def train_and_export(
+    module: L.LightningModule,
+    datamodule,
+    out_dir: Path,
+    options: RunOptions,
+    resume: bool = False,
+    settings: dict | None = None,
+) -> dict:
+    """Train ``module`` (which holds a ``PretrainedModel`` as ``module.model``), then export
+    the best weights, the train scaler and a summary into ``out_dir``."""
+    out_dir = Path(out_dir)
+    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
+                           settings=settings)
+    if trainer.is_global_zero:
+        load_best(module, out_dir)
+        module.model.save_pretrained(out_dir)
+        datamodule.data.scaler.save(out_dir / "scaler.json")
+        summary |= {
+            "dataset": datamodule.hparams.dataset,
+            "columns": datamodule.data.columns,
+            "parameters": sum(p.numel() for p in module.model.parameters()),
+            "trainable_parameters": sum(
+                p.numel() for p in module.model.parameters() if p.requires_grad
+            ),
+        }
+        write_summary(out_dir, summary)
+    return summary

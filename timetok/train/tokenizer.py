@@ -79,7 +79,7 @@ class TokenizerModule(L.LightningModule):
 def train_tokenizer(
     config: TokenizerConfig,
     datamodule,
-    out_dir,
+    out_dir: Path,
     options,
     *,
     lr: float = 1e-3,
@@ -88,21 +88,8 @@ def train_tokenizer(
     settings: dict | None = None,
 ) -> dict:
     """Train, then export the best weights and the scaler into ``out_dir``; returns a summary."""
-    from timetok.train.runner import fit, load_best, write_summary
+    from timetok.train.runner import train_and_export
 
-    out_dir = Path(out_dir)
     L.seed_everything(options.seed, workers=True, verbose=False)
     module = TokenizerModule.from_config(config, lr=lr, weight_decay=weight_decay)
-    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
-                           settings=settings)
-    if trainer.is_global_zero:
-        load_best(module, out_dir)
-        module.model.save_pretrained(out_dir)
-        datamodule.data.scaler.save(out_dir / "scaler.json")
-        summary |= {
-            "dataset": datamodule.data.name,
-            "columns": datamodule.data.columns,
-            "parameters": sum(p.numel() for p in module.model.parameters()),
-        }
-        write_summary(out_dir, summary)
-    return summary
+    return train_and_export(module, datamodule, Path(out_dir), options, resume, settings)

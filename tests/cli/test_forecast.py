@@ -1,0 +1,149 @@
+"""System 2 through the CLI: pretrain -> finetune -> evaluate -> forecast, and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from timetok.models.forecaster import TokenForecaster
+
+RUN = ["--batch-size", "16", "--no-progress", "--accelerator", "cpu", "--devices", "1"]
+LM = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32", *RUN]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A tiny tokenizer, language model and H=8 forecaster trained on a generated CSV."""
+    from tests.conftest import write_series_csv
+    from timetok.cli.main import main
+
+    root = tmp_path_factory.mktemp("system2")
+    data = write_series_csv(root / "series.csv", rows=400)
+    common = ["--dataset", "custom", "--data-path", str(data)]
+    tok, lm, ft = root / "tok", root / "lm", root / "ft"
+    assert main(["tokenizer", "train", *common, "--context-points", "32", "--batch-size", "8",
+                 "--block-hidden-size", "16", "--res-hidden-size", "8", "--embedding-dim",
+                 "8", "--num-embeddings", "16", "--max-steps", "10", "--no-progress",
+                 "--save-path", str(tok)]) == 0
+    tok_before = (tok / "model.safetensors").read_bytes()
+    assert main(["pretrain", "--tokenizer", str(tok), *common, "--context-points", "32", *LM,
+                 "--max-steps", "6", "--save-path", str(lm)]) == 0
+    assert main(["finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
+                 *RUN, "--max-steps", "6", "--save-path", str(ft)]) == 0
+    return {"root": root, "data": data, "tok": tok, "lm": lm, "ft": ft, "common": common,
+            "tok_before": tok_before}
+
+
+def test_pretraining_keeps_the_tokenizer_weights(pipeline):
+    from timetok.models.tokenizer import TimeSeriesTokenizer
+
+    tokenizer = TimeSeriesTokenizer.from_pretrained(pipeline["tok"])
+    lm = TokenForecaster.from_pretrained(pipeline["lm"])
+    for key, value in tokenizer.state_dict().items():
+        assert torch.equal(lm.tokenizer.state_dict()[key], value), key
+    assert (pipeline["tok"] / "model.safetensors").read_bytes() == pipeline["tok_before"]
+    history = (pipeline["lm"] / "history.csv").read_text()
+    for column in ("val_perplexity", "val_top1", "val_top5"):
+        assert column in history
+
+
+def test_finetune_writes_one_model_per_horizon(pipeline):
+    for horizon in (8, 6):
+        model = TokenForecaster.from_pretrained(pipeline["ft"] / f"H{horizon}")
+        assert model.config.horizon == horizon
+        assert (pipeline["ft"] / f"H{horizon}" / "scaler.json").is_file()
+
+
+def test_evaluate_reports_every_method(cli, pipeline):
+    result = cli("evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
+                 "--samples", "4", "--sample-stride", "1")
+    assert result.rc == 0, result.err
+    report = json.loads(result.out)
+    methods = {(row["H"], row["method"]) for row in report["results"]}
+    for horizon in (6, 8):
+        for method in ("timetok-decoder", "timetok-linear", "repeat-last", "dlinear",
+                       "tokenizer-ceiling"):
+            assert (horizon, method) in methods
+    sampled = [r for r in report["results"] if "crps" in r]
+    assert sampled and all(r["crps"] > 0 for r in sampled)
+    assert (pipeline["ft"] / "eval-custom" / "report.md").is_file()
+
+
+def test_forecast_point_and_samples(cli, pipeline, tmp_path):
+    out = tmp_path / "f.csv"
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out)
+    assert result.rc == 0, result.err
+    assert out.read_text().splitlines()[0] == "step,a_forecast,b_forecast"
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, "--samples", "20", "--horizon", "12", "--top-p", "0.9")
+    assert result.rc == 0, result.err
+    rows = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert rows.shape == (12, 1 + 2 * 5)
+    q10, q50, q90 = rows[:, 3], rows[:, 4], rows[:, 5]
+    assert (q10 <= q50).all() and (q50 <= q90).all()
+    assert out.with_suffix(".png").is_file()
+
+
+def test_forecaster_api(pipeline):
+    from timetok import Forecaster
+
+    forecaster = Forecaster.from_pretrained(pipeline["ft"] / "H8")
+    series = np.loadtxt(pipeline["data"], delimiter=",", skiprows=1, usecols=(1, 2))
+    assert forecaster.predict(series).shape == (8, 2)
+    assert forecaster.predict(series[None].repeat(3, 0)).shape == (3, 8, 2)
+    assert forecaster.predict(torch.tensor(series), num_samples=5).shape == (5, 8, 2)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--top-p", "1.5", "--samples", "3"], "--top-p"),
+        (["--samples", "0"], "--samples"),
+        (["--horizon", "20"], "point forecasts reach 8"),
+    ],
+)
+def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
+    out = tmp_path / "f.csv"
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, *args)
+    result.assert_error(fragment)
+    assert not out.exists()
+
+
+def test_forecast_input_shorter_than_the_context(cli, pipeline, make_csv, tmp_path):
+    short = make_csv("short.csv", rows=10)
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", short,
+                 "--output", tmp_path / "f.csv")
+    result.assert_error("10 steps", "32")
+
+
+def test_forecast_with_another_channel_count(cli, pipeline, make_csv, tmp_path):
+    wide = make_csv("wide.csv", rows=100, columns=("a", "b", "c"))
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", wide,
+                 "--output", tmp_path / "f.csv")
+    result.assert_error("2 channel", "3")
+
+
+def test_finetune_refuses_to_train_nothing(cli, pipeline, tmp_path):
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+                 "decoder", "--freeze", "all-but-head", "--horizon", "8", *RUN, "--max-steps", "2",
+                 "--save-path", tmp_path / "x")
+    assert result.rc == 0, result.err  # the code head still trains
+    assert "code head" in result.out
+    result = cli("finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
+                 "--save-path", tmp_path / "y")
+    result.assert_error("tokenizer")
+
+
+def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
+    result = cli("pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
+                 "--context-points", "32",
+                 "--save-path", tmp_path / "z")
+    result.assert_error("forecaster", "tokenizer")
+
+
+def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):
+    result = cli("evaluate", "--model", pipeline["lm"], *pipeline["common"])
+    result.assert_error("finetune it first")

@@ -1,0 +1,146 @@
+import dataclasses
+
+import pytest
+import torch
+
+from tests.synthetic import mixture
+from timetok.errors import ConfigError
+from timetok.models.forecaster import ForecasterConfig, TokenForecaster
+from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+
+CONTEXT = 64
+
+
+def tokenizer_config(**overrides) -> dict:
+    config = TokenizerConfig(n_channels=1, context_points=CONTEXT, embedding_dim=8,
+                             num_embeddings=32, block_hidden_size=16, res_hidden_size=8,
+                             **overrides)
+    return dataclasses.asdict(config)
+
+
+def make(horizon: int = 16, **overrides) -> TokenForecaster:
+    torch.manual_seed(0)
+    config = ForecasterConfig(tokenizer=tokenizer_config(), context_points=CONTEXT,
+                              horizon=horizon, d_model=32, n_layers=2, n_heads=4, d_ff=64,
+                              dropout=0.0, max_horizon=64, **overrides)
+    model = TokenForecaster(config)
+    model.tokenizer.train()  # let k-means initialise the codebook on real-looking data
+    model.tokenizer(mixture(64, CONTEXT, 1, seed=0))
+    model.init_code_embedding()
+    return model.eval()
+
+
+def test_causality_later_codes_never_change_earlier_logits():
+    model = make()
+    codes = torch.randint(0, 32, (3, 16))
+    changed = codes.clone()
+    changed[:, 10:] = torch.randint(0, 32, (3, 6))
+    before, after = model.code_logits(codes), model.code_logits(changed)
+    torch.testing.assert_close(before[:, :10], after[:, :10])
+    assert not torch.allclose(before[:, 10:], after[:, 10:])
+
+
+def test_point_forecast_shapes_and_padding_of_odd_horizons():
+    x = mixture(2, CONTEXT, 3, seed=1)
+    for horizon in (16, 18):  # 18 is not a multiple of the compression 4: padded, cut back
+        out = make(horizon).predict(x)
+        assert set(out) == {"decoder", "linear"}
+        assert all(pred.shape == (2, horizon, 3) for pred in out.values())
+
+
+def test_gradients_reach_the_language_model_through_the_soft_lookup():
+    model = make(heads=["decoder"]).train()
+    out = model(mixture(4, CONTEXT, 2, seed=2), mixture(4, 16, 2, seed=3))
+    out.loss.backward()
+    assert model.lm.lm_head.weight.grad is not None
+    assert model.lm.lm_head.weight.grad.abs().sum() > 0
+    assert model.query.grad.abs().sum() > 0
+    assert model.lm.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.tokenizer.parameters())
+
+
+def test_greedy_decoding_with_kv_cache_equals_recomputation():
+    model = make()
+    codes, _ = model.tokenize(mixture(3, CONTEXT, 1, seed=4))
+    cached = model.generate_codes(codes, 12, temperature=0, use_cache=True)
+    full = model.generate_codes(codes, 12, temperature=0, use_cache=False)
+    assert cached.shape == (3, 12)
+    assert torch.equal(cached, full)
+
+
+def test_greedy_generation_follows_the_argmax_of_the_logits():
+    model = make()
+    codes, _ = model.tokenize(mixture(2, CONTEXT, 1, seed=5))
+    generated = model.generate_codes(codes, 3, temperature=0)
+    sequence = codes
+    for step in range(3):
+        nxt = model.code_logits(sequence)[:, -1].argmax(-1)
+        assert torch.equal(nxt, generated[:, step])
+        sequence = torch.cat([sequence, nxt[:, None]], dim=1)
+
+
+def test_sampled_paths_and_their_quantiles():
+    model = make()
+    torch.manual_seed(0)
+    paths = model.sample(mixture(2, CONTEXT, 3, seed=6), 20, num_samples=30, top_k=10,
+                         top_p=0.9)
+    assert paths.shape == (2, 30, 20, 3)
+    assert torch.isfinite(paths).all()
+    q = torch.quantile(paths, torch.tensor([0.1, 0.5, 0.9]), dim=1)
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+    assert paths.std(dim=1).mean() > 0  # sampling, not one path repeated
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = make()
+    model.save_pretrained(tmp_path)
+    loaded = TokenForecaster.from_pretrained(tmp_path)
+    x = mixture(2, CONTEXT, 2, seed=7)
+    for head, pred in model.predict(x).items():
+        torch.testing.assert_close(loaded.predict(x)[head], pred)
+
+
+def test_tokenizer_stays_in_eval_mode_and_unchanged_when_training():
+    model = make().train()
+    assert not model.tokenizer.training
+    before = {k: v.clone() for k, v in model.tokenizer.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for seed in range(3):
+        out = model(mixture(4, CONTEXT, 2, seed=seed), mixture(4, 16, 2, seed=seed + 10))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    for key, value in model.tokenizer.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(tokenizer=tokenizer_config(quantizer="rvq")), "one code per position"),
+        (dict(tokenizer=tokenizer_config(revin_affine=True)), "--revin-affine"),
+        (dict(context_points=62), "not a multiple"),
+        (dict(d_model=30, n_heads=4), "divisible by n_heads"),
+        (dict(heads=["softmax"]), "heads must be among"),
+        (dict(horizon=1000), "max_horizon"),
+    ],
+)
+def test_config_errors(overrides, message):
+    settings = dict(tokenizer=tokenizer_config(), context_points=CONTEXT, horizon=16,
+                    d_model=32, n_heads=4) | overrides
+    with pytest.raises(ConfigError, match=message):
+        ForecasterConfig(**settings)
+
+
+def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):
+    make().save_pretrained(tmp_path)
+    other = TimeSeriesTokenizer(TokenizerConfig(**(tokenizer_config() | {"num_embeddings": 64})))
+    import json
+
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["tokenizer"] = dataclasses.asdict(other.config)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    from timetok.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="mis-shaped"):
+        TokenForecaster.from_pretrained(tmp_path)

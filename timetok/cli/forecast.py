@@ -1,0 +1,332 @@
+"""System 2 commands: ``pretrain``, ``finetune``, ``evaluate`` and ``forecast``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from timetok.cli.options import data_options, json_option, option, pass_settings, run_options
+
+SKIP_SETTINGS = {"config_file", "resume", "overwrite", "as_json", "progress"}
+
+
+def _run_options(s: dict):
+    from timetok.train.runner import RunOptions
+
+    return RunOptions(
+        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
+        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
+        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
+        max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
+        patience=s.get("patience"),
+    )
+
+
+def _check_new_run(save_path: Path, s: dict) -> None:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from timetok.errors import ConfigError
+
+    if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
+        return
+    if (save_path / "run.yaml").exists():
+        raise ConfigError(
+            f"{save_path} already holds a run; pass --resume {save_path} to continue it, "
+            "--overwrite to replace it, or another --save-path"
+        )
+
+
+def _report(summary: dict, save_path: Path, as_json: bool) -> None:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    best = summary["best_val_loss"]
+    click.echo(
+        f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s; best val loss "
+        f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
+    )
+
+
+@click.command()
+@option("--tokenizer", "--vqvae-checkpoint", "tokenizer_dir", required=True,
+        type=click.Path(), help="Trained tokenizer folder (frozen throughout).")
+@data_options
+@option("--context-points", type=click.IntRange(min=1), default=512, show_default=True)
+@option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
+@option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
+@option("--d-model", type=click.IntRange(min=1), default=128, show_default=True)
+@option("--n-layers", type=click.IntRange(min=1), default=3, show_default=True)
+@option("--n-heads", type=click.IntRange(min=1), default=8, show_default=True)
+@option("--d-ff", type=click.IntRange(min=1), default=256, show_default=True)
+@option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@option("--code-embedding", type=click.Choice(["codebook", "learned"]), default="codebook",
+        show_default=True, help="Start code embeddings from the tokenizer's codebook or not.")
+@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+        default=1e-3, show_default=True)
+@option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@option("--warmup-steps", type=click.IntRange(min=0), default=200, show_default=True)
+@option("--save-path", type=click.Path(file_okay=False), default=None,
+        help="Run folder [default: runs/lm-DATASET].")
+@run_options
+@json_option
+@pass_settings
+def pretrain(**s) -> None:
+    """Next-code pretraining of a causal Transformer over a frozen tokenizer's codes.
+
+    Several datasets may be named at once: --dataset etth1,ettm1.
+    """
+    import lightning as L
+
+    from timetok.train.data import WindowDataModule
+    from timetok.train.forecaster import pretrain_module
+    from timetok.train.runner import train_and_export
+
+    save_path = Path(s["save_path"] or f"runs/lm-{s['dataset'].replace(',', '+')}")
+    _check_new_run(save_path, s)
+    options = _run_options(s)
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    datamodule = WindowDataModule(
+        s["dataset"], s["context_points"], 0, s["batch_size"], s["stride"],
+        channel_independent=True, data_dir=s["data_dir"], data_path=s["data_path"],
+        num_workers=s["num_workers"], eval_stride=s["val_stride"],
+    )
+    datamodule.load()
+    module = pretrain_module(
+        s["tokenizer_dir"], s["lr"], s["weight_decay"], s["warmup_steps"],
+        context_points=s["context_points"], d_model=s["d_model"], n_layers=s["n_layers"],
+        n_heads=s["n_heads"], d_ff=s["d_ff"], dropout=s["dropout"],
+        code_embedding=s["code_embedding"],
+    )
+    summary = train_and_export(
+        module, datamodule, save_path, options, bool(s["resume"]),
+        {k: v for k, v in s.items() if k not in SKIP_SETTINGS},
+    )
+    _report(summary, save_path, s["as_json"])
+
+
+def _int_list(values) -> list[int]:
+    from timetok.errors import ConfigError
+
+    out = []
+    for value in values:
+        for part in str(value).replace(",", " ").split():
+            if not part.isdigit() or int(part) < 1:
+                raise ConfigError(f"horizons are positive integers, got {part!r}")
+            out.append(int(part))
+    return out
+
+
+@click.command()
+@option("--model", "--pretrained-model-path", "model_dir", required=True, type=click.Path(),
+        help="Pretrained language model folder (from timetok pretrain).")
+@data_options
+@option("--horizon", "--target-points", "horizons", multiple=True, default=["96"],
+        show_default=True, help="Steps to forecast; repeat or comma-separate for several.")
+@option("--heads", default="decoder,linear", show_default=True,
+        help="Forecast heads to train: decoder, linear, or both.")
+@option("--freeze", "freeze_policy",
+        type=click.Choice(["none", "tokenizer", "backbone", "all-but-head"]),
+        default="tokenizer", show_default=True)
+@option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
+        show_default=True, help="Softmax temperature of the soft codebook lookup.")
+@option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
+@option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
+@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+        default=1e-4, show_default=True)
+@option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True)
+@option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+        help="Validations without improvement before stopping early.")
+@option("--save-path", type=click.Path(file_okay=False), default=None,
+        help="Run folder [default: runs/ft-DATASET]; one H<horizon> folder per horizon.")
+@run_options
+@json_option
+@pass_settings
+def finetune(**s) -> None:
+    """Finetune a pretrained language model to forecast H steps (one model per horizon)."""
+    import lightning as L
+
+    from timetok.models.forecaster import TokenForecaster
+    from timetok.train.data import WindowDataModule
+    from timetok.train.forecaster import finetune_module
+    from timetok.train.freeze import format_table
+    from timetok.train.runner import train_and_export
+
+    base = Path(s["save_path"] or f"runs/ft-{s['dataset']}")
+    horizons = _int_list(s["horizons"])
+    heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
+    context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
+    options = _run_options(s)
+    summaries = {}
+    for horizon in horizons:
+        save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
+        _check_new_run(save_path, s)
+        L.seed_everything(options.seed, workers=True, verbose=False)
+        datamodule = WindowDataModule(
+            s["dataset"], context, horizon, s["batch_size"], s["stride"],
+            channel_independent=True, data_dir=s["data_dir"], data_path=s["data_path"],
+            num_workers=s["num_workers"], eval_stride=s["val_stride"],
+        )
+        datamodule.load()
+        module = finetune_module(
+            s["model_dir"], horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
+            s["warmup_steps"], s["freeze_policy"],
+        )
+        if not s["as_json"]:
+            click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"
+                       + format_table(module.table))
+        settings = {k: v for k, v in s.items() if k not in SKIP_SETTINGS}
+        summaries[horizon] = train_and_export(
+            module, datamodule, save_path, options, bool(s["resume"]),
+            settings | {"horizons": [str(horizon)]},
+        )
+        _report(summaries[horizon], save_path, s["as_json"])
+
+
+def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
+    from timetok.errors import CheckpointError
+    from timetok.models.base import read_json
+
+    if (model_dir / "config.json").is_file():
+        horizon = read_json(model_dir / "config.json", "model config").get("horizon", 0)
+        if not horizon:
+            raise CheckpointError(
+                f"{model_dir} is a pretrained language model without forecast heads; "
+                "finetune it first (timetok finetune)"
+            )
+        if horizons and horizons != [horizon]:
+            raise CheckpointError(
+                f"{model_dir} forecasts {horizon} steps, not {horizons}; pass the folder that "
+                "holds H<horizon> sub-folders"
+            )
+        return {horizon: model_dir}
+    found = {int(p.name[1:]): p for p in model_dir.glob("H*") if p.name[1:].isdigit()}
+    if not found:
+        raise CheckpointError(f"no finetuned model in {model_dir}; check the --model path")
+    missing = [h for h in horizons if h not in found]
+    if missing:
+        raise CheckpointError(
+            f"{model_dir} has models for horizons {sorted(found)}, not {missing}; finetune them"
+        )
+    return {h: found[h] for h in (horizons or sorted(found))}
+
+
+@click.command()
+@option("--model", "model_dir", required=True, type=click.Path(),
+        help="Finetuned model folder, or a folder of H<horizon> model folders.")
+@data_options
+@option("--horizons", multiple=True, default=[], help="Horizons to evaluate [default: all].")
+@option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+        help="1: every test window (the protocol).")
+@option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@option("--samples", type=click.IntRange(min=1), default=None,
+        help="Also sample this many paths and report CRPS.")
+@option("--sample-stride", type=click.IntRange(min=1), default=50, show_default=True,
+        help="Sample on every Nth test batch (sampling is costly).")
+@option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@option("--top-k", type=click.IntRange(min=1), default=None)
+@option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
+@option("--out", type=click.Path(file_okay=False), default=None,
+        help="Report folder [default: MODEL/eval-DATASET].")
+@json_option
+def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_size, samples,
+             sample_stride, temperature, top_k, top_p, out, as_json) -> None:
+    """Test MSE/MAE per horizon beside in-run baselines and published figures."""
+    from rich.progress import track
+
+    from timetok.data.series import load_splits
+    from timetok.eval.forecast import evaluate_forecaster
+    from timetok.eval.published import forecast_rows
+    from timetok.eval.report import markdown_table, write_report
+    from timetok.models.forecaster import TokenForecaster
+
+    dirs = _model_dirs(Path(model_dir), _int_list(horizons))
+    rows, reports = [], []
+    for horizon, folder in dirs.items():
+        model = TokenForecaster.from_pretrained(folder)
+        data = load_splits(dataset, model.config.context_points, data_dir=data_dir,
+                           data_path=data_path)
+        report = evaluate_forecaster(
+            model, data, horizon, batch_size, stride, samples or 0, sample_stride,
+            dict(temperature=temperature, top_k=top_k, top_p=top_p),
+            track=lambda it, h=horizon: track(it, description=f"H={h}", disable=as_json,
+                                              transient=True),
+        )
+        reports.append(report)
+        for method, metrics in report["methods"].items():
+            rows.append({"H": horizon, "method": method, **metrics, "source": "measured",
+                         "windows": report["windows"]})
+        if "sampled" in report:
+            rows.append({"H": horizon, "method": f"timetok-sampled ({samples} paths, median)",
+                         "mse": report["sampled"]["median_mse"],
+                         "mae": report["sampled"]["median_mae"],
+                         "crps": report["sampled"]["crps"], "source": "measured",
+                         "windows": report["sampled"]["windows"]})
+        rows += [{"H": horizon, **r} for r in forecast_rows(data.name, horizon)]
+    out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
+    markdown = (f"# Forecast, {data.name} test (context {model.config.context_points}, "
+                f"stride {stride}, standardised)\n\n"
+                + markdown_table(rows, ["H", "method", "mse", "mae", "crps", "windows",
+                                        "source"]))
+    full = {"dataset": data.name, "results": rows, "reports": reports}
+    write_report(out_dir, full, markdown)
+    click.echo(json.dumps(full, indent=2) if as_json else markdown)
+
+
+@click.command("forecast")
+@option("--model", "model_dir", required=True, type=click.Path(), help="Model folder.")
+@option("--input", "input_path", required=True, type=click.Path(),
+        help="CSV of the series; its last context-length rows are the context.")
+@option("--horizon", type=click.IntRange(min=1), default=None,
+        help="Steps to forecast [default: the model's].")
+@option("--samples", type=click.IntRange(min=1), default=None,
+        help="Sample this many paths: mean, median and 10/50/90 % quantiles.")
+@option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@option("--top-k", type=click.IntRange(min=1), default=None)
+@option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
+@option("--head", type=click.Choice(["decoder", "linear"]), default=None,
+        help="Head of the point forecast [default: linear when trained].")
+@option("--truth", type=click.Path(), default=None, help="CSV of the true future, to plot.")
+@option("--output", type=click.Path(dir_okay=False), default="forecast.csv",
+        show_default=True, help="CSV to write; a PNG of the same name goes beside it.")
+@option("--seed", type=int, default=0, show_default=True)
+def forecast_cmd(model_dir, input_path, horizon, samples, temperature, top_k, top_p, head,
+                 truth, output, seed) -> None:
+    """Forecast the future of a series CSV: a point forecast, or sampled paths with bands."""
+    import numpy as np
+    import torch
+
+    from timetok.data.series import read_csv
+    from timetok.eval.plots import plot_forecast
+    from timetok.pipeline import Forecaster
+    from timetok.utils import atomic_write_text
+
+    torch.manual_seed(seed)
+    forecaster = Forecaster.from_pretrained(model_dir)
+    series = read_csv(input_path)
+    if samples:
+        paths = forecaster.predict(series.values, horizon, samples, None, temperature, top_k,
+                                   top_p)  # (S, H, C)
+        stats = {"mean": paths.mean(0), "median": np.median(paths, 0),
+                 "q10": np.quantile(paths, 0.1, 0), "q50": np.quantile(paths, 0.5, 0),
+                 "q90": np.quantile(paths, 0.9, 0)}
+    else:
+        stats = {"forecast": forecaster.predict(series.values, horizon, head=head)}
+    columns = [f"{c}_{k}" for c in series.columns for k in stats]
+    values = np.stack([stats[k][:, i] for i in range(len(series.columns)) for k in stats], 1)
+    lines = ["step," + ",".join(columns)]
+    lines += [f"{t + 1}," + ",".join(f"{v:.6g}" for v in row) for t, row in enumerate(values)]
+    output = Path(output)
+    atomic_write_text(output, "\n".join(lines) + "\n")
+    true = read_csv(truth).values if truth else None
+    plot_forecast(output.with_suffix(".png"), series.values[-forecaster.context_points:],
+                  stats, series.columns, true)
+    click.echo(f"wrote {output} and {output.with_suffix('.png')}")

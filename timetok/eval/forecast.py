@@ -1,0 +1,158 @@
+"""Forecast protocol: every test window, standardised scale, in-run baselines.
+
+Baselines are computed on the same windows as the model:
+- ``repeat-last``: the last context value, held;
+- ``seasonal-naive``: the last full season repeated (24 steps hourly, 96 at 15 minutes);
+- ``dlinear``: one linear map from the context to the horizon, shared by all channels,
+  fitted on the training windows. DLinear's trend/remainder split is itself linear, so
+  least squares gives the optimum that model class can reach; we solve it in closed form;
+- ``tokenizer-ceiling``: the true future encoded and decoded by the tokenizer, the best
+  any decoder-path forecast could do with perfect codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from timetok.data.series import SplitData
+
+SEASONS = {"etth1": 24, "etth2": 24, "ettm1": 96, "ettm2": 96}
+
+
+class ErrorSums:
+    """Running MSE/MAE over every value seen."""
+
+    def __init__(self):
+        self.sq = 0.0
+        self.ab = 0.0
+        self.n = 0
+
+    def update(self, pred: Tensor, true: Tensor) -> None:
+        err = (pred - true).double()
+        self.sq += float(err.pow(2).sum())
+        self.ab += float(err.abs().sum())
+        self.n += err.numel()
+
+    def result(self) -> dict[str, float]:
+        return {"mse": self.sq / max(self.n, 1), "mae": self.ab / max(self.n, 1)}
+
+
+def crps_from_samples(samples: Tensor, true: Tensor) -> Tensor:
+    """Sample-based CRPS per value: ``E|X - y| - E|X - X'| / 2``; samples ``[S, ...]``."""
+    term1 = (samples - true).abs().mean(dim=0)
+    s = samples.shape[0]
+    sorted_samples, _ = samples.sort(dim=0)
+    # E|X - X'| from sorted samples in O(S log S): sum_i (2i - S - 1) x_(i) * 2 / S^2
+    weights = (2 * torch.arange(1, s + 1, dtype=samples.dtype) - s - 1).view(-1, *[1] *
+                                                                           (samples.ndim - 1))
+    term2 = (weights * sorted_samples).sum(dim=0) * 2 / (s * s)
+    return term1 - term2 / 2
+
+
+def repeat_last(x: Tensor, horizon: int) -> Tensor:
+    return x[:, -1:].expand(-1, horizon, -1)
+
+
+def seasonal_naive(x: Tensor, horizon: int, season: int) -> Tensor:
+    last = x[:, -season:]
+    reps = -(-horizon // season)
+    return last.repeat(1, reps, 1)[:, :horizon]
+
+
+def fit_linear(data: SplitData, context: int, horizon: int, stride: int = 1,
+               ridge: float = 1e-3, batch_size: int = 4096) -> Tensor:
+    """Least-squares weights ``[context + 1, horizon]`` (bias last) over train windows."""
+    windows = data.windows("train", context, horizon, stride, channel_independent=True)
+    xtx = torch.zeros(context + 1, context + 1, dtype=torch.float64)
+    xty = torch.zeros(context + 1, horizon, dtype=torch.float64)
+    for x, y in DataLoader(windows, batch_size=batch_size):
+        a = torch.cat([x[..., 0], torch.ones(len(x), 1)], dim=1).double()
+        xtx += a.T @ a
+        xty += a.T @ y[..., 0].double()
+    xtx += ridge * torch.eye(context + 1, dtype=torch.float64) * xtx.diagonal().mean()
+    return torch.linalg.solve(xtx, xty).float()
+
+
+def apply_linear(weights: Tensor, x: Tensor) -> Tensor:
+    """``x: [B, L, C]`` -> ``[B, H, C]`` with one map shared by the channels."""
+    a = torch.cat([x, torch.ones(x.shape[0], 1, x.shape[2])], dim=1)
+    return torch.einsum("blc,lh->bhc", a, weights)
+
+
+@torch.no_grad()
+def tokenizer_ceiling(tokenizer, y: Tensor) -> Tensor:
+    """decode(encode(true future)), the future padded to whole codes by repeating its end."""
+    horizon = y.shape[1]
+    pad = -horizon % tokenizer.compression
+    flat = y.permute(0, 2, 1).reshape(-1, horizon, 1)
+    if pad:
+        flat = torch.cat([flat, flat[:, -1:].expand(-1, pad, -1)], dim=1)
+    normed, stats = tokenizer._normalize(flat)
+    _, codes, _ = tokenizer.quantizer(tokenizer.encode_latents(normed))
+    recon = tokenizer._denormalize(
+        tokenizer.decode_latents(tokenizer.quantizer.decode_indices(codes), 1), stats
+    )[:, :horizon, 0]
+    return recon.reshape(y.shape[0], y.shape[2], horizon).permute(0, 2, 1)
+
+
+@torch.no_grad()
+def evaluate_forecaster(
+    model,
+    data: SplitData,
+    horizon: int | None = None,
+    batch_size: int = 64,
+    stride: int = 1,
+    samples: int = 0,
+    sample_stride: int = 50,
+    sampling: dict | None = None,
+    track: Callable[[Iterable], Iterable] = iter,
+) -> dict:
+    """MSE/MAE per method on the test split; with ``samples`` also CRPS of sampled paths.
+
+    ``stride`` 1 is the protocol (every test window); sampling, being costly, runs on
+    every ``sample_stride``-th batch and says so in the report.
+    """
+    model.eval()
+    horizon = horizon or model.config.horizon
+    context = model.config.context_points
+    windows = data.windows("test", context, horizon, stride)
+    loader = DataLoader(windows, batch_size=batch_size, shuffle=False)
+    season = SEASONS.get(data.name)
+    linear = fit_linear(data, context, horizon)
+    methods: dict[str, Callable[[Tensor], Tensor]] = {
+        "repeat-last": lambda x: repeat_last(x, horizon),
+        "dlinear": lambda x: apply_linear(linear, x),
+    }
+    if season:
+        methods["seasonal-naive"] = lambda x: seasonal_naive(x, horizon, season)
+    sums = {f"timetok-{h}": ErrorSums() for h in model.config.heads}
+    sums |= {name: ErrorSums() for name in [*methods, "tokenizer-ceiling"]}
+    crps, sampled = ErrorSums(), ErrorSums()
+    for i, (x, y) in enumerate(track(loader)):
+        for head, pred in model.predict(x).items():
+            sums[f"timetok-{head}"].update(pred, y)
+        for name, method in methods.items():
+            sums[name].update(method(x), y)
+        sums["tokenizer-ceiling"].update(tokenizer_ceiling(model.tokenizer, y), y)
+        if samples and i % sample_stride == 0:
+            paths = model.sample(x, horizon, samples, **(sampling or {}))  # (B, S, H, C)
+            values = crps_from_samples(paths.transpose(0, 1), y)
+            crps.sq += float(values.sum())
+            crps.n += values.numel()
+            sampled.update(paths.median(dim=1).values, y)
+    report = {
+        "dataset": data.name, "horizon": horizon, "context_points": context,
+        "windows": len(windows), "stride": stride,
+        "methods": {name: s.result() for name, s in sums.items()},
+    }
+    if samples:
+        report["sampled"] = {
+            "samples": samples, "windows": crps.n // (horizon * data.n_channels),
+            "crps": crps.sq / max(crps.n, 1), **{f"median_{k}": v for k, v in
+                                                 sampled.result().items()},
+        }
+    return report

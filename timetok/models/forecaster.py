@@ -1,0 +1,305 @@
+"""System 2: a causal Transformer over the frozen tokenizer's codes, finetuned to forecast.
+
+Every channel is a sequence of its own. A window ``[B, L, C]`` becomes ``B*C`` code
+sequences of ``N = L/f`` codes; a GPT-2 decoder fed through ``inputs_embeds`` learns the
+next code (pretraining). Finetuning adds two forecast heads:
+
+- ``decoder``: learned query tokens after the context yield code distributions for the
+  ``ceil(H/f)`` future positions; their softmax-weighted codebook vectors (a *soft*
+  lookup, differentiable unlike an argmax) are decoded together with the context's codes
+  by the frozen tokenizer decoder, and RevIN is inverted with the context's statistics;
+- ``linear``: the context positions' hidden states, flattened, through one linear layer
+  to ``H`` steps (PatchTST-style).
+
+A horizon that is not a multiple of ``f`` is padded to the next multiple and cut back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from timetok.errors import ConfigError
+from timetok.models.base import PretrainedModel
+from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+from timetok.nn.revin import RevinStats
+
+HEADS = ("decoder", "linear")
+CODE_EMBEDDINGS = ("codebook", "learned")
+
+
+@dataclass
+class ForecasterConfig:
+    """Defaults follow the reference run: d_model 128, 3 layers, 8 heads, d_ff 256."""
+
+    tokenizer: dict = field(default_factory=dict)  # the frozen tokenizer's TokenizerConfig
+    context_points: int = 512
+    horizon: int = 0  # 0: a pretrained language model without forecast heads
+    d_model: int = 128
+    n_layers: int = 3
+    n_heads: int = 8
+    d_ff: int = 256
+    dropout: float = 0.1
+    code_embedding: str = "codebook"
+    heads: list[str] = field(default_factory=lambda: list(HEADS))
+    temperature: float = 1.0  # of the soft codebook lookup
+    max_horizon: int = 720  # positions reserved for sampled futures
+
+    def __post_init__(self):
+        tok = TokenizerConfig(**self.tokenizer)
+        if tok.quantizer == "rvq":
+            raise ConfigError(
+                "the language model needs one code per position; train the tokenizer with "
+                "--quantizer vq or fsq, not rvq"
+            )
+        if tok.revin_affine:
+            raise ConfigError(
+                "the forecaster reads channels independently and needs a tokenizer without "
+                "--revin-affine; retrain the tokenizer with --revin-affine 0"
+            )
+        if self.context_points % tok.compression:
+            raise ConfigError(
+                f"context of {self.context_points} is not a multiple of the tokenizer's "
+                f"compression {tok.compression}; use a multiple of {tok.compression}"
+            )
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if self.horizon < 0 or self.horizon > self.max_horizon:
+            raise ConfigError(
+                f"horizon must lie in [0, max_horizon={self.max_horizon}], got {self.horizon}"
+            )
+        if self.code_embedding not in CODE_EMBEDDINGS:
+            raise ConfigError(
+                f"code embedding must be one of {', '.join(CODE_EMBEDDINGS)}, "
+                f"got {self.code_embedding!r}"
+            )
+        unknown = [h for h in self.heads if h not in HEADS]
+        if unknown or not self.heads:
+            raise ConfigError(f"heads must be among {', '.join(HEADS)}, got {self.heads}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        for name in ("d_model", "n_layers", "d_ff"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+
+    @property
+    def compression(self) -> int:
+        return TokenizerConfig(**self.tokenizer).compression
+
+    @property
+    def n_context(self) -> int:
+        """Code positions in the context."""
+        return self.context_points // self.compression
+
+    def n_future(self, horizon: int) -> int:
+        """Code positions covering ``horizon`` steps (padded up to whole codes)."""
+        return math.ceil(horizon / self.compression)
+
+
+@dataclass
+class ForecastOutput:
+    loss: Tensor  # sum of the heads' MSE
+    predictions: dict[str, Tensor]  # head -> [B, H, C], standardised scale
+    losses: dict[str, Tensor]  # head -> MSE
+
+
+class TokenForecaster(PretrainedModel):
+    """Next-code language model over a frozen tokenizer, with forecast heads.
+
+    >>> tok = TokenizerConfig(n_channels=1, context_points=64, embedding_dim=8,
+    ...                       block_hidden_size=16, res_hidden_size=8)
+    >>> from dataclasses import asdict
+    >>> model = TokenForecaster(ForecasterConfig(tokenizer=asdict(tok), context_points=64,
+    ...                                          horizon=16, d_model=32, n_heads=4))
+    >>> model.predict(torch.randn(2, 64, 3))["linear"].shape
+    torch.Size([2, 16, 3])
+    """
+
+    model_type: ClassVar[str] = "forecaster"
+    config_class: ClassVar[type] = ForecasterConfig
+
+    def __init__(self, config: ForecasterConfig):
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        self.config = config
+        self.tokenizer = TimeSeriesTokenizer(TokenizerConfig(**config.tokenizer))
+        # Frozen from the start: Lightning does not call train()/eval() on the whole model
+        # before fitting, so the quantizer's EMA buffers would otherwise update.
+        self.tokenizer.requires_grad_(False).eval()
+        self.vocab = self.tokenizer.codebook_size
+        self.lm = GPT2LMHeadModel(GPT2Config(
+            vocab_size=self.vocab,
+            n_positions=config.n_context + config.n_future(config.max_horizon),
+            n_embd=config.d_model,
+            n_layer=config.n_layers,
+            n_head=config.n_heads,
+            n_inner=config.d_ff,
+            resid_pdrop=config.dropout,
+            embd_pdrop=config.dropout,
+            attn_pdrop=config.dropout,
+            tie_word_embeddings=False,
+            bos_token_id=None,
+            eos_token_id=None,
+            pad_token_id=None,
+        ))
+        # One learned token stands in for every not-yet-known future position.
+        self.query = nn.Parameter(torch.randn(config.d_model) * 0.02)
+        self.linear_head = (
+            nn.Linear(config.n_context * config.d_model, config.horizon)
+            if config.horizon and "linear" in config.heads else None
+        )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen: no EMA updates, no dead-code restarts, ever
+        return self
+
+    @torch.no_grad()
+    def init_code_embedding(self) -> None:
+        """Start code embeddings from the tokenizer's codebook, randomly projected."""
+        codebook = self.tokenizer.quantizer.codebook.float()  # (K, D)
+        projection = torch.randn(codebook.shape[1], self.config.d_model) / math.sqrt(
+            codebook.shape[1]
+        )
+        vectors = codebook @ projection
+        vectors = (vectors - vectors.mean()) / vectors.std().clamp_min(1e-6) * 0.02
+        self.lm.transformer.wte.weight.copy_(vectors)
+
+    # --- tokenisation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def tokenize(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
+        """``[B, T, C]`` -> codes ``[B*C, T/f]`` and each series' RevIN statistics."""
+        flat = rearrange(x, "b t c -> (b c) t 1")
+        normed, stats = self.tokenizer._normalize(flat)
+        _, codes, _ = self.tokenizer.quantizer(self.tokenizer.encode_latents(normed))
+        return codes, stats
+
+    def decode_future(self, context_codes: Tensor, future_latents: Tensor,
+                      stats: RevinStats | None, horizon: int) -> Tensor:
+        """Context codes ``[S, N]`` + future latents ``[S, F, D]`` -> ``[S, horizon]``.
+
+        Both are decoded together so the decoder's receptive field sees the context.
+        """
+        latents = torch.cat([self.tokenizer.quantizer.decode_indices(context_codes),
+                             future_latents], dim=1)
+        y = self.tokenizer.decode_latents(latents, 1)  # (S, (N+F)*f, 1), normalised
+        y = self.tokenizer._denormalize(y, stats)
+        start = self.config.context_points
+        return y[:, start:start + horizon, 0]
+
+    # --- language model -----------------------------------------------------------------
+
+    def code_logits(self, codes: Tensor) -> Tensor:
+        """Next-code logits ``[S, N, K]`` for code sequences ``[S, N]``."""
+        embeds = self.lm.transformer.wte(codes)
+        return self.lm(inputs_embeds=embeds).logits
+
+    def lm_loss(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Next-code cross-entropy over ``[S, N]`` codes; returns (loss, logits)."""
+        logits = self.code_logits(codes)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, self.vocab), codes[:, 1:].reshape(-1))
+        return loss, logits
+
+    # --- forecasting --------------------------------------------------------------------
+
+    def _head_inputs(self, codes: Tensor, n_future: int) -> Tensor:
+        """Hidden states of the context followed by ``n_future - 1`` query tokens."""
+        embeds = self.lm.transformer.wte(codes)
+        if n_future > 1:
+            queries = self.query.expand(len(codes), n_future - 1, -1)
+            embeds = torch.cat([embeds, queries], dim=1)
+        return self.lm.transformer(inputs_embeds=embeds).last_hidden_state
+
+    def predict(self, x: Tensor) -> dict[str, Tensor]:
+        """Point forecasts ``{head: [B, H, C]}`` for standardised contexts ``[B, L, C]``."""
+        horizon = self.config.horizon
+        if not horizon:
+            raise ConfigError("this model has no forecast heads; finetune it with --horizon H")
+        if x.shape[1] != self.config.context_points:
+            raise ConfigError(
+                f"the model reads contexts of {self.config.context_points} steps, got "
+                f"{x.shape[1]}; pass the last {self.config.context_points} rows"
+            )
+        n_series = x.shape[0] * x.shape[2]
+        codes, stats = self.tokenize(x)
+        n_context, n_future = self.config.n_context, self.config.n_future(horizon)
+        hidden = self._head_inputs(codes, n_future if "decoder" in self.config.heads else 0)
+        out = {}
+        if "decoder" in self.config.heads:
+            logits = self.lm.lm_head(hidden[:, n_context - 1:])  # (S, F, K)
+            probs = torch.softmax(logits / self.config.temperature, dim=-1)
+            latents = probs @ self.tokenizer.quantizer.codebook  # soft lookup, (S, F, D)
+            out["decoder"] = self.decode_future(codes, latents, stats, horizon)
+        if self.linear_head is not None:
+            y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
+            out["linear"] = self.tokenizer._denormalize(y[..., None], stats)[..., 0]
+        return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}
+
+    def forward(self, x: Tensor, y: Tensor) -> ForecastOutput:
+        """Contexts ``[B, L, C]`` and true futures ``[B, H, C]`` -> losses per head."""
+        predictions = self.predict(x)
+        losses = {head: F.mse_loss(pred, y) for head, pred in predictions.items()}
+        return ForecastOutput(sum(losses.values()), predictions, losses)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        x: Tensor,
+        horizon: int,
+        num_samples: int = 100,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+    ) -> Tensor:
+        """Sample future codes autoregressively -> paths ``[B, num_samples, horizon, C]``.
+
+        ``temperature=0`` decodes greedily. ``transformers``' ``generate`` runs the loop,
+        with a KV cache unless ``use_cache`` is off.
+        """
+        if horizon > self.config.max_horizon:
+            raise ConfigError(
+                f"horizon {horizon} exceeds the model's max_horizon {self.config.max_horizon}"
+            )
+        batch, _, channels = x.shape
+        codes, stats = self.tokenize(x)  # (B*C, N)
+        codes = codes.repeat_interleave(num_samples, dim=0)  # (B*C*S, N)
+        if stats is not None:
+            stats = RevinStats(*(s.repeat_interleave(num_samples, dim=0) for s in stats))
+        future = self.generate_codes(codes, self.config.n_future(horizon), temperature, top_k,
+                                     top_p, use_cache)
+        latents = self.tokenizer.quantizer.decode_indices(future)
+        paths = self.decode_future(codes, latents, stats, horizon)  # (B*C*S, H)
+        return rearrange(paths, "(b c s) h -> b s h c", b=batch, c=channels)
+
+    @torch.no_grad()
+    def generate_codes(self, codes: Tensor, steps: int, temperature: float = 1.0,
+                       top_k: int | None = None, top_p: float | None = None,
+                       use_cache: bool = True) -> Tensor:
+        """``[S, N]`` codes -> ``[S, steps]`` continuations."""
+        greedy = temperature == 0
+        sequences = self.lm.generate(
+            inputs_embeds=self.lm.transformer.wte(codes),
+            attention_mask=torch.ones_like(codes),
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            do_sample=not greedy,
+            temperature=None if greedy else temperature,
+            top_k=None if greedy else (top_k or 0),  # 0: no cut (GPT-2's default is 50)
+            top_p=None if greedy else (top_p if top_p is not None else 1.0),
+            use_cache=use_cache,
+            pad_token_id=0,
+        )
+        return sequences[:, -steps:]

@@ -1,0 +1,113 @@
+"""``Forecaster``: the user-facing forecasting API over a finetuned model folder.
+
+Takes series on their original scale, applies the model's train scaler, forecasts, and
+returns forecasts on the original scale again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from timetok.data.series import Scaler
+from timetok.errors import ConfigError, DataError
+from timetok.models.forecaster import TokenForecaster
+
+
+class Forecaster:
+    """Point forecasts and sample paths from a finetuned token language model.
+
+    >>> f = Forecaster.from_pretrained("runs/ft-ettm1/H96")       # doctest: +SKIP
+    >>> f.predict(context).shape           # context [T, C]  ->  [H, C]  # doctest: +SKIP
+    >>> f.predict(context, num_samples=100).shape   # -> [100, H, C]     # doctest: +SKIP
+    """
+
+    def __init__(self, model: TokenForecaster, scaler: Scaler | None = None):
+        self.model = model.eval()
+        self.scaler = scaler
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> Forecaster:
+        directory = Path(directory)
+        model = TokenForecaster.from_pretrained(directory)
+        scaler_path = directory / "scaler.json"
+        return cls(model, Scaler.load(scaler_path) if scaler_path.is_file() else None)
+
+    @property
+    def context_points(self) -> int:
+        return self.model.config.context_points
+
+    def _prepare(self, context) -> tuple[torch.Tensor, bool]:
+        x = torch.as_tensor(np.asarray(context, dtype=np.float32))
+        single = x.ndim == 2
+        if x.ndim == 1:
+            x, single = x[:, None], True
+        if single:
+            x = x[None]
+        if x.ndim != 3:
+            raise DataError(f"context must be [T, C] or [B, T, C], got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise DataError("context holds NaN or infinite values; fill them first")
+        if x.shape[1] < self.context_points:
+            raise DataError(
+                f"context has {x.shape[1]} steps, the model needs {self.context_points}; "
+                "pass a longer series"
+            )
+        x = x[:, -self.context_points:]
+        if self.scaler is not None:
+            if x.shape[2] != len(self.scaler.mean):
+                raise ConfigError(
+                    f"the model was trained on {len(self.scaler.mean)} channel(s), the "
+                    f"context has {x.shape[2]}; pass series with the same columns"
+                )
+            x = (x - torch.from_numpy(self.scaler.mean)) / torch.from_numpy(self.scaler.std)
+        return x, single
+
+    def _restore(self, y: torch.Tensor) -> np.ndarray:
+        y = y.float()
+        if self.scaler is not None:
+            y = y * torch.from_numpy(self.scaler.std) + torch.from_numpy(self.scaler.mean)
+        return y.numpy()
+
+    @torch.no_grad()
+    def predict(
+        self,
+        context,
+        horizon: int | None = None,
+        num_samples: int | None = None,
+        head: str | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+    ) -> np.ndarray:
+        """Forecast ``horizon`` steps after ``context`` ([T, C] or [B, T, C]).
+
+        Without ``num_samples``: the finetuned point forecast, ``[H, C]`` (``[B, H, C]``).
+        With it: sampled paths ``[S, H, C]`` (``[B, S, H, C]``).
+        """
+        x, single = self._prepare(context)
+        config = self.model.config
+        if num_samples is not None:
+            if num_samples < 1:
+                raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+            if top_p is not None and not 0 < top_p <= 1:
+                raise ConfigError(f"top_p must lie in (0, 1], got {top_p}")
+            paths = self.model.sample(x, horizon or config.horizon or 96, num_samples,
+                                      temperature, top_k, top_p)
+            out = self._restore(paths)
+        else:
+            horizon = horizon or config.horizon
+            if not config.horizon or horizon > config.horizon:
+                raise ConfigError(
+                    f"point forecasts reach {config.horizon} steps with this model, "
+                    f"{horizon} were asked; finetune for that horizon or pass --samples"
+                )
+            predictions = self.model.predict(x)
+            head = head or ("linear" if "linear" in predictions else "decoder")
+            if head not in predictions:
+                raise ConfigError(f"this model has heads {list(predictions)}, not {head!r}")
+            out = self._restore(predictions[head][:, :horizon])
+        return out[0] if single else out

@@ -1,0 +1,145 @@
+"""Training the token language model (system 2): next-code pretraining, then finetuning."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import lightning as L
+import torch
+
+from timetok.errors import ConfigError
+from timetok.models.forecaster import ForecasterConfig, TokenForecaster
+from timetok.train.freeze import freeze, parameter_table, require_trainable
+from timetok.train.optim import adamw_cosine
+
+logger = logging.getLogger(__name__)
+
+FREEZE_POLICIES = {
+    "none": [],
+    "tokenizer": ["tokenizer"],
+    "backbone": ["tokenizer", "lm.transformer"],
+    "all-but-head": ["tokenizer", "lm.transformer", "query"],
+}
+PARTS = {
+    "tokenizer": ["tokenizer."],
+    "embeddings": ["lm.transformer.wte.", "lm.transformer.wpe."],
+    "backbone": ["lm.transformer."],
+    "code head": ["lm.lm_head.", "query"],
+    "linear head": ["linear_head."],
+}
+
+
+class _ForecasterModule(L.LightningModule):
+    def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = TokenForecaster(ForecasterConfig(**config))
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps,
+                            self.trainer.estimated_stepping_batches)
+
+
+class PretrainModule(_ForecasterModule):
+    """Next-code cross-entropy; the tokenizer stays frozen, so its targets never drift."""
+
+    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 warmup_steps: int = 200):
+        super().__init__(config, lr, weight_decay, warmup_steps)
+        freeze(self.model, FREEZE_POLICIES["tokenizer"])
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        x, _ = batch
+        codes, _ = self.model.tokenize(x)
+        loss, logits = self.model.lm_loss(codes)
+        targets = codes[:, 1:]
+        top5 = logits[:, :-1].topk(5, dim=-1).indices
+        log = dict(on_step=stage == "train", on_epoch=True, sync_dist=stage != "train",
+                   batch_size=len(codes))
+        self.log(f"{stage}_loss", loss, prog_bar=True, **log)
+        self.log(f"{stage}_perplexity", loss.detach().exp(), **log)
+        self.log(f"{stage}_top1", (top5[..., 0] == targets).float().mean(), **log)
+        self.log(f"{stage}_top5", (top5 == targets[..., None]).any(-1).float().mean(), **log)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._common_step(batch, "val")
+
+
+class FinetuneModule(_ForecasterModule):
+    """MSE of each forecast head on the standardised scale; ``val_loss`` is their mean."""
+
+    def __init__(self, config: dict, lr: float = 1e-4, weight_decay: float = 1e-4,
+                 warmup_steps: int = 100, freeze_policy: str = "tokenizer"):
+        super().__init__(config, lr, weight_decay, warmup_steps)
+        if freeze_policy not in FREEZE_POLICIES:
+            raise ConfigError(f"--freeze must be one of {', '.join(FREEZE_POLICIES)}, "
+                              f"got {freeze_policy!r}")
+        freeze(self.model, FREEZE_POLICIES[freeze_policy])
+        self.table = parameter_table(self.model, PARTS)
+        require_trainable(self.table, freeze_policy)
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        out = self.model(x, y)
+        log = dict(on_step=stage == "train", on_epoch=True, sync_dist=stage != "train",
+                   batch_size=len(x))
+        for head, loss in out.losses.items():
+            self.log(f"{stage}_mse_{head}", loss, **log)
+        self.log(f"{stage}_loss", out.loss / len(out.losses), prog_bar=True, **log)
+        return out.loss
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._common_step(batch, "val")
+
+
+def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,
+                    **settings) -> PretrainModule:
+    """A pretraining module around the frozen tokenizer saved in ``tokenizer_dir``."""
+    from timetok.models.tokenizer import TimeSeriesTokenizer
+
+    tokenizer = TimeSeriesTokenizer.from_pretrained(tokenizer_dir)
+    config = ForecasterConfig(tokenizer=dataclasses.asdict(tokenizer.config), **settings)
+    module = PretrainModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps)
+    module.model.tokenizer.load_state_dict(tokenizer.state_dict())
+    if config.code_embedding == "codebook":
+        module.model.init_code_embedding()
+    return module
+
+
+def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
+                    lr: float, weight_decay: float, warmup_steps: int,
+                    freeze_policy: str) -> FinetuneModule:
+    """A finetuning module starting from a pretrained language model folder.
+
+    Every pretrained key must load; only the new linear head may be missing.
+    """
+    from timetok.errors import CheckpointError
+    from timetok.models.base import compare_state_dicts
+
+    pretrained = TokenForecaster.from_pretrained(pretrained_dir)
+    settings = dataclasses.asdict(pretrained.config) | dict(
+        horizon=horizon, heads=heads, temperature=temperature
+    )
+    module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
+                            warmup_steps, freeze_policy)
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("linear_head")}
+    report = compare_state_dicts(state, module.model.state_dict())
+    if report.unexpected or report.mismatched or any(
+        not key.startswith("linear_head") for key in report.missing
+    ):
+        raise CheckpointError(
+            f"{pretrained_dir} does not fit the finetuning model ({report.summary()})"
+        )
+    module.model.load_state_dict(state, strict=False)
+    logger.info("loaded %s: %s", pretrained_dir, report.summary())
+    return module
