@@ -37,8 +37,16 @@ def main() -> int:
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", default="runs/bench-forecast")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the time budgets (e.g. 0.05 for a smoke run)")
+    parser.add_argument("--eval-stride", type=int, default=None,
+                        help="override the profile's test-window stride (1: the protocol)")
     args = parser.parse_args()
-    profile = PROFILES[args.profile]
+    profile = dict(PROFILES[args.profile])
+    for stage in ("tokenizer", "pretrain", "finetune"):
+        profile[stage] *= args.scale
+    if args.eval_stride:
+        profile["eval_stride"] = args.eval_stride
 
     import lightning as L
     import torch
@@ -125,10 +133,11 @@ def main() -> int:
     start = time.perf_counter()
     model.sample(x, 96, 100)
     sample_s = time.perf_counter() - start
+    codes, _ = model.tokenize(x)  # (7, N): one path per channel
     timings = {}
     for cache in (True, False):
         start = time.perf_counter()
-        model.sample(x, 720, 4, use_cache=cache)
+        model.generate_codes(codes.repeat(4, 1), model.config.n_future(720), use_cache=cache)
         timings[cache] = time.perf_counter() - start
     speed = {"sample_s_100paths_h96": sample_s, "kv_speedup_h720": timings[False] / timings[True]}
     for metric, value in speed.items():

@@ -68,6 +68,15 @@ def test_greedy_decoding_with_kv_cache_equals_recomputation():
     assert torch.equal(cached, full)
 
 
+def test_one_prefill_repeated_across_samples_equals_recomputation():
+    model = make()
+    codes, _ = model.tokenize(mixture(2, CONTEXT, 1, seed=8))
+    repeated = model.generate_codes(codes, 10, temperature=0, repeats=3)
+    full = model.generate_codes(codes.repeat_interleave(3, dim=0), 10, temperature=0,
+                                use_cache=False)
+    assert torch.equal(repeated, full)
+
+
 def test_greedy_generation_follows_the_argmax_of_the_logits():
     model = make()
     codes, _ = model.tokenize(mixture(2, CONTEXT, 1, seed=5))

@@ -275,11 +275,11 @@ class TokenForecaster(PretrainedModel):
             )
         batch, _, channels = x.shape
         codes, stats = self.tokenize(x)  # (B*C, N)
+        future = self.generate_codes(codes, self.config.n_future(horizon), temperature, top_k,
+                                     top_p, use_cache, repeats=num_samples)  # (B*C*S, F)
         codes = codes.repeat_interleave(num_samples, dim=0)  # (B*C*S, N)
         if stats is not None:
             stats = RevinStats(*(s.repeat_interleave(num_samples, dim=0) for s in stats))
-        future = self.generate_codes(codes, self.config.n_future(horizon), temperature, top_k,
-                                     top_p, use_cache)
         latents = self.tokenizer.quantizer.decode_indices(future)
         paths = self.decode_future(codes, latents, stats, horizon)  # (B*C*S, H)
         return rearrange(paths, "(b c s) h -> b s h c", b=batch, c=channels)
@@ -287,12 +287,23 @@ class TokenForecaster(PretrainedModel):
     @torch.no_grad()
     def generate_codes(self, codes: Tensor, steps: int, temperature: float = 1.0,
                        top_k: int | None = None, top_p: float | None = None,
-                       use_cache: bool = True) -> Tensor:
-        """``[S, N]`` codes -> ``[S, steps]`` continuations."""
+                       use_cache: bool = True, repeats: int = 1) -> Tensor:
+        """``[S, N]`` codes -> ``[S * repeats, steps]`` continuations (``repeats`` per row).
+
+        Codes go in as ids: GPT-2's token embedding *is* the code embedding, so this equals
+        feeding ``inputs_embeds`` and lets ``generate`` recompute the prompt when uncached.
+        With the cache, each distinct context is encoded once and its cache repeated.
+        """
         greedy = temperature == 0
+        cache = None
+        if use_cache and repeats > 1 and codes.shape[1] > 1:
+            cache = self.lm(input_ids=codes[:, :-1], use_cache=True).past_key_values
+            cache.batch_repeat_interleave(repeats)
+        codes = codes.repeat_interleave(repeats, dim=0)
         sequences = self.lm.generate(
-            inputs_embeds=self.lm.transformer.wte(codes),
+            input_ids=codes,
             attention_mask=torch.ones_like(codes),
+            past_key_values=cache,
             max_new_tokens=steps,
             min_new_tokens=steps,
             do_sample=not greedy,
