@@ -7,50 +7,17 @@ from pathlib import Path
 
 import click
 
-from timetok.cli.options import data_options, json_option, option, pass_settings, run_options
-
-SKIP_SETTINGS = {"config_file", "resume", "overwrite", "as_json", "progress"}
-
-
-def _run_options(s: dict):
-    from timetok.train.runner import RunOptions
-
-    return RunOptions(
-        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
-        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
-        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
-        max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
-        patience=s.get("patience"),
-    )
-
-
-def _check_new_run(save_path: Path, s: dict) -> None:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    from timetok.errors import ConfigError
-
-    if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
-        return
-    if (save_path / "run.yaml").exists():
-        raise ConfigError(
-            f"{save_path} already holds a run; pass --resume {save_path} to continue it, "
-            "--overwrite to replace it, or another --save-path"
-        )
-
-
-def _report(summary: dict, save_path: Path, as_json: bool) -> None:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    if rank_zero_only.rank != 0:
-        return
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
-    best = summary["best_val_loss"]
-    click.echo(
-        f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s; best val loss "
-        f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
-    )
+from timetok.cli.options import (
+    check_new_run,
+    data_options,
+    json_option,
+    option,
+    pass_settings,
+    print_summary,
+    run_options,
+    run_options_from,
+    saved_settings,
+)
 
 
 @click.command()
@@ -89,8 +56,8 @@ def pretrain(**s) -> None:
     from timetok.train.runner import train_and_export
 
     save_path = Path(s["save_path"] or f"runs/lm-{s['dataset'].replace(',', '+')}")
-    _check_new_run(save_path, s)
-    options = _run_options(s)
+    check_new_run(save_path, s)
+    options = run_options_from(s)
     L.seed_everything(options.seed, workers=True, verbose=False)
     datamodule = WindowDataModule(
         s["dataset"], s["context_points"], 0, s["batch_size"], s["stride"],
@@ -106,9 +73,9 @@ def pretrain(**s) -> None:
     )
     summary = train_and_export(
         module, datamodule, save_path, options, bool(s["resume"]),
-        {k: v for k, v in s.items() if k not in SKIP_SETTINGS},
+        saved_settings(s),
     )
-    _report(summary, save_path, s["as_json"])
+    print_summary(summary, save_path, s["as_json"])
 
 
 def _int_list(values) -> list[int]:
@@ -164,11 +131,11 @@ def finetune(**s) -> None:
     horizons = _int_list(s["horizons"])
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
-    options = _run_options(s)
+    options = run_options_from(s)
     summaries = {}
     for horizon in horizons:
         save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
-        _check_new_run(save_path, s)
+        check_new_run(save_path, s)
         L.seed_everything(options.seed, workers=True, verbose=False)
         datamodule = WindowDataModule(
             s["dataset"], context, horizon, s["batch_size"], s["stride"],
@@ -183,12 +150,12 @@ def finetune(**s) -> None:
         if not s["as_json"]:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"
                        + format_table(module.table))
-        settings = {k: v for k, v in s.items() if k not in SKIP_SETTINGS}
+        settings = saved_settings(s)
         summaries[horizon] = train_and_export(
             module, datamodule, save_path, options, bool(s["resume"]),
             settings | {"horizons": [str(horizon)]},
         )
-        _report(summaries[horizon], save_path, s["as_json"])
+        print_summary(summaries[horizon], save_path, s["as_json"])
 
 
 def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:

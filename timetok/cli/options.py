@@ -182,3 +182,56 @@ def pass_settings(func):
         return func(**resolve_settings(ctx, params))
 
     return wrapper
+
+
+SKIP_SETTINGS = {"config_file", "resume", "overwrite", "as_json", "progress"}
+
+
+def saved_settings(s: dict) -> dict:
+    """The settings a run records in ``run.yaml`` (what ``--resume`` reads back)."""
+    return {k: v for k, v in s.items() if k not in SKIP_SETTINGS}
+
+
+def run_options_from(s: dict):
+    """The Trainer's side of a command's settings."""
+    from timetok.train.runner import RunOptions
+
+    return RunOptions(
+        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
+        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
+        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
+        max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
+        patience=s.get("patience"),
+    )
+
+
+def check_new_run(save_path: Path, s: dict) -> None:
+    """Refuse to start over an earlier run unless --resume or --overwrite says so."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
+        return
+    if (save_path / "run.yaml").exists():
+        raise ConfigError(
+            f"{save_path} already holds a run; pass --resume {save_path} to continue it, "
+            "--overwrite to replace it, or another --save-path"
+        )
+
+
+def print_summary(summary: dict, save_path: Path, as_json: bool) -> None:
+    """What a finished training command prints (on the main process only)."""
+    import json
+
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    best = summary["best_val_loss"]
+    click.echo(
+        f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s "
+        f"({summary['timesteps_per_s']:,.0f} time steps/s); best val loss "
+        f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
+    )

@@ -8,11 +8,15 @@ from pathlib import Path
 import click
 
 from timetok.cli.options import (
+    check_new_run,
     data_options,
     json_option,
     option,
     pass_settings,
+    print_summary,
     run_options,
+    run_options_from,
+    saved_settings,
 )
 
 
@@ -102,30 +106,14 @@ def train(**s) -> None:
     if s["compression_factor"] is not None and s["patch_size"] is not None:
         raise ConfigError("--compression-factor and --patch-size exclude each other; pass one")
     save_path = Path(s["save_path"] or f"runs/tokenizer-{s['dataset']}")
-    _check_run_folder(save_path, s)
+    check_new_run(save_path, s)
     fsq_levels = _int_list(s["fsq_levels"], "--fsq-levels") if s["fsq_levels"] else None
-
-    from lightning.pytorch.utilities import rank_zero_only
 
     from timetok.models.tokenizer import TokenizerConfig
     from timetok.train.data import WindowDataModule
-    from timetok.train.runner import RunOptions
     from timetok.train.tokenizer import train_tokenizer
 
-    options = RunOptions(
-        n_epochs=s["n_epochs"],
-        max_steps=s["max_steps"],
-        devices=s["devices"],
-        num_nodes=s["num_nodes"],
-        strategy=s["strategy"],
-        accelerator=s["accelerator"],
-        amp=s["amp"],
-        val_every=s["val_every"],
-        checkpoint_every=s["checkpoint_every"],
-        max_time=s["max_time"],
-        seed=s["seed"],
-        progress=s["progress"],
-    )
+    options = run_options_from(s)
     datamodule = WindowDataModule(
         s["dataset"],
         s["context_points"],
@@ -158,7 +146,6 @@ def train(**s) -> None:
         revin=s["revin"],
         revin_affine=s["revin_affine"],
     )
-    skip = {"config_file", "resume", "overwrite", "as_json", "progress"}
     summary = train_tokenizer(
         config,
         datamodule,
@@ -167,33 +154,9 @@ def train(**s) -> None:
         lr=s["lr"],
         weight_decay=s["weight_decay"],
         resume=bool(s["resume"]),
-        settings={k: v for k, v in s.items() if k not in skip},
+        settings=saved_settings(s),
     )
-    if rank_zero_only.rank != 0:
-        return
-    if s["as_json"]:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        best = summary["best_val_loss"]
-        click.echo(
-            f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s "
-            f"({summary['timesteps_per_s']:,.0f} time steps/s); best val loss "
-            f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
-        )
-
-
-def _check_run_folder(save_path: Path, s: dict) -> None:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    from timetok.errors import ConfigError
-
-    if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
-        return
-    if (save_path / "run.yaml").exists():
-        raise ConfigError(
-            f"{save_path} already holds a run; pass --resume {save_path} to continue it, "
-            "--overwrite to replace it, or another --save-path"
-        )
+    print_summary(summary, save_path, s["as_json"])
 
 
 def _int_list(text: str, flag: str) -> list[int]:
