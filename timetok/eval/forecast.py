@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+from einops import rearrange
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -87,16 +88,13 @@ def apply_linear(weights: Tensor, x: Tensor) -> Tensor:
 def tokenizer_ceiling(tokenizer, y: Tensor) -> Tensor:
     """decode(encode(true future)), the future padded to whole codes by repeating its end."""
     horizon = y.shape[1]
+    flat = rearrange(y, "b h c -> (b c) h")
     pad = -horizon % tokenizer.compression
-    flat = y.permute(0, 2, 1).reshape(-1, horizon, 1)
     if pad:
-        flat = torch.cat([flat, flat[:, -1:].expand(-1, pad, -1)], dim=1)
-    normed, stats = tokenizer._normalize(flat)
-    _, codes, _ = tokenizer.quantizer(tokenizer.encode_latents(normed))
-    recon = tokenizer._denormalize(
-        tokenizer.decode_latents(tokenizer.quantizer.decode_indices(codes), 1), stats
-    )[:, :horizon, 0]
-    return recon.reshape(y.shape[0], y.shape[2], horizon).permute(0, 2, 1)
+        flat = torch.cat([flat, flat[:, -1:].expand(-1, pad)], dim=1)
+    codes, stats = tokenizer.encode_series(flat)
+    recon = tokenizer.decode(codes[..., None], stats)[:, :horizon, 0]
+    return rearrange(recon, "(b c) h -> b h c", b=y.shape[0])
 
 
 @torch.no_grad()

@@ -181,10 +181,7 @@ class TokenForecaster(PretrainedModel):
     @torch.no_grad()
     def tokenize(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
         """``[B, T, C]`` -> codes ``[B*C, T/f]`` and each series' RevIN statistics."""
-        flat = rearrange(x, "b t c -> (b c) t 1")
-        normed, stats = self.tokenizer._normalize(flat)
-        _, codes, _ = self.tokenizer.quantizer(self.tokenizer.encode_latents(normed))
-        return codes, stats
+        return self.tokenizer.encode_series(rearrange(x, "b t c -> (b c) t"))
 
     def decode_future(self, context_codes: Tensor, future_latents: Tensor,
                       stats: RevinStats | None, horizon: int) -> Tensor:
@@ -195,7 +192,7 @@ class TokenForecaster(PretrainedModel):
         latents = torch.cat([self.tokenizer.quantizer.decode_indices(context_codes),
                              future_latents], dim=1)
         y = self.tokenizer.decode_latents(latents, 1)  # (S, (N+F)*f, 1), normalised
-        y = self.tokenizer._denormalize(y, stats)
+        y = self.tokenizer.denormalize(y, stats)
         start = self.config.context_points
         return y[:, start:start + horizon, 0]
 
@@ -244,7 +241,7 @@ class TokenForecaster(PretrainedModel):
             out["decoder"] = self.decode_future(codes, latents, stats, horizon)
         if self.linear_head is not None:
             y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
-            out["linear"] = self.tokenizer._denormalize(y[..., None], stats)[..., 0]
+            out["linear"] = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
         return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}
 
     def forward(self, x: Tensor, y: Tensor) -> ForecastOutput:

@@ -141,10 +141,11 @@ class TimeSeriesTokenizer(PretrainedModel):
                 f"{self.compression}; use a multiple of {self.compression}"
             )
 
-    def _normalize(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
+    def normalize(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
+        """RevIN per window and channel when the tokenizer uses it; ``[B, T, C]``."""
         return self.revin.normalize(x) if self.config.revin else (x, None)
 
-    def _denormalize(self, y: Tensor, stats: RevinStats | None) -> Tensor:
+    def denormalize(self, y: Tensor, stats: RevinStats | None) -> Tensor:
         return y if stats is None else self.revin.denormalize(y, stats)
 
     def encode_latents(self, x: Tensor) -> Tensor:
@@ -159,22 +160,38 @@ class TimeSeriesTokenizer(PretrainedModel):
 
     def forward(self, x: Tensor) -> TokenizerOutput:
         self._check(x)
-        normed, stats = self._normalize(x)
+        normed, stats = self.normalize(x)
         quantized, indices, vq_loss = self.quantizer(self.encode_latents(normed))
         recon = self.decode_latents(quantized, x.shape[-1])
         recon_loss = F.mse_loss(recon, normed)
         codes = rearrange(indices, "(b c) t ... -> b t c ...", c=x.shape[-1])
         return TokenizerOutput(
-            self._denormalize(recon, stats), codes, recon_loss + vq_loss, recon_loss, vq_loss
+            self.denormalize(recon, stats), codes, recon_loss + vq_loss, recon_loss, vq_loss
         )
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
         """``x: [B, T, C]`` -> codes ``[B, T/f, C]`` and the RevIN statistics to invert."""
         self._check(x)
-        normed, stats = self._normalize(x)
+        normed, stats = self.normalize(x)
         _, indices, _ = self.quantizer(self.encode_latents(normed))
         return rearrange(indices, "(b c) t ... -> b t c ...", c=x.shape[-1]), stats
+
+    @torch.no_grad()
+    def encode_series(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
+        """Every row of ``x: [S, T]`` as a series of its own -> codes ``[S, T/f]``.
+
+        The channel-independent view the language model reads; the statistics are
+        ``[S, 1, 1]`` and ``decode(codes[..., None], stats)`` inverts it.
+        """
+        if self.config.revin_affine:
+            raise ConfigError(
+                "a tokenizer with per-channel RevIN weights (--revin-affine) cannot encode "
+                "channels as independent series; retrain it with --revin-affine 0"
+            )
+        normed, stats = self.normalize(x[..., None])
+        _, indices, _ = self.quantizer(self.encode_latents(normed))
+        return indices, stats
 
     @torch.no_grad()
     def decode(self, codes: Tensor, stats: RevinStats | None = None) -> Tensor:
@@ -182,4 +199,4 @@ class TimeSeriesTokenizer(PretrainedModel):
         n_channels = codes.shape[2]
         flat = rearrange(codes, "b t c ... -> (b c) t ...")
         recon = self.decode_latents(self.quantizer.decode_indices(flat), n_channels)
-        return self._denormalize(recon, stats)
+        return self.denormalize(recon, stats)
