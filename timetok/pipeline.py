@@ -41,15 +41,12 @@ class Forecaster:
         return self.model.config.context_points
 
     def _prepare(self, context) -> tuple[torch.Tensor, bool]:
-        x = torch.as_tensor(np.asarray(context, dtype=np.float32))
-        single = x.ndim == 2
-        if x.ndim == 1:
-            x, single = x[:, None], True
-        if single:
-            x = x[None]
+        x = np.asarray(context, dtype=np.float32)
+        single = x.ndim <= 2
+        x = x.reshape(1, -1, 1) if x.ndim == 1 else x[None] if single else x
         if x.ndim != 3:
             raise DataError(f"context must be [T, C] or [B, T, C], got shape {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
+        if not np.isfinite(x).all():
             raise DataError("context holds NaN or infinite values; fill them first")
         if x.shape[1] < self.context_points:
             raise DataError(
@@ -63,14 +60,12 @@ class Forecaster:
                     f"the model was trained on {len(self.scaler.mean)} channel(s), the "
                     f"context has {x.shape[2]}; pass series with the same columns"
                 )
-            x = (x - torch.from_numpy(self.scaler.mean)) / torch.from_numpy(self.scaler.std)
-        return x, single
+            x = self.scaler.transform(x)
+        return torch.from_numpy(np.ascontiguousarray(x)), single
 
     def _restore(self, y: torch.Tensor) -> np.ndarray:
-        y = y.float()
-        if self.scaler is not None:
-            y = y * torch.from_numpy(self.scaler.std) + torch.from_numpy(self.scaler.mean)
-        return y.numpy()
+        y = y.float().numpy()
+        return y if self.scaler is None else self.scaler.inverse_transform(y)
 
     @torch.no_grad()
     def predict(

@@ -147,3 +147,11 @@ def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
 def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):
     result = cli("evaluate", "--model", pipeline["lm"], *pipeline["common"])
     result.assert_error("finetune it first")
+
+
+@pytest.mark.parametrize("horizon", ["0", "96,x"])
+def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--horizon", horizon, "--save-path", tmp_path / "h")
+    result.assert_error("--horizon")
+    assert not (tmp_path / "h").exists()

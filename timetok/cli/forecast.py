@@ -10,6 +10,7 @@ import click
 from timetok.cli.options import (
     check_new_run,
     data_options,
+    int_list,
     json_option,
     option,
     pass_settings,
@@ -78,18 +79,6 @@ def pretrain(**s) -> None:
     print_summary(summary, save_path, s["as_json"])
 
 
-def _int_list(values) -> list[int]:
-    from timetok.errors import ConfigError
-
-    out = []
-    for value in values:
-        for part in str(value).replace(",", " ").split():
-            if not part.isdigit() or int(part) < 1:
-                raise ConfigError(f"horizons are positive integers, got {part!r}")
-            out.append(int(part))
-    return out
-
-
 @click.command()
 @option("--model", "--pretrained-model-path", "model_dir", required=True, type=click.Path(),
         help="Pretrained language model folder (from timetok pretrain).")
@@ -128,11 +117,10 @@ def finetune(**s) -> None:
     from timetok.train.runner import train_and_export
 
     base = Path(s["save_path"] or f"runs/ft-{s['dataset']}")
-    horizons = _int_list(s["horizons"])
+    horizons = int_list(s["horizons"], "--horizon")
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
     options = run_options_from(s)
-    summaries = {}
     for horizon in horizons:
         save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
         check_new_run(save_path, s)
@@ -151,11 +139,11 @@ def finetune(**s) -> None:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"
                        + format_table(module.table))
         settings = saved_settings(s)
-        summaries[horizon] = train_and_export(
+        summary = train_and_export(
             module, datamodule, save_path, options, bool(s["resume"]),
             settings | {"horizons": [str(horizon)]},
         )
-        print_summary(summaries[horizon], save_path, s["as_json"])
+        print_summary(summary, save_path, s["as_json"])
 
 
 def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
@@ -215,7 +203,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     from timetok.eval.report import markdown_table, write_report
     from timetok.models.forecaster import TokenForecaster
 
-    dirs = _model_dirs(Path(model_dir), _int_list(horizons))
+    dirs = _model_dirs(Path(model_dir), int_list(horizons, "--horizons"))
     rows, reports = [], []
     for horizon, folder in dirs.items():
         model = TokenForecaster.from_pretrained(folder)

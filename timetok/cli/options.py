@@ -169,6 +169,16 @@ def resolve_settings(ctx: click.Context, params: dict, run_file: str = "run.yaml
     return params
 
 
+def int_list(values: str | list[str] | tuple[str, ...], flag: str) -> list[int]:
+    """Positive integers given as ``8,5,5`` and/or as a repeated flag."""
+    values = [values] if isinstance(values, str) else values
+    parts = [part for value in values for part in str(value).replace(",", " ").split()]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ConfigError(f"{flag} takes positive integers separated by commas (e.g. 8,5,5,5), "
+                          f"got {','.join(map(str, values))!r}")
+    return [int(part) for part in parts]
+
+
 def json_option(func):
     return option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
 

@@ -10,6 +10,7 @@ import click
 from timetok.cli.options import (
     check_new_run,
     data_options,
+    int_list,
     json_option,
     option,
     pass_settings,
@@ -107,7 +108,7 @@ def train(**s) -> None:
         raise ConfigError("--compression-factor and --patch-size exclude each other; pass one")
     save_path = Path(s["save_path"] or f"runs/tokenizer-{s['dataset']}")
     check_new_run(save_path, s)
-    fsq_levels = _int_list(s["fsq_levels"], "--fsq-levels") if s["fsq_levels"] else None
+    fsq_levels = int_list(s["fsq_levels"], "--fsq-levels") if s["fsq_levels"] else None
 
     from timetok.models.tokenizer import TokenizerConfig
     from timetok.train.data import WindowDataModule
@@ -157,17 +158,6 @@ def train(**s) -> None:
         settings=saved_settings(s),
     )
     print_summary(summary, save_path, s["as_json"])
-
-
-def _int_list(text: str, flag: str) -> list[int]:
-    from timetok.errors import ConfigError
-
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"{flag} takes integers separated by commas (e.g. 8,5,5,5), got {text!r}"
-        ) from None
 
 
 def _load_model(model_dir: str):

@@ -129,7 +129,7 @@ def evaluate_forecaster(
         methods["seasonal-naive"] = lambda x: seasonal_naive(x, horizon, season)
     sums = {f"timetok-{h}": ErrorSums() for h in model.config.heads}
     sums |= {name: ErrorSums() for name in [*methods, "tokenizer-ceiling"]}
-    crps, sampled = ErrorSums(), ErrorSums()
+    crps_sum, crps_n, sampled = 0.0, 0, ErrorSums()
     for i, (x, y) in enumerate(track(loader)):
         for head, pred in model.predict(x).items():
             sums[f"timetok-{head}"].update(pred, y)
@@ -139,8 +139,8 @@ def evaluate_forecaster(
         if samples and i % sample_stride == 0:
             paths = model.sample(x, horizon, samples, **(sampling or {}))  # (B, S, H, C)
             values = crps_from_samples(paths.transpose(0, 1), y)
-            crps.sq += float(values.sum())
-            crps.n += values.numel()
+            crps_sum += float(values.sum())
+            crps_n += values.numel()
             sampled.update(paths.median(dim=1).values, y)
     report = {
         "dataset": data.name, "horizon": horizon, "context_points": context,
@@ -149,8 +149,8 @@ def evaluate_forecaster(
     }
     if samples:
         report["sampled"] = {
-            "samples": samples, "windows": crps.n // (horizon * data.n_channels),
-            "crps": crps.sq / max(crps.n, 1), **{f"median_{k}": v for k, v in
+            "samples": samples, "windows": crps_n // (horizon * data.n_channels),
+            "crps": crps_sum / max(crps_n, 1), **{f"median_{k}": v for k, v in
                                                  sampled.result().items()},
         }
     return report

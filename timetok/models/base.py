@@ -161,14 +161,21 @@ class PretrainedModel(nn.Module):
         model.eval()
         return model
 
-    def load_weights(self, state: dict[str, torch.Tensor], where: str) -> LoadReport:
-        """Load a full state dict, refusing any missing, unexpected or mis-shaped key."""
+    def load_weights(self, state: dict[str, torch.Tensor], where: str,
+                     new: tuple[str, ...] = ()) -> LoadReport:
+        """Load a state dict, refusing any missing, unexpected or mis-shaped key.
+
+        Keys under the prefixes in ``new`` (parts added since, e.g. a fresh head) may be
+        missing; they keep their initialisation.
+        """
         report = compare_state_dicts(state, self.state_dict())
-        if not report.clean:
+        missing = [key for key in report.missing if not key.startswith(new)] if new else (
+            report.missing)
+        if missing or report.unexpected or report.mismatched:
             raise CheckpointError(
                 f"weights in {where} do not fit this configuration ({report.summary()}); "
                 "they come from another model or configuration"
             )
-        self.load_state_dict(state, strict=True)
+        self.load_state_dict(state, strict=not new)
         logger.info("loaded %s: %s", where, report.summary())
         return report

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import lightning as L
 import torch
@@ -12,8 +11,6 @@ from timetok.errors import ConfigError
 from timetok.models.forecaster import ForecasterConfig, TokenForecaster
 from timetok.train.freeze import freeze, parameter_table, require_trainable
 from timetok.train.optim import adamw_cosine
-
-logger = logging.getLogger(__name__)
 
 FREEZE_POLICIES = {
     "none": [],
@@ -123,9 +120,6 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
 
     Every pretrained key must load; only the new linear head may be missing.
     """
-    from timetok.errors import CheckpointError
-    from timetok.models.base import compare_state_dicts
-
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
         horizon=horizon, heads=heads, temperature=temperature
@@ -133,13 +127,5 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("linear_head")}
-    report = compare_state_dicts(state, module.model.state_dict())
-    if report.unexpected or report.mismatched or any(
-        not key.startswith("linear_head") for key in report.missing
-    ):
-        raise CheckpointError(
-            f"{pretrained_dir} does not fit the finetuning model ({report.summary()})"
-        )
-    module.model.load_state_dict(state, strict=False)
-    logger.info("loaded %s: %s", pretrained_dir, report.summary())
+    module.model.load_weights(state, str(pretrained_dir), new=("linear_head",))
     return module
