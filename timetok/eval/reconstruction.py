@@ -81,6 +81,6 @@ def evaluate_tokenizer(
     extras = {
         "samples_x": np.stack(samples_x),
         "samples_y": np.stack(samples_y),
-        "code_counts": usage.counts.numpy(),
+        "code_counts": usage.counts.cpu().numpy(),
     }
     return report, extras

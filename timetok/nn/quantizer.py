@@ -142,12 +142,14 @@ class CodeUsage:
         self.counts.zero_()
 
     def update(self, indices: Tensor) -> None:
-        flat = indices.detach().reshape(-1, self.levels).cpu()
+        # Counted where the codes are: a copy to the host would sync the GPU every step.
+        flat = indices.detach().reshape(-1, self.levels)
+        self.counts = self.counts.to(flat.device)
         for level in range(self.levels):
             self.counts[level] += torch.bincount(flat[:, level], minlength=self.codebook_size)
 
     def compute(self, counts: Tensor | None = None) -> dict[str, float]:
-        counts = self.counts if counts is None else counts
+        counts = (self.counts if counts is None else counts).cpu()
         total = counts.sum(dim=1, keepdim=True).clamp_min(1)
         p = counts.double() / total
         entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)  # nats, per level
