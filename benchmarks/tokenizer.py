@@ -1,10 +1,12 @@
 """Tokenizer benchmark: ETTm1, windows of 512, all 7 channels, compression 4, 256 codes.
 
-Trains, for the same wall-time budget and through the same Lightning path,
-- ``timetok``: EMA codebook, k-means init, dead-code restart, rotation trick, RevIN;
+Trains, for the same wall-time budget, through the same Lightning path and with the same
+learning rate (cosine-decayed over that budget),
+- ``timetok``: EMA codebook, k-means init, dead-code restart, RevIN, in float32;
+- ``timetok-amp``: the same with ``--amp`` (bfloat16 autocast on CPU, float16 on GPU);
 - ``plain-vq``: the in-run reference, a straight-through VQ-VAE of the same size
-  (TOTEM's configuration: codebook learned by gradient, no k-means, no restarts),
-then evaluates both on every test window: reconstruction on the dataset's standardised
+  (TOTEM's configuration: codebook learned by gradient, no k-means, no restarts, float32),
+then evaluates each on every test window: reconstruction on the dataset's standardised
 scale (RevIN inverted) and on the per-window RevIN scale, codebook usage, perplexity,
 and training throughput in time steps per second.
 
@@ -40,7 +42,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-stride", type=int, default=1, help="1: every test window")
-    parser.add_argument("--methods", default="plain-vq,timetok")
+    parser.add_argument("--methods", default="plain-vq,timetok,timetok-amp")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", default="runs/bench-tokenizer")
     args = parser.parse_args()
@@ -77,7 +79,7 @@ def main() -> int:
             )
         out_dir = Path(args.runs) / method
         options = RunOptions(max_time=args.minutes, val_every=500, checkpoint_every=500,
-                             seed=args.seed, accelerator="auto")
+                             seed=args.seed, accelerator="auto", amp=method.endswith("-amp"))
         console.print(f"[bold]training {method}[/] for {args.minutes:g} min")
         _, summary = fit(module, datamodule, out_dir, options)
         load_best(module, out_dir)

@@ -72,6 +72,12 @@ def tokenizer() -> None:
 @option("--decay", type=float, default=0.9, show_default=True, help="Codebook EMA decay.")
 @option("--kmeans-init/--no-kmeans-init", default=True, show_default=True)
 @option(
+    "--rotation-trick/--no-rotation-trick",
+    default=False,
+    show_default=True,
+    help="Pass gradients through the codes by rotation (Fifty et al., 2024), not straight through.",
+)
+@option(
     "--dead-code-threshold",
     type=click.FloatRange(min=0),
     default=2.0,
@@ -141,6 +147,7 @@ def train(**s) -> None:
         commitment_cost=s["commitment_cost"],
         decay=s["decay"],
         kmeans_init=s["kmeans_init"],
+        rotation_trick=s["rotation_trick"],
         dead_code_threshold=s["dead_code_threshold"],
         rvq_levels=s["rvq_levels"],
         fsq_levels=fsq_levels,

@@ -39,6 +39,7 @@ class TokenizerConfig:
     commitment_cost: float = 0.25
     decay: float = 0.9
     kmeans_init: bool = True
+    rotation_trick: bool = False
     dead_code_threshold: float = 2.0
     rvq_levels: int = 2
     fsq_levels: list[int] | None = field(default=None)
@@ -114,6 +115,7 @@ class TimeSeriesTokenizer(PretrainedModel):
             commitment=config.commitment_cost,
             decay=config.decay,
             kmeans_init=config.kmeans_init,
+            rotation_trick=config.rotation_trick,
             dead_code_threshold=config.dead_code_threshold,
             levels=config.rvq_levels,
             fsq_levels=config.fsq_levels,

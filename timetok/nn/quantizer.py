@@ -5,7 +5,8 @@ face: ``forward(z: [B, N, D]) -> (quantized [B, N, D], indices, loss)``.
 
 - ``vq``: one codebook updated by exponential moving averages, initialised by k-means on
   the first batch, with codes unused for a while re-seeded from the batch (dead-code
-  restart). Indices ``[B, N]``.
+  restart); gradients pass straight through, or by the rotation trick on request.
+  Indices ``[B, N]``.
 - ``rvq``: ``levels`` such codebooks, each quantising what the previous left. Indices
   ``[B, N, levels]``.
 - ``fsq``: finite scalar quantisation; no codebook to learn or collapse, no loss.
@@ -73,6 +74,7 @@ class Quantizer(nn.Module):
         commitment: float = 0.25,
         decay: float = 0.9,
         kmeans_init: bool = True,
+        rotation_trick: bool = False,
         dead_code_threshold: float = 2.0,
         levels: int = 2,
         fsq_levels: list[int] | None = None,
@@ -89,6 +91,7 @@ class Quantizer(nn.Module):
             kmeans_init=kmeans_init,
             kmeans_iters=10,
             threshold_ema_dead_code=dead_code_threshold,
+            rotation_trick=rotation_trick,
         )
         if kind == "vq":
             self.impl = VectorQuantize(dim=dim, codebook_size=codebook_size, **vq_options)

@@ -37,7 +37,7 @@ class _ForecasterModule(L.LightningModule):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
         return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps,
-                            self.trainer.estimated_stepping_batches)
+                            self.trainer)
 
 
 class PretrainModule(_ForecasterModule):

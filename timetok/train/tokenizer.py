@@ -72,7 +72,7 @@ class TokenizerModule(L.LightningModule):
         hp = self.hparams
         return adamw_cosine(
             self.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps,
-            self.trainer.estimated_stepping_batches,
+            self.trainer,
         )
 
 
