@@ -2,9 +2,10 @@
 
 Per dataset: train the tokenizer, pretrain the language model on its codes, finetune one
 model per horizon (both heads), then evaluate on the test split beside the in-run
-baselines (repeat-last, seasonal-naive, closed-form DLinear-style linear model, the
-tokenizer ceiling) and the published figures. Also measures sampling speed: 100 paths
-of H=96 for one 7-channel series, and KV-cached against recomputed sampling at H=720.
+baselines (repeat-last, seasonal-naive, closed-form DLinear-style and RLinear-style
+linear models, the tokenizer ceiling) and the published figures. Also measures sampling
+speed: 100 paths of H=96 for one 7-channel series, and KV-cached against recomputed
+sampling at H=720.
 
     python benchmarks/forecast.py --data-dir ../shared/data/ett --profile cpu
 """
@@ -105,7 +106,8 @@ def main() -> int:
                                     channel_independent=True, data_dir=args.data_dir,
                                     eval_stride=16)
             module = finetune_module(run / "lm", horizon, ["decoder", "linear"], 1.0, 5e-4,
-                                     1e-4, 100, "tokenizer")
+                                     1e-4, 100, "tokenizer", linear_skip=True,
+                                     train_windows=dm_h.windows("train"))
             train_and_export(module, dm_h, run / f"H{horizon}",
                              options(profile["finetune"], patience=5))
             model = TokenForecaster.from_pretrained(run / f"H{horizon}")

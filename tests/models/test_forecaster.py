@@ -153,3 +153,25 @@ def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):
 
     with pytest.raises(CheckpointError, match="mis-shaped"):
         TokenForecaster.from_pretrained(tmp_path)
+
+
+def test_linear_skip_starts_at_the_least_squares_forecast_on_the_revin_scale():
+    from torch.utils.data import TensorDataset
+
+    from timetok.eval.forecast import apply_rlinear
+    from timetok.nn.lstsq import fit_linear
+    from timetok.nn.revin import RevIN
+
+    model = make(horizon=16, linear_skip=True)
+    series = mixture(200, CONTEXT + 16, 1, seed=3)
+    train = TensorDataset(series[:, :CONTEXT], series[:, CONTEXT:])
+    model.init_linear_skip(train)
+    expected = apply_rlinear(fit_linear(train, transform=RevIN(1).pair_transform),
+                             series[:4, :CONTEXT])
+    torch.testing.assert_close(model.predict(series[:4, :CONTEXT])["linear"], expected,
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_a_model_without_the_skip_refuses_to_fit_one():
+    with pytest.raises(ConfigError, match="--linear-skip"):
+        make().init_linear_skip([])

@@ -27,3 +27,11 @@ def test_constant_window_survives():
     y, stats = revin.normalize(x)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(revin.denormalize(y, stats), x)
+
+
+def test_a_future_is_normalised_with_its_context_statistics():
+    context, future = torch.randn(5, 40) * 3 + 2, torch.randn(5, 8)
+    x, y = RevIN(1).pair_transform(context, future)
+    mean, std = context.mean(1, keepdim=True), context.std(1, unbiased=False, keepdim=True)
+    torch.testing.assert_close(x, (context - mean) / std, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(y, (future - mean) / std, atol=1e-4, rtol=1e-4)

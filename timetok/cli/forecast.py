@@ -92,6 +92,9 @@ def pretrain(**s) -> None:
         default="tokenizer", show_default=True)
 @option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
         show_default=True, help="Softmax temperature of the soft codebook lookup.")
+@option("--linear-skip/--no-linear-skip", default=True, show_default=True,
+        help="Add to the linear head a context-to-horizon linear map, started at its "
+             "least-squares fit on the RevIN scale.")
 @option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
@@ -131,9 +134,10 @@ def finetune(**s) -> None:
             num_workers=s["num_workers"], eval_stride=s["val_stride"],
         )
         datamodule.load()
+        train_windows = None if s["resume"] else datamodule.windows("train")
         module = finetune_module(
             s["model_dir"], horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
-            s["warmup_steps"], s["freeze_policy"],
+            s["warmup_steps"], s["freeze_policy"], s["linear_skip"], train_windows,
         )
         if not s["as_json"]:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"

@@ -6,6 +6,8 @@ Baselines are computed on the same windows as the model:
 - ``dlinear``: one linear map from the context to the horizon, shared by all channels,
   fitted on the training windows. DLinear's trend/remainder split is itself linear, so
   least squares gives the optimum that model class can reach; we solve it in closed form;
+- ``rlinear``: the same on the RevIN scale (each window normalised by its context's mean
+  and deviation, RLinear), which is where ``timetok-linear``'s skip starts;
 - ``tokenizer-ceiling``: the true future encoded and decoded by the tokenizer, the best
   any decoder-path forecast could do with perfect codes.
 """
@@ -20,6 +22,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from timetok.data.series import SplitData
+from timetok.nn.lstsq import apply_linear, fit_linear
+from timetok.nn.revin import RevIN
 
 SEASONS = {"etth1": 24, "etth2": 24, "ettm1": 96, "ettm2": 96}
 
@@ -64,24 +68,11 @@ def seasonal_naive(x: Tensor, horizon: int, season: int) -> Tensor:
     return last.repeat(1, reps, 1)[:, :horizon]
 
 
-def fit_linear(data: SplitData, context: int, horizon: int, stride: int = 1,
-               ridge: float = 1e-3, batch_size: int = 4096) -> Tensor:
-    """Least-squares weights ``[context + 1, horizon]`` (bias last) over train windows."""
-    windows = data.windows("train", context, horizon, stride, channel_independent=True)
-    xtx = torch.zeros(context + 1, context + 1, dtype=torch.float64)
-    xty = torch.zeros(context + 1, horizon, dtype=torch.float64)
-    for x, y in DataLoader(windows, batch_size=batch_size):
-        a = torch.cat([x[..., 0], torch.ones(len(x), 1)], dim=1).double()
-        xtx += a.T @ a
-        xty += a.T @ y[..., 0].double()
-    xtx += ridge * torch.eye(context + 1, dtype=torch.float64) * xtx.diagonal().mean()
-    return torch.linalg.solve(xtx, xty).float()
-
-
-def apply_linear(weights: Tensor, x: Tensor) -> Tensor:
-    """``x: [B, L, C]`` -> ``[B, H, C]`` with one map shared by the channels."""
-    a = torch.cat([x, torch.ones(x.shape[0], 1, x.shape[2])], dim=1)
-    return torch.einsum("blc,lh->bhc", a, weights)
+def apply_rlinear(weights: Tensor, x: Tensor) -> Tensor:
+    """A linear map fitted on the RevIN scale, applied to ``x: [B, L, C]``."""
+    revin = RevIN(1)  # no affine weights: fits any channel count
+    normed, stats = revin.normalize(x)
+    return revin.denormalize(apply_linear(weights, normed), stats)
 
 
 @torch.no_grad()
@@ -120,10 +111,13 @@ def evaluate_forecaster(
     windows = data.windows("test", context, horizon, stride)
     loader = DataLoader(windows, batch_size=batch_size, shuffle=False)
     season = SEASONS.get(data.name)
-    linear = fit_linear(data, context, horizon)
+    train = data.windows("train", context, horizon, channel_independent=True)
+    linear = fit_linear(train)
+    rlinear = fit_linear(train, transform=RevIN(1).pair_transform)
     methods: dict[str, Callable[[Tensor], Tensor]] = {
         "repeat-last": lambda x: repeat_last(x, horizon),
         "dlinear": lambda x: apply_linear(linear, x),
+        "rlinear": lambda x: apply_rlinear(rlinear, x),
     }
     if season:
         methods["seasonal-naive"] = lambda x: seasonal_naive(x, horizon, season)

@@ -9,7 +9,10 @@ next code (pretraining). Finetuning adds two forecast heads:
   lookup, differentiable unlike an argmax) are decoded together with the context's codes
   by the frozen tokenizer decoder, and RevIN is inverted with the context's statistics;
 - ``linear``: the context positions' hidden states, flattened, through one linear layer
-  to ``H`` steps (PatchTST-style).
+  to ``H`` steps (PatchTST-style). With ``linear_skip`` (TiDE's global residual), a linear
+  map from the RevIN-normalised context straight to the horizon is added; it starts at
+  the least-squares map over the training windows and the hidden-state layer at zero, so
+  finetuning starts from the best linear forecast and learns what the codes add to it.
 
 A horizon that is not a multiple of ``f`` is padded to the next multiple and cut back.
 """
@@ -49,6 +52,7 @@ class ForecasterConfig:
     code_embedding: str = "codebook"
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     temperature: float = 1.0  # of the soft codebook lookup
+    linear_skip: bool = False  # add a context -> horizon linear map to the linear head
     max_horizon: int = 720  # positions reserved for sampled futures
 
     def __post_init__(self):
@@ -155,9 +159,13 @@ class TokenForecaster(PretrainedModel):
         ))
         # One learned token stands in for every not-yet-known future position.
         self.query = nn.Parameter(torch.randn(config.d_model) * 0.02)
+        linear = bool(config.horizon) and "linear" in config.heads
         self.linear_head = (
-            nn.Linear(config.n_context * config.d_model, config.horizon)
-            if config.horizon and "linear" in config.heads else None
+            nn.Linear(config.n_context * config.d_model, config.horizon) if linear else None
+        )
+        self.linear_skip = (
+            nn.Linear(config.context_points, config.horizon)
+            if linear and config.linear_skip else None
         )
 
     def train(self, mode: bool = True):
@@ -175,6 +183,21 @@ class TokenForecaster(PretrainedModel):
         vectors = codebook @ projection
         vectors = (vectors - vectors.mean()) / vectors.std().clamp_min(1e-6) * 0.02
         self.lm.transformer.wte.weight.copy_(vectors)
+
+    @torch.no_grad()
+    def init_linear_skip(self, windows) -> None:
+        """Fit the skip by least squares on channel-independent training ``windows`` (pairs
+        ``([L, 1], [H, 1])``) on the RevIN scale, and zero the hidden-state layer."""
+        from timetok.nn.lstsq import fit_linear
+
+        if self.linear_skip is None:
+            raise ConfigError("this model has no linear skip; finetune with --linear-skip")
+        transform = self.tokenizer.revin.pair_transform if self.tokenizer.config.revin else None
+        weights = fit_linear(windows, transform=transform)  # (L + 1, H)
+        self.linear_skip.weight.copy_(weights[:-1].T)
+        self.linear_skip.bias.copy_(weights[-1])
+        self.linear_head.weight.zero_()
+        self.linear_head.bias.zero_()
 
     # --- tokenisation -------------------------------------------------------------------
 
@@ -241,6 +264,9 @@ class TokenForecaster(PretrainedModel):
             out["decoder"] = self.decode_future(codes, latents, stats, horizon)
         if self.linear_head is not None:
             y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
+            if self.linear_skip is not None:
+                normed, _ = self.tokenizer.normalize(rearrange(x, "b t c -> (b c) t 1"))
+                y = y + self.linear_skip(normed[..., 0])
             out["linear"] = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
         return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}
 

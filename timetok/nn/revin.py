@@ -34,10 +34,20 @@ class RevIN(nn.Module):
         """``x: [B, T, C]`` -> normalised ``[B, T, C]`` and the statistics to invert it."""
         mean = x.mean(dim=1, keepdim=True).detach()
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
-        y = (x - mean) / std
+        stats = RevinStats(mean, std)
+        return self.normalize_with(x, stats), stats
+
+    def normalize_with(self, y: Tensor, stats: RevinStats) -> Tensor:
+        """Normalise ``y`` with statistics taken elsewhere (a future with its context's)."""
+        y = (y - stats.mean) / stats.std
         if self.affine:
             y = y * self.weight + self.bias
-        return y, RevinStats(mean, std)
+        return y
+
+    def pair_transform(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Series ``x: [S, L]`` and their futures ``[S, H]``, both on the scale of ``x``."""
+        normed, stats = self.normalize(x[..., None])
+        return normed[..., 0], self.normalize_with(y[..., None], stats)[..., 0]
 
     def denormalize(self, y: Tensor, stats: RevinStats) -> Tensor:
         if self.affine:

@@ -23,7 +23,7 @@ PARTS = {
     "embeddings": ["lm.transformer.wte.", "lm.transformer.wpe."],
     "backbone": ["lm.transformer."],
     "code head": ["lm.lm_head.", "query"],
-    "linear head": ["linear_head."],
+    "linear head": ["linear_head.", "linear_skip."],
 }
 
 
@@ -115,17 +115,22 @@ def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps:
 
 def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
                     lr: float, weight_decay: float, warmup_steps: int,
-                    freeze_policy: str) -> FinetuneModule:
+                    freeze_policy: str, linear_skip: bool = False,
+                    train_windows=None) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder.
 
-    Every pretrained key must load; only the new linear head may be missing.
+    Every pretrained key must load; only the new linear head (and skip) may be missing.
+    With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares fit.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
-        horizon=horizon, heads=heads, temperature=temperature
+        horizon=horizon, heads=heads, temperature=temperature, linear_skip=linear_skip,
     )
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
-    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("linear_head")}
-    module.model.load_weights(state, str(pretrained_dir), new=("linear_head",))
+    new = ("linear_head", "linear_skip")
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
+    module.model.load_weights(state, str(pretrained_dir), new=new)
+    if module.model.linear_skip is not None and train_windows is not None:
+        module.model.init_linear_skip(train_windows)
     return module
