@@ -105,7 +105,7 @@ def main() -> int:
             dm_h = WindowDataModule(dataset, args.context, horizon, bs,
                                     channel_independent=True, data_dir=args.data_dir,
                                     eval_stride=16)
-            module = finetune_module(run / "lm", horizon, ["decoder", "linear"], 1.0, 5e-4,
+            module = finetune_module(run / "lm", horizon, ["decoder", "linear"], 1.0, 1e-4,
                                      1e-4, 100, "tokenizer", linear_skip=True,
                                      train_windows=dm_h.windows("train"))
             train_and_export(module, dm_h, run / f"H{horizon}",

@@ -155,7 +155,7 @@ def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):
         TokenForecaster.from_pretrained(tmp_path)
 
 
-def test_linear_skip_starts_at_the_least_squares_forecast_on_the_revin_scale():
+def test_linear_skip_starts_at_the_least_squares_forecast_on_the_revin_scale(tmp_path):
     from torch.utils.data import TensorDataset
 
     from timetok.eval.forecast import apply_rlinear
@@ -170,6 +170,10 @@ def test_linear_skip_starts_at_the_least_squares_forecast_on_the_revin_scale():
                              series[:4, :CONTEXT])
     torch.testing.assert_close(model.predict(series[:4, :CONTEXT])["linear"], expected,
                                atol=1e-4, rtol=1e-4)
+    assert not any("skip" in name for name, _ in model.named_parameters())  # fitted, fixed
+    model.save_pretrained(tmp_path)
+    torch.testing.assert_close(TokenForecaster.from_pretrained(tmp_path).skip_weight,
+                               model.skip_weight)
 
 
 def test_a_model_without_the_skip_refuses_to_fit_one():

@@ -10,9 +10,11 @@ next code (pretraining). Finetuning adds two forecast heads:
   by the frozen tokenizer decoder, and RevIN is inverted with the context's statistics;
 - ``linear``: the context positions' hidden states, flattened, through one linear layer
   to ``H`` steps (PatchTST-style). With ``linear_skip`` (TiDE's global residual), a linear
-  map from the RevIN-normalised context straight to the horizon is added; it starts at
-  the least-squares map over the training windows and the hidden-state layer at zero, so
-  finetuning starts from the best linear forecast and learns what the codes add to it.
+  map from the RevIN-normalised context straight to the horizon is added: the
+  least-squares map over the training windows, fitted once and kept fixed (Adam's
+  per-weight steps would only wander from the optimum), while the hidden-state layer
+  starts at zero, so finetuning starts from the best linear forecast and learns what the
+  codes add to it.
 
 A horizon that is not a multiple of ``f`` is padded to the next multiple and cut back.
 """
@@ -163,10 +165,11 @@ class TokenForecaster(PretrainedModel):
         self.linear_head = (
             nn.Linear(config.n_context * config.d_model, config.horizon) if linear else None
         )
-        self.linear_skip = (
-            nn.Linear(config.context_points, config.horizon)
-            if linear and config.linear_skip else None
-        )
+        self.has_skip = linear and config.linear_skip
+        if self.has_skip:  # buffers: fitted in closed form, saved, never trained
+            self.register_buffer("skip_weight", torch.zeros(config.horizon,
+                                                            config.context_points))
+            self.register_buffer("skip_bias", torch.zeros(config.horizon))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -190,12 +193,12 @@ class TokenForecaster(PretrainedModel):
         ``([L, 1], [H, 1])``) on the RevIN scale, and zero the hidden-state layer."""
         from timetok.nn.lstsq import fit_linear
 
-        if self.linear_skip is None:
+        if not self.has_skip:
             raise ConfigError("this model has no linear skip; finetune with --linear-skip")
         transform = self.tokenizer.revin.pair_transform if self.tokenizer.config.revin else None
         weights = fit_linear(windows, transform=transform)  # (L + 1, H)
-        self.linear_skip.weight.copy_(weights[:-1].T)
-        self.linear_skip.bias.copy_(weights[-1])
+        self.skip_weight.copy_(weights[:-1].T)
+        self.skip_bias.copy_(weights[-1])
         self.linear_head.weight.zero_()
         self.linear_head.bias.zero_()
 
@@ -264,9 +267,9 @@ class TokenForecaster(PretrainedModel):
             out["decoder"] = self.decode_future(codes, latents, stats, horizon)
         if self.linear_head is not None:
             y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
-            if self.linear_skip is not None:
+            if self.has_skip:
                 normed, _ = self.tokenizer.normalize(rearrange(x, "b t c -> (b c) t 1"))
-                y = y + self.linear_skip(normed[..., 0])
+                y = y + F.linear(normed[..., 0], self.skip_weight, self.skip_bias)
             out["linear"] = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
         return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}
 

@@ -23,7 +23,7 @@ PARTS = {
     "embeddings": ["lm.transformer.wte.", "lm.transformer.wpe."],
     "backbone": ["lm.transformer."],
     "code head": ["lm.lm_head.", "query"],
-    "linear head": ["linear_head.", "linear_skip."],
+    "linear head": ["linear_head."],
 }
 
 
@@ -128,9 +128,9 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     )
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
-    new = ("linear_head", "linear_skip")
+    new = ("linear_head", "skip_")
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
     module.model.load_weights(state, str(pretrained_dir), new=new)
-    if module.model.linear_skip is not None and train_windows is not None:
+    if module.model.has_skip and train_windows is not None:
         module.model.init_linear_skip(train_windows)
     return module
