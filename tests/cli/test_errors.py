@@ -242,21 +242,20 @@ def test_resume_folder_that_does_not_exist(cli, tmp_path):
     assert not missing.exists()
 
 
-def test_config_with_an_unknown_key(cli, tmp_path, make_csv, tiny_flags):
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("context_points: 32\nlearning_rat: 0.01\n", ["unknown setting 'learning_rat'"]),
+        ("context_points: [32, 64\nbatch_size: 8\n", ["not valid YAML"]),
+    ],
+    ids=["unknown-key", "invalid-yaml"],
+)
+def test_bad_config_file(cli, tmp_path, make_csv, tiny_flags, text, expected):
     config = tmp_path / "settings.yaml"
-    config.write_text("context_points: 32\nlearning_rat: 0.01\n")
+    config.write_text(text)
     run = tmp_path / "run"
     result = cli(*_train(make_csv(), run, tiny_flags, "--config", config))
-    result.assert_error("unknown setting 'learning_rat'", "settings.yaml")
-    assert not run.exists()
-
-
-def test_config_that_is_not_valid_yaml(cli, tmp_path, make_csv, tiny_flags):
-    config = tmp_path / "settings.yaml"
-    config.write_text("context_points: [32, 64\nbatch_size: 8\n")
-    run = tmp_path / "run"
-    result = cli(*_train(make_csv(), run, tiny_flags, "--config", config))
-    result.assert_error("settings.yaml", "not valid YAML")
+    result.assert_error("settings.yaml", *expected)
     assert not run.exists()
 
 

@@ -208,11 +208,14 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     from timetok.models.forecaster import TokenForecaster
 
     dirs = _model_dirs(Path(model_dir), int_list(horizons, "--horizons"))
-    rows, reports = [], []
+    rows, reports, loaded = [], [], {}
     for horizon, folder in dirs.items():
         model = TokenForecaster.from_pretrained(folder)
-        data = load_splits(dataset, model.config.context_points, data_dir=data_dir,
-                           data_path=data_path)
+        context = model.config.context_points  # models of one run share it: read once
+        if context not in loaded:
+            loaded[context] = load_splits(dataset, context, data_dir=data_dir,
+                                          data_path=data_path)
+        data = loaded[context]
         report = evaluate_forecaster(
             model, data, horizon, batch_size, stride, samples or 0, sample_stride,
             dict(temperature=temperature, top_k=top_k, top_p=top_p),

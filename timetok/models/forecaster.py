@@ -267,8 +267,9 @@ class TokenForecaster(PretrainedModel):
             out["decoder"] = self.decode_future(codes, latents, stats, horizon)
         if self.linear_head is not None:
             y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
-            if self.has_skip:
-                normed, _ = self.tokenizer.normalize(rearrange(x, "b t c -> (b c) t 1"))
+            if self.has_skip:  # on the scale the codes were made on: their RevIN statistics
+                flat = rearrange(x, "b t c -> (b c) t 1")
+                normed = flat if stats is None else self.tokenizer.revin.normalize_with(flat, stats)
                 y = y + F.linear(normed[..., 0], self.skip_weight, self.skip_bias)
             out["linear"] = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
         return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}

@@ -36,8 +36,17 @@ class _ForecasterModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
-        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps,
-                            self.trainer)
+        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps, self.trainer)
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        """One batch's loss, logged under ``stage`` (train or val)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._common_step(batch, "val")
 
 
 class PretrainModule(_ForecasterModule):
@@ -62,12 +71,6 @@ class PretrainModule(_ForecasterModule):
         self.log(f"{stage}_top5", (top5 == targets[..., None]).any(-1).float().mean(), **log)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
-
 
 class FinetuneModule(_ForecasterModule):
     """MSE of each forecast head on the standardised scale; ``val_loss`` is their mean."""
@@ -91,12 +94,6 @@ class FinetuneModule(_ForecasterModule):
             self.log(f"{stage}_mse_{head}", loss, **log)
         self.log(f"{stage}_loss", out.loss / len(out.losses), prog_bar=True, **log)
         return out.loss
-
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
 
 
 def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,

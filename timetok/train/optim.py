@@ -24,6 +24,8 @@ class RunProgress:
         self.total_steps = max(int(steps), 1) if math.isfinite(steps) else None
         self.timer = next((cb for cb in trainer.callbacks
                            if isinstance(cb, Timer) and cb.time_remaining() is not None), None)
+        self.budget_s = (self.timer.time_elapsed() + self.timer.time_remaining()
+                         if self.timer is not None else None)
         if self.total_steps is None and self.timer is None:
             raise ValueError("a run needs a step, epoch or time limit for its schedule")
 
@@ -31,8 +33,7 @@ class RunProgress:
         done = 0.0 if self.total_steps is None else step / self.total_steps
         if self.timer is not None and self.timer.start_time() is not None:
             elapsed = self.trainer.strategy.broadcast(self.timer.time_elapsed())
-            budget = self.timer.time_elapsed() + self.timer.time_remaining()
-            done = max(done, elapsed / budget)
+            done = max(done, elapsed / self.budget_s)
         return min(done, 1.0)
 
 
