@@ -82,7 +82,7 @@ def main() -> int:
                              seed=args.seed, accelerator="auto", amp=method.endswith("-amp"))
         console.print(f"[bold]training {method}[/] for {args.minutes:g} min")
         _, summary = fit(module, datamodule, out_dir, options)
-        load_best(module, out_dir)
+        load_best(module, out_dir, summary)
         report, extras = evaluate_tokenizer(
             module.model, data, "test", stride=args.eval_stride, batch_size=64,
             track=lambda it, m=method: track(it, description=f"evaluating {m}", transient=True),

@@ -155,3 +155,17 @@ def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
                  "--horizon", horizon, "--save-path", tmp_path / "h")
     result.assert_error("--horizon")
     assert not (tmp_path / "h").exists()
+
+
+def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline, tmp_path):
+    """A learning rate of 10 wrecks the linear head: the start (the fitted skip) is exported."""
+    out = tmp_path / "ft"
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "4",
+                 "--val-every", "2", "--horizon", "8", "--save-path", out)
+    assert result.rc == 0, result.err
+    summary = json.loads((out / "H8" / "training.json").read_text())
+    assert summary["exported"] == "start"
+    assert summary["start_val_loss"] < summary["best_val_loss"]
+    model = TokenForecaster.from_pretrained(out / "H8")
+    assert not model.linear_head.weight.any()  # the hidden-state layer is still at zero

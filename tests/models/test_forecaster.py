@@ -155,25 +155,48 @@ def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):
         TokenForecaster.from_pretrained(tmp_path)
 
 
-def test_linear_skip_starts_at_the_least_squares_forecast_on_the_revin_scale(tmp_path):
+def skip_data(seed: int = 3):
     from torch.utils.data import TensorDataset
 
-    from timetok.eval.forecast import apply_rlinear
-    from timetok.nn.lstsq import fit_linear
+    series = mixture(300, CONTEXT + 16, 1, seed=seed)
+    series[200:] += torch.linspace(-3, 3, 100)[:, None, None]  # levels the RevIN scale removes
+    pair = lambda s: TensorDataset(s[:, :CONTEXT], s[:, CONTEXT:])  # noqa: E731
+    return pair(series[:150]), pair(series[150:]), series[:4, :CONTEXT]
+
+
+@pytest.mark.parametrize("scale", ["revin", "standard"])
+def test_linear_skip_starts_at_the_least_squares_forecast(tmp_path, scale):
+    from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear
     from timetok.nn.revin import RevIN
 
-    model = make(horizon=16, linear_skip=True)
-    series = mixture(200, CONTEXT + 16, 1, seed=3)
-    train = TensorDataset(series[:, :CONTEXT], series[:, CONTEXT:])
+    model = make(horizon=16, linear_skip=True, skip_scale=scale)
+    train, _, context = skip_data()
     model.init_linear_skip(train)
-    expected = apply_rlinear(fit_linear(train, transform=RevIN(1).pair_transform),
-                             series[:4, :CONTEXT])
-    torch.testing.assert_close(model.predict(series[:4, :CONTEXT])["linear"], expected,
+    expected = (apply_rlinear(fit_linear(train, transform=RevIN(1).pair_transform), context)
+                if scale == "revin" else apply_linear(fit_linear(train), context))
+    torch.testing.assert_close(model.predict(context)["linear"], expected,
                                atol=1e-4, rtol=1e-4)
     assert not any("skip" in name for name, _ in model.named_parameters())  # fitted, fixed
     model.save_pretrained(tmp_path)
-    torch.testing.assert_close(TokenForecaster.from_pretrained(tmp_path).skip_weight,
-                               model.skip_weight)
+    loaded = TokenForecaster.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.predict(context)["linear"], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_skip_scale_auto_keeps_the_scale_with_the_lower_validation_error():
+    from timetok.nn.lstsq import linear_mse
+
+    train, val, _ = skip_data()
+    errors = {}
+    for scale in ("revin", "standard"):
+        model = make(horizon=16, linear_skip=True, skip_scale=scale)
+        model.init_linear_skip(train)
+        errors[scale] = linear_mse(val, lambda x, m=model: m.predict(x)["linear"])
+    assert errors["revin"] != pytest.approx(errors["standard"], rel=1e-3)
+    model = make(horizon=16, linear_skip=True)
+    model.init_linear_skip(train, val)
+    assert model.config.skip_scale == min(errors, key=errors.get)
+    with pytest.raises(ConfigError, match="validation windows"):
+        make(horizon=16, linear_skip=True).init_linear_skip(train)
 
 
 def test_a_model_without_the_skip_refuses_to_fit_one():

@@ -93,8 +93,12 @@ def pretrain(**s) -> None:
 @option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
         show_default=True, help="Softmax temperature of the soft codebook lookup.")
 @option("--linear-skip/--no-linear-skip", default=True, show_default=True,
-        help="Add to the linear head a context-to-horizon linear map, started at its "
-             "least-squares fit on the RevIN scale.")
+        help="Add to the linear head a fixed context-to-horizon linear map, fitted by "
+             "least squares on the training windows.")
+@option("--skip-scale", type=click.Choice(["auto", "revin", "standard"]), default="auto",
+        show_default=True,
+        help="The skip's scale: RevIN-normalised (RLinear), standardised (DLinear's class), "
+             "or auto: the one with the lower validation MSE.")
 @option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
@@ -124,6 +128,7 @@ def finetune(**s) -> None:
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
     options = run_options_from(s)
+    options.keep_start = True  # a linear head starts at its fitted skip: keep it if best
     for horizon in horizons:
         save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
         check_new_run(save_path, s)
@@ -134,10 +139,11 @@ def finetune(**s) -> None:
             num_workers=s["num_workers"], eval_stride=s["val_stride"],
         )
         datamodule.load()
-        train_windows = None if s["resume"] else datamodule.windows("train")
+        # Fitted on resume too: the same windows give the same scale, the checkpoint the rest.
         module = finetune_module(
             s["model_dir"], horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
-            s["warmup_steps"], s["freeze_policy"], s["linear_skip"], train_windows,
+            s["warmup_steps"], s["freeze_policy"], s["linear_skip"], s["skip_scale"],
+            datamodule.windows("train"), datamodule.windows("val"),
         )
         if not s["as_json"]:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"

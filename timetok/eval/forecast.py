@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from timetok.data.series import SplitData
-from timetok.nn.lstsq import apply_linear, fit_linear
+from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear
 from timetok.nn.revin import RevIN
 
 SEASONS = {"etth1": 24, "etth2": 24, "ettm1": 96, "ettm2": 96}
@@ -68,13 +68,6 @@ def seasonal_naive(x: Tensor, horizon: int, season: int) -> Tensor:
     return last.repeat(1, reps, 1)[:, :horizon]
 
 
-def apply_rlinear(weights: Tensor, x: Tensor) -> Tensor:
-    """A linear map fitted on the RevIN scale, applied to ``x: [B, L, C]``."""
-    revin = RevIN(1)  # no affine weights: fits any channel count
-    normed, stats = revin.normalize(x)
-    return revin.denormalize(apply_linear(weights, normed), stats)
-
-
 @torch.no_grad()
 def tokenizer_ceiling(tokenizer, y: Tensor) -> Tensor:
     """decode(encode(true future)), the future padded to whole codes by repeating its end."""
@@ -102,10 +95,19 @@ def evaluate_forecaster(
 ) -> dict:
     """MSE/MAE per method on the test split; with ``samples`` also CRPS of sampled paths.
 
-    ``stride`` 1 is the protocol (every test window); sampling, being costly, runs on
-    every ``sample_stride``-th batch and says so in the report.
+    ``model`` may be a list of models finetuned on the same tokenizer, context and horizon
+    with different heads: each head is reported from its own model, the baselines once,
+    and samples are drawn from the first. ``stride`` 1 is the protocol (every test
+    window); sampling, being costly, runs on every ``sample_stride``-th batch and says so
+    in the report.
     """
-    model.eval()
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    model = models[0]
+    heads = [head for m in models for head in m.config.heads]
+    if len(set(heads)) < len(heads):
+        raise ValueError(f"each head must come from one model, got heads {heads}")
+    for m in models:
+        m.eval()
     horizon = horizon or model.config.horizon
     context = model.config.context_points
     windows = data.windows("test", context, horizon, stride)
@@ -121,12 +123,13 @@ def evaluate_forecaster(
     }
     if season:
         methods["seasonal-naive"] = lambda x: seasonal_naive(x, horizon, season)
-    sums = {f"timetok-{h}": ErrorSums() for h in model.config.heads}
+    sums = {f"timetok-{h}": ErrorSums() for h in heads}
     sums |= {name: ErrorSums() for name in [*methods, "tokenizer-ceiling"]}
     crps_sum, crps_n, sampled = 0.0, 0, ErrorSums()
     for i, (x, y) in enumerate(track(loader)):
-        for head, pred in model.predict(x).items():
-            sums[f"timetok-{head}"].update(pred, y)
+        for m in models:
+            for head, pred in m.predict(x).items():
+                sums[f"timetok-{head}"].update(pred, y)
         for name, method in methods.items():
             sums[name].update(method(x), y)
         sums["tokenizer-ceiling"].update(tokenizer_ceiling(model.tokenizer, y), y)

@@ -10,11 +10,12 @@ next code (pretraining). Finetuning adds two forecast heads:
   by the frozen tokenizer decoder, and RevIN is inverted with the context's statistics;
 - ``linear``: the context positions' hidden states, flattened, through one linear layer
   to ``H`` steps (PatchTST-style). With ``linear_skip`` (TiDE's global residual), a linear
-  map from the RevIN-normalised context straight to the horizon is added: the
-  least-squares map over the training windows, fitted once and kept fixed (Adam's
-  per-weight steps would only wander from the optimum), while the hidden-state layer
-  starts at zero, so finetuning starts from the best linear forecast and learns what the
-  codes add to it.
+  map from the context straight to the horizon is added: the least-squares map over the
+  training windows, fitted once and kept fixed (Adam's per-weight steps would only wander
+  from the optimum), while the hidden-state layer starts at zero, so finetuning starts
+  from the best linear forecast and learns what the codes add to it. The map works on
+  the codes' RevIN scale (RLinear) or on the standardised scale (DLinear's class);
+  ``skip_scale="auto"`` fits both and keeps the one with the lower validation MSE.
 
 A horizon that is not a multiple of ``f`` is padded to the next multiple and cut back.
 """
@@ -37,6 +38,7 @@ from timetok.nn.revin import RevinStats
 
 HEADS = ("decoder", "linear")
 CODE_EMBEDDINGS = ("codebook", "learned")
+SKIP_SCALES = ("auto", "revin", "standard")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ForecasterConfig:
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     temperature: float = 1.0  # of the soft codebook lookup
     linear_skip: bool = False  # add a context -> horizon linear map to the linear head
+    skip_scale: str = "auto"  # its scale: revin, standard, or auto (fitting picks one)
     max_horizon: int = 720  # positions reserved for sampled futures
 
     def __post_init__(self):
@@ -90,6 +93,10 @@ class ForecasterConfig:
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown or not self.heads:
             raise ConfigError(f"heads must be among {', '.join(HEADS)}, got {self.heads}")
+        if self.skip_scale not in SKIP_SCALES:
+            raise ConfigError(
+                f"skip scale must be one of {', '.join(SKIP_SCALES)}, got {self.skip_scale!r}"
+            )
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         for name in ("d_model", "n_layers", "d_ff"):
@@ -188,15 +195,31 @@ class TokenForecaster(PretrainedModel):
         self.lm.transformer.wte.weight.copy_(vectors)
 
     @torch.no_grad()
-    def init_linear_skip(self, windows) -> None:
+    def init_linear_skip(self, windows, val_windows=None) -> None:
         """Fit the skip by least squares on channel-independent training ``windows`` (pairs
-        ``([L, 1], [H, 1])``) on the RevIN scale, and zero the hidden-state layer."""
-        from timetok.nn.lstsq import fit_linear
+        ``([L, 1], [H, 1])``) and zero the hidden-state layer. With ``skip_scale="auto"``
+        both scales are fitted and ``val_windows`` decide; the config records the choice."""
+        from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear, linear_mse
 
         if not self.has_skip:
             raise ConfigError("this model has no linear skip; finetune with --linear-skip")
-        transform = self.tokenizer.revin.pair_transform if self.tokenizer.config.revin else None
-        weights = fit_linear(windows, transform=transform)  # (L + 1, H)
+        revin = self.tokenizer.revin if self.tokenizer.config.revin else None
+        scales = ["revin", "standard"] if self.config.skip_scale == "auto" else [
+            self.config.skip_scale]
+        if len(scales) > 1 and val_windows is None:
+            raise ConfigError("choosing the skip's scale needs validation windows; pass them "
+                              "or set skip_scale to revin or standard")
+        fits = {scale: fit_linear(windows, transform=revin.pair_transform
+                                  if scale == "revin" and revin else None) for scale in scales}
+        if len(fits) > 1:
+            forecasts = {"revin": lambda x: apply_rlinear(fits["revin"], x, revin),
+                         "standard": lambda x: apply_linear(fits["standard"], x)}
+            if revin is None:
+                forecasts["revin"] = forecasts["standard"]
+            errors = {scale: linear_mse(val_windows, forecasts[scale]) for scale in fits}
+            scales = [min(errors, key=errors.get)]
+        self.config.skip_scale = scales[0]
+        weights = fits[scales[0]]  # (L + 1, H)
         self.skip_weight.copy_(weights[:-1].T)
         self.skip_bias.copy_(weights[-1])
         self.linear_head.weight.zero_()
@@ -267,11 +290,18 @@ class TokenForecaster(PretrainedModel):
             out["decoder"] = self.decode_future(codes, latents, stats, horizon)
         if self.linear_head is not None:
             y = self.linear_head(hidden[:, :n_context].reshape(n_series, -1))  # (S, H)
-            if self.has_skip:  # on the scale the codes were made on: their RevIN statistics
-                flat = rearrange(x, "b t c -> (b c) t 1")
-                normed = flat if stats is None else self.tokenizer.revin.normalize_with(flat, stats)
-                y = y + F.linear(normed[..., 0], self.skip_weight, self.skip_bias)
-            out["linear"] = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
+            flat = rearrange(x, "b t c -> (b c) t")
+            if self.has_skip and self.config.skip_scale == "standard":
+                if stats is not None:  # the residual in the context's units, then the skip
+                    y = y * stats.std[..., 0]
+                y = y + F.linear(flat, self.skip_weight, self.skip_bias)
+            else:
+                if self.has_skip and stats is not None:  # the codes' own RevIN statistics
+                    flat = self.tokenizer.revin.normalize_with(flat[..., None], stats)[..., 0]
+                if self.has_skip:
+                    y = y + F.linear(flat, self.skip_weight, self.skip_bias)
+                y = self.tokenizer.denormalize(y[..., None], stats)[..., 0]
+            out["linear"] = y
         return {head: rearrange(y, "(b c) h -> b h c", b=x.shape[0]) for head, y in out.items()}
 
     def forward(self, x: Tensor, y: Tensor) -> ForecastOutput:

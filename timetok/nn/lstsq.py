@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from timetok.nn.revin import RevIN
+
 
 def fit_linear(
     windows: Dataset,
@@ -42,3 +44,22 @@ def apply_linear(weights: Tensor, x: Tensor) -> Tensor:
     """``x: [B, L, C]`` -> ``[B, H, C]`` with one map shared by the channels."""
     a = torch.cat([x, torch.ones(x.shape[0], 1, x.shape[2])], dim=1)
     return torch.einsum("blc,lh->bhc", a, weights)
+
+
+def apply_rlinear(weights: Tensor, x: Tensor, revin: RevIN | None = None) -> Tensor:
+    """A map fitted on the RevIN scale (RLinear), applied to ``x: [B, L, C]``."""
+    revin = revin or RevIN(1)  # without affine weights it fits any channel count
+    normed, stats = revin.normalize(x)
+    return revin.denormalize(apply_linear(weights, normed), stats)
+
+
+def linear_mse(windows: Dataset, predict: Callable[[Tensor], Tensor],
+               batch_size: int = 4096) -> float:
+    """Mean squared error of ``predict`` (``[S, L, 1]`` -> ``[S, H, 1]``) over ``windows``."""
+    total, count = 0.0, 0
+    for x, y in DataLoader(windows, batch_size=batch_size):
+        total += float((predict(x) - y).double().pow(2).sum())
+        count += y.numel()
+    if not count:
+        raise ValueError("no windows to measure the error on")
+    return total / count

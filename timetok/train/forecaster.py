@@ -112,16 +112,18 @@ def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps:
 
 def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
                     lr: float, weight_decay: float, warmup_steps: int,
-                    freeze_policy: str, linear_skip: bool = False,
-                    train_windows=None) -> FinetuneModule:
+                    freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
+                    train_windows=None, val_windows=None) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder.
 
     Every pretrained key must load; only the new linear head (and skip) may be missing.
-    With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares fit.
+    With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares fit,
+    on the scale with the lower MSE over ``val_windows`` when ``skip_scale`` is auto.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
         horizon=horizon, heads=heads, temperature=temperature, linear_skip=linear_skip,
+        skip_scale=skip_scale,
     )
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
@@ -129,5 +131,5 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
     module.model.load_weights(state, str(pretrained_dir), new=new)
     if module.model.has_skip and train_windows is not None:
-        module.model.init_linear_skip(train_windows)
+        module.model.init_linear_skip(train_windows, val_windows)
     return module

@@ -47,6 +47,7 @@ class RunOptions:
     checkpoint_every: int = 100  # steps between last.ckpt saves, mid-epoch included
     max_time: float | None = None  # minutes of training, validation included
     patience: int | None = None  # validations without improvement before stopping early
+    keep_start: bool = False  # validate before training; export the start if nothing beats it
     seed: int = 42
     progress: bool = True
 
@@ -221,6 +222,11 @@ def fit(
         raise ConfigError(f"invalid training settings: {first}") from None
     if settings is not None and trainer.is_global_zero:
         atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
+    start_loss = None
+    if options.keep_start and not resume:
+        start_loss = float(trainer.validate(module, datamodule=datamodule,
+                                            verbose=False)[0]["val_loss"])
+        trainer.save_checkpoint(ckpt_dir / "start.ckpt", weights_only=True)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
                 weights_only=True)
@@ -229,6 +235,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None
         else None,
+        "start_val_loss": start_loss,
         "wall_s": round(time.perf_counter() - started, 2),
         "timesteps_per_s": round(throughput.timesteps_per_s, 1),
         "world_size": trainer.world_size,
@@ -236,11 +243,15 @@ def fit(
     return trainer, summary
 
 
-def load_best(module: L.LightningModule, out_dir: Path) -> None:
-    """Put the best checkpoint's weights into ``module`` (no-op when none was saved)."""
-    best = out_dir / "checkpoints" / "best.ckpt"
-    if best.is_file():
-        module.load_state_dict(checkpoint_state(best)["state_dict"])
+def load_best(module: L.LightningModule, out_dir: Path, summary: dict) -> None:
+    """Put the best weights into ``module``: the best checkpoint's, or the starting ones when
+    no validation during training beat them (no-op when neither was saved)."""
+    start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
+    name = "start" if start is not None and (best is None or start <= best) else "best"
+    path = out_dir / "checkpoints" / f"{name}.ckpt"
+    summary["exported"] = name
+    if path.is_file():
+        module.load_state_dict(checkpoint_state(path)["state_dict"])
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
@@ -261,7 +272,7 @@ def train_and_export(
     trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
                            settings=settings)
     if trainer.is_global_zero:
-        load_best(module, out_dir)
+        load_best(module, out_dir, summary)
         module.model.save_pretrained(out_dir)
         datamodule.data.scaler.save(out_dir / "scaler.json")
         summary |= {
