@@ -162,10 +162,19 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
     out = tmp_path / "ft"
     result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "4",
-                 "--val-every", "2", "--horizon", "8", "--save-path", out)
+                 "--val-every", "2", "--checkpoint-every", "2", "--horizon", "8",
+                 "--save-path", out)
     assert result.rc == 0, result.err
     summary = json.loads((out / "H8" / "training.json").read_text())
     assert summary["exported"] == "start"
     assert summary["start_val_loss"] < summary["best_val_loss"]
     model = TokenForecaster.from_pretrained(out / "H8")
     assert not model.linear_head.weight.any()  # the hidden-state layer is still at zero
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "6",
+                 "--val-every", "2", "--horizon", "8", "--resume", out / "H8")
+    assert result.rc == 0, result.err
+    resumed = json.loads((out / "H8" / "training.json").read_text())
+    assert resumed["global_step"] == 6
+    assert (resumed["exported"], resumed["start_val_loss"]) == ("start",
+                                                               summary["start_val_loss"])

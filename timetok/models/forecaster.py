@@ -204,18 +204,18 @@ class TokenForecaster(PretrainedModel):
         if not self.has_skip:
             raise ConfigError("this model has no linear skip; finetune with --linear-skip")
         revin = self.tokenizer.revin if self.tokenizer.config.revin else None
-        scales = ["revin", "standard"] if self.config.skip_scale == "auto" else [
-            self.config.skip_scale]
+        scales = [self.config.skip_scale]
+        if scales == ["auto"]:  # without RevIN both scales are one
+            scales = ["revin", "standard"] if revin is not None else ["standard"]
         if len(scales) > 1 and val_windows is None:
             raise ConfigError("choosing the skip's scale needs validation windows; pass them "
                               "or set skip_scale to revin or standard")
         fits = {scale: fit_linear(windows, transform=revin.pair_transform
-                                  if scale == "revin" and revin else None) for scale in scales}
+                                  if scale == "revin" and revin is not None else None)
+                for scale in scales}
         if len(fits) > 1:
             forecasts = {"revin": lambda x: apply_rlinear(fits["revin"], x, revin),
                          "standard": lambda x: apply_linear(fits["standard"], x)}
-            if revin is None:
-                forecasts["revin"] = forecasts["standard"]
             errors = {scale: linear_mse(val_windows, forecasts[scale]) for scale in fits}
             scales = [min(errors, key=errors.get)]
         self.config.skip_scale = scales[0]

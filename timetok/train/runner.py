@@ -222,11 +222,15 @@ def fit(
         raise ConfigError(f"invalid training settings: {first}") from None
     if settings is not None and trainer.is_global_zero:
         atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
-    start_loss = None
-    if options.keep_start and not resume:
+    start_loss, start_file = None, ckpt_dir / "start.json"
+    if options.keep_start and resume and start_file.is_file():
+        start_loss = json.loads(start_file.read_text())["val_loss"]
+    elif options.keep_start and not resume:
         start_loss = float(trainer.validate(module, datamodule=datamodule,
                                             verbose=False)[0]["val_loss"])
         trainer.save_checkpoint(ckpt_dir / "start.ckpt", weights_only=True)
+        if trainer.is_global_zero:
+            atomic_write_text(start_file, json.dumps({"val_loss": start_loss}))
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
                 weights_only=True)
