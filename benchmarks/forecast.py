@@ -30,6 +30,9 @@ PROFILES = {
                 n_layers=3, n_heads=8, d_ff=256, eval_stride=1, batch_size=64),
 }
 HEADS = ("linear", "decoder")
+# Peak learning rates: the decoder head's queries and soft lookup learn from scratch (on
+# ETTm1 H=96, 600 steps reached validation MSE 0.45 at 1e-3, 0.57 at 3e-4, 0.80 at 1e-4).
+LR = {"linear": 1e-4, "decoder": 1e-3}
 
 
 def main() -> int:
@@ -111,7 +114,7 @@ def main() -> int:
                 console.print(f"[bold]{dataset}[/] H={horizon}: finetuning the {head} head "
                               f"({profile[head]} min)")
                 L.seed_everything(args.seed, verbose=False)
-                module = finetune_module(run / "lm", horizon, [head], 1.0, 1e-4, 1e-4, 100,
+                module = finetune_module(run / "lm", horizon, [head], 1.0, LR[head], 1e-4, 100,
                                          "tokenizer", linear_skip=True,
                                          train_windows=dm_h.windows("train"),
                                          val_windows=dm_h.windows("val"))
