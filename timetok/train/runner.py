@@ -247,15 +247,17 @@ def fit(
     return trainer, summary
 
 
-def load_best(module: L.LightningModule, out_dir: Path, summary: dict) -> None:
+def load_best(module: L.LightningModule, out_dir: Path, summary: dict) -> str:
     """Put the best weights into ``module``: the best checkpoint's, or the starting ones when
-    no validation during training beat them (no-op when neither was saved)."""
+    no validation during training beat them. Returns which: start, best, or last (the
+    weights in hand, when no checkpoint was saved)."""
     start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
     name = "start" if start is not None and (best is None or start <= best) else "best"
     path = out_dir / "checkpoints" / f"{name}.ckpt"
-    summary["exported"] = name
-    if path.is_file():
-        module.load_state_dict(checkpoint_state(path)["state_dict"])
+    if not path.is_file():
+        return "last"
+    module.load_state_dict(checkpoint_state(path)["state_dict"])
+    return name
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
@@ -276,7 +278,7 @@ def train_and_export(
     trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
                            settings=settings)
     if trainer.is_global_zero:
-        load_best(module, out_dir, summary)
+        summary["exported"] = load_best(module, out_dir, summary)
         module.model.save_pretrained(out_dir)
         datamodule.data.scaler.save(out_dir / "scaler.json")
         summary |= {
