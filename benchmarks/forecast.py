@@ -1,7 +1,7 @@
 """Forecast benchmark: ETTm1 and ETTh1, context 512, H in {96, 192, 336, 720}.
 
 Per dataset: train the tokenizer, pretrain the language model on its codes, finetune one
-model per horizon (both heads), then evaluate on the test split beside the in-run
+model per horizon and head, then evaluate on the test split beside the in-run
 baselines (repeat-last, seasonal-naive, closed-form DLinear-style and RLinear-style
 linear models, the tokenizer ceiling) and the published figures. Also measures sampling
 speed: 100 paths of H=96 for one 7-channel series, and KV-cached against recomputed
