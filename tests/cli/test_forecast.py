@@ -178,3 +178,16 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
     assert resumed["global_step"] == 6
     assert (resumed["exported"], resumed["start_val_loss"]) == ("start",
                                                                summary["start_val_loss"])
+
+
+def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
+    """The decoder head alone starts at 1e-3; with the linear head the default stays 1e-4."""
+    import yaml
+
+    out = tmp_path / "ft"
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out)
+    assert result.rc == 0, result.err
+    assert yaml.safe_load((out / "H8" / "run.yaml").read_text())["lr"] == 1e-3
+    both = yaml.safe_load((pipeline["ft"] / "H8" / "run.yaml").read_text())
+    assert both["lr"] == 1e-4

@@ -103,7 +103,8 @@ def pretrain(**s) -> None:
 @option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
-        default=1e-4, show_default=True)
+        default=None,
+        help="Peak learning rate [default: 1e-3 for the decoder head alone, else 1e-4].")
 @option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
 @option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True)
 @option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
@@ -126,6 +127,8 @@ def finetune(**s) -> None:
     base = Path(s["save_path"] or f"runs/ft-{s['dataset']}")
     horizons = int_list(s["horizons"], "--horizon")
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
+    if s["lr"] is None:  # the decoder head's queries and soft lookup learn from scratch
+        s["lr"] = 1e-3 if heads == ["decoder"] else 1e-4
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
     options = run_options_from(s)
     options.keep_start = True  # a linear head starts at its fitted skip: keep it if best
