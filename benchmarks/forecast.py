@@ -67,6 +67,7 @@ def main() -> int:
     from rich.progress import track
 
     from timetok.eval.forecast import evaluate_forecaster
+    from timetok.eval.plots import plot_metric_by_horizon
     from timetok.eval.published import forecast_rows
     from timetok.eval.report import machine, markdown_table, record, write_results
     from timetok.models.forecaster import TokenForecaster
@@ -181,7 +182,8 @@ def main() -> int:
              f" Sampling: 100 paths of H=96 in {sample_s:.2f} s; KV cache speed-up at "
              f"H=720: {speed['kv_speedup_h720']:.1f}x. `timetok-sampled`: the median of "
              f"{SAMPLES} sampled paths per series and their CRPS, on every {SAMPLE_STRIDE}th "
-             "test batch (a point forecast's CRPS is its MAE).\n\n")
+             "test batch (a point forecast's CRPS is its MAE).\n\n"
+             "![test MSE by horizon](forecast_mse.png)\n\n")
     table = markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "crps", "source",
                                   "windows"])
     table += "\n\nFinetuning runs (validation MSE at the start and at the best checkpoint):\n\n"
@@ -189,6 +191,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "forecast.md").write_text(title + table + "\n")
     write_results(RESULTS / "forecast.json", records)
+    plot_metric_by_horizon(RESULTS / "forecast_mse.png", records, leave_out=("repeat-last",))
     console.print(title + table)
     return 0
 

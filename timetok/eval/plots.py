@@ -84,6 +84,37 @@ def plot_forecast(path: Path, context: np.ndarray, stats: dict[str, np.ndarray],
     _save(fig, path)
 
 
+def plot_metric_by_horizon(path: Path, records: list[dict], metric: str = "mse",
+                           leave_out: tuple[str, ...] = ()) -> None:
+    """One panel per dataset: ``metric`` against the horizon, a line per measured method
+    and a marker per published figure, from benchmark records (settings ``H=<n>``);
+    methods in ``leave_out`` (one far off the scale, say) are not drawn."""
+    from matplotlib.ticker import ScalarFormatter
+
+    plt = _pyplot()
+    records = [r for r in records if r["metric"] == metric and r["setting"].startswith("H=")
+               and r["method"] not in leave_out]
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        ours = [r for r in records if r["dataset"] == dataset]
+        for method in dict.fromkeys(r["method"] for r in ours):
+            points = sorted((int(r["setting"][2:]), r["value"]) for r in ours
+                            if r["method"] == method)
+            horizons, values = zip(*points, strict=True)
+            published = any(r["source"] == "published" for r in ours if r["method"] == method)
+            style = dict(ls="none", marker="x") if published else dict(marker="o", ms=3)
+            ax.plot(horizons, values, label=method + (" (published)" if published else ""),
+                    lw=2.2 if method.startswith("timetok") else 1, **style)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({int(r["setting"][2:]) for r in ours}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set(title=dataset, xlabel="horizon", ylabel=f"test {metric}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _save(fig, path: Path) -> None:
     import os
 
