@@ -132,6 +132,7 @@ def test_tokenizer_stays_in_eval_mode_and_unchanged_when_training():
         (dict(d_model=30, n_heads=4), "divisible by n_heads"),
         (dict(heads=["softmax"]), "heads must be among"),
         (dict(horizon=1000), "max_horizon"),
+        (dict(attn_dropout=1.0), "attn_dropout must lie"),
     ],
 )
 def test_config_errors(overrides, message):
@@ -139,6 +140,13 @@ def test_config_errors(overrides, message):
                     d_model=32, n_heads=4) | overrides
     with pytest.raises(ConfigError, match=message):
         ForecasterConfig(**settings)
+
+
+def test_dropout_on_attention_probabilities_is_its_own_setting():
+    model = make(attn_dropout=0.2)
+    assert model.lm.config.attn_pdrop == 0.2
+    assert model.lm.config.resid_pdrop == model.lm.config.embd_pdrop == 0.0
+    assert ForecasterConfig(tokenizer=tokenizer_config(), context_points=CONTEXT).attn_dropout == 0
 
 
 def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):

@@ -33,7 +33,10 @@ from timetok.cli.options import (
 @option("--n-layers", type=click.IntRange(min=1), default=3, show_default=True)
 @option("--n-heads", type=click.IntRange(min=1), default=8, show_default=True)
 @option("--d-ff", type=click.IntRange(min=1), default=256, show_default=True)
-@option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+        help="Dropout on embeddings and residual branches.")
+@option("--attn-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+        show_default=True, help="Dropout on attention probabilities (off, as in PatchTST).")
 @option("--code-embedding", type=click.Choice(["codebook", "learned"]), default="codebook",
         show_default=True, help="Start code embeddings from the tokenizer's codebook or not.")
 @option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
@@ -70,7 +73,7 @@ def pretrain(**s) -> None:
         s["tokenizer_dir"], s["lr"], s["weight_decay"], s["warmup_steps"],
         context_points=s["context_points"], d_model=s["d_model"], n_layers=s["n_layers"],
         n_heads=s["n_heads"], d_ff=s["d_ff"], dropout=s["dropout"],
-        code_embedding=s["code_embedding"],
+        attn_dropout=s["attn_dropout"], code_embedding=s["code_embedding"],
     )
     summary = train_and_export(
         module, datamodule, save_path, options, bool(s["resume"]),

@@ -52,7 +52,10 @@ class ForecasterConfig:
     n_layers: int = 3
     n_heads: int = 8
     d_ff: int = 256
-    dropout: float = 0.1
+    dropout: float = 0.1  # on embeddings and residual branches
+    # On attention probabilities: off, as in PatchTST. On CPU it also forces SDPA's unfused
+    # path and a Bernoulli mask per head and position pair, a third of each training step.
+    attn_dropout: float = 0.0
     code_embedding: str = "codebook"
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     temperature: float = 1.0  # of the soft codebook lookup
@@ -102,8 +105,9 @@ class ForecasterConfig:
         for name in ("d_model", "n_layers", "d_ff"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name in ("dropout", "attn_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
 
     @property
     def compression(self) -> int:
@@ -160,7 +164,7 @@ class TokenForecaster(PretrainedModel):
             n_inner=config.d_ff,
             resid_pdrop=config.dropout,
             embd_pdrop=config.dropout,
-            attn_pdrop=config.dropout,
+            attn_pdrop=config.attn_dropout,
             tie_word_embeddings=False,
             bos_token_id=None,
             eos_token_id=None,
