@@ -97,17 +97,17 @@ def plot_metric_by_horizon(path: Path, records: list[dict], metric: str = "mse",
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
-        ours = [r for r in records if r["dataset"] == dataset]
-        for method in dict.fromkeys(r["method"] for r in ours):
-            points = sorted((int(r["setting"][2:]), r["value"]) for r in ours
+        panel = [r for r in records if r["dataset"] == dataset]
+        for method in dict.fromkeys(r["method"] for r in panel):
+            points = sorted((int(r["setting"][2:]), r["value"]) for r in panel
                             if r["method"] == method)
             horizons, values = zip(*points, strict=True)
-            published = any(r["source"] == "published" for r in ours if r["method"] == method)
+            published = any(r["source"] == "published" for r in panel if r["method"] == method)
             style = dict(ls="none", marker="x") if published else dict(marker="o", ms=3)
             ax.plot(horizons, values, label=method + (" (published)" if published else ""),
                     lw=2.2 if method.startswith("timetok") else 1, **style)
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({int(r["setting"][2:]) for r in ours}))
+        ax.set_xticks(sorted({int(r["setting"][2:]) for r in panel}))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set(title=dataset, xlabel="horizon", ylabel=f"test {metric}")
         ax.legend(fontsize=7)
