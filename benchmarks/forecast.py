@@ -32,10 +32,6 @@ PROFILES = {
                 n_layers=3, n_heads=8, d_ff=256, eval_stride=1, batch_size=64),
 }
 HEADS = ("linear", "decoder")
-# Peak learning rates: the decoder head's queries and soft lookup learn from scratch (an
-# ETTm1 H=96 probe, 600 steps at a constant rate: validation MSE 0.45 at 1e-3, 0.57 at
-# 3e-4; the 1.5-minute run at 1e-4 ended at 0.80, still falling).
-LR = {"linear": 1e-4, "decoder": 1e-3}
 # Sampled paths at the first horizon, scored by CRPS on every 5th test batch (about 9 batches
 # of ETTm1, 3 of ETTh1 at stride 4); a point forecast's CRPS is its MAE.
 SAMPLES, SAMPLE_STRIDE = 32, 5
@@ -73,7 +69,7 @@ def main() -> int:
     from timetok.models.forecaster import TokenForecaster
     from timetok.models.tokenizer import TokenizerConfig
     from timetok.train.data import WindowDataModule
-    from timetok.train.forecaster import finetune_module, pretrain_module
+    from timetok.train.forecaster import default_lr, finetune_module, pretrain_module
     from timetok.train.runner import RunOptions, train_and_export
     from timetok.train.tokenizer import TokenizerModule
 
@@ -121,8 +117,8 @@ def main() -> int:
                 console.print(f"[bold]{dataset}[/] H={horizon}: finetuning the {head} head "
                               f"({profile[head]} min)")
                 L.seed_everything(args.seed, verbose=False)
-                module = finetune_module(run / "lm", horizon, [head], 1.0, LR[head], 1e-4, 100,
-                                         "tokenizer", linear_skip=True,
+                module = finetune_module(run / "lm", horizon, [head], 1.0, default_lr([head]),
+                                         1e-4, 100, "tokenizer", linear_skip=True,
                                          train_windows=dm_h.windows("train"),
                                          val_windows=dm_h.windows("val"))
                 out = run / f"H{horizon}-{head}"

@@ -123,15 +123,15 @@ def finetune(**s) -> None:
 
     from timetok.models.forecaster import TokenForecaster
     from timetok.train.data import WindowDataModule
-    from timetok.train.forecaster import finetune_module
+    from timetok.train.forecaster import default_lr, finetune_module
     from timetok.train.freeze import format_table
     from timetok.train.runner import train_and_export
 
     base = Path(s["save_path"] or f"runs/ft-{s['dataset']}")
     horizons = int_list(s["horizons"], "--horizon")
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
-    if s["lr"] is None:  # the decoder head's queries and soft lookup learn from scratch
-        s["lr"] = 1e-3 if heads == ["decoder"] else 1e-4
+    if s["lr"] is None:
+        s["lr"] = default_lr(heads)
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
     options = run_options_from(s)
     options.keep_start = True  # a linear head starts at its fitted skip: keep it if best

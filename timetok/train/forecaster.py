@@ -110,6 +110,13 @@ def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps:
     return module
 
 
+def default_lr(heads: list[str]) -> float:
+    """Peak finetuning learning rate: 1e-3 for the decoder head alone, whose query token and
+    soft lookup learn from scratch (ETTm1 H=96, 600 steps at a constant rate: validation MSE
+    0.45 at 1e-3, 0.57 at 3e-4, 0.80 at 1e-4 and still falling); 1e-4 otherwise."""
+    return 1e-3 if list(heads) == ["decoder"] else 1e-4
+
+
 def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
                     lr: float, weight_decay: float, warmup_steps: int,
                     freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
