@@ -18,7 +18,7 @@ demo: $(BIN)/timetok
 		--save-path $(DEMO)/tokenizer --overwrite
 	$(BIN)/timetok tokenizer eval --model $(DEMO)/tokenizer --dataset etth1
 	$(BIN)/timetok pretrain --tokenizer $(DEMO)/tokenizer --dataset etth1 --context-points 96 \
-		--d-model 64 --n-layers 2 --n-heads 4 --d-ff 128 --max-time 2.5 --val-stride 4 \
+		--max-horizon 96 --d-model 64 --n-layers 2 --n-heads 4 --d-ff 128 --max-time 2.5 --val-stride 4 \
 		--save-path $(DEMO)/lm --overwrite
 	$(BIN)/timetok finetune --model $(DEMO)/lm --dataset etth1 --horizon 96 --lr 5e-4 \
 		--max-time 2.5 --val-stride 4 --save-path $(DEMO)/forecaster --overwrite

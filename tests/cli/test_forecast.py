@@ -27,8 +27,8 @@ def pipeline(tmp_path_factory):
                  "8", "--num-embeddings", "16", "--max-steps", "10", "--no-progress",
                  "--save-path", str(tok)]) == 0
     tok_before = (tok / "model.safetensors").read_bytes()
-    assert main(["pretrain", "--tokenizer", str(tok), *common, "--context-points", "32", *LM,
-                 "--max-steps", "6", "--save-path", str(lm)]) == 0
+    assert main(["pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
+                 "--max-horizon", "16", *LM, "--max-steps", "6", "--save-path", str(lm)]) == 0
     assert main(["finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
                  *RUN, "--max-steps", "6", "--save-path", str(ft)]) == 0
     return {"root": root, "data": data, "tok": tok, "lm": lm, "ft": ft, "common": common,
@@ -142,6 +142,14 @@ def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
                  "--context-points", "32",
                  "--save-path", tmp_path / "z")
     result.assert_error("forecaster", "tokenizer")
+
+
+def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_path):
+    result = cli("pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
+                 "--context-points", "32", "--max-horizon", "720",
+                 "--save-path", tmp_path / "long")
+    result.assert_error("rows", "--max-horizon")
+    assert not (tmp_path / "long").exists()
 
 
 def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):

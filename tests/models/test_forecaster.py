@@ -40,6 +40,21 @@ def test_causality_later_codes_never_change_earlier_logits():
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
 
+def test_a_future_is_tokenized_on_its_context_scale():
+    model = make()
+    x, future = mixture(3, CONTEXT, 2, seed=4), mixture(3, 32, 2, seed=5)
+    codes, _ = model.tokenize(x, future)
+    n_context = model.config.n_context
+    assert codes.shape == (6, n_context + 8)
+    torch.testing.assert_close(codes[:, :n_context], model.tokenize(x)[0])
+    # One affine map of context and future together leaves every code as it was ...
+    torch.testing.assert_close(model.tokenize(2 * x + 1, 2 * future + 1)[0], codes)
+    # ... while a level shift of the future alone shows in its codes (its own RevIN
+    # statistics would have removed it).
+    shifted, _ = model.tokenize(x, future + 3)
+    assert (shifted[:, n_context:] != codes[:, n_context:]).any()
+
+
 def test_point_forecast_shapes_and_padding_of_odd_horizons():
     x = mixture(2, CONTEXT, 3, seed=1)
     for horizon in (16, 18):  # 18 is not a multiple of the compression 4: padded, cut back

@@ -26,6 +26,9 @@ from timetok.cli.options import (
         type=click.Path(), help="Trained tokenizer folder (frozen throughout).")
 @data_options
 @option("--context-points", type=click.IntRange(min=1), default=512, show_default=True)
+@option("--max-horizon", type=click.IntRange(min=1), default=720, show_default=True,
+        help="Longest horizon the model will forecast or sample. Pretraining windows span "
+             "the context and this many steps, so every position sampling reaches is trained.")
 @option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
@@ -55,6 +58,7 @@ def pretrain(**s) -> None:
     """
     import lightning as L
 
+    from timetok.errors import DataError
     from timetok.train.data import WindowDataModule
     from timetok.train.forecaster import pretrain_module
     from timetok.train.runner import train_and_export
@@ -63,18 +67,23 @@ def pretrain(**s) -> None:
     check_new_run(save_path, s)
     options = run_options_from(s)
     L.seed_everything(options.seed, workers=True, verbose=False)
-    datamodule = WindowDataModule(
-        s["dataset"], s["context_points"], 0, s["batch_size"], s["stride"],
-        channel_independent=True, data_dir=s["data_dir"], data_path=s["data_path"],
-        num_workers=s["num_workers"], eval_stride=s["val_stride"],
-    )
-    datamodule.load()
     module = pretrain_module(
         s["tokenizer_dir"], s["lr"], s["weight_decay"], s["warmup_steps"],
-        context_points=s["context_points"], d_model=s["d_model"], n_layers=s["n_layers"],
-        n_heads=s["n_heads"], d_ff=s["d_ff"], dropout=s["dropout"],
-        attn_dropout=s["attn_dropout"], code_embedding=s["code_embedding"],
+        context_points=s["context_points"], max_horizon=s["max_horizon"],
+        d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"], d_ff=s["d_ff"],
+        dropout=s["dropout"], attn_dropout=s["attn_dropout"],
+        code_embedding=s["code_embedding"],
     )
+    datamodule = WindowDataModule(
+        s["dataset"], s["context_points"], module.model.config.pretrain_future,
+        s["batch_size"], s["stride"], channel_independent=True, data_dir=s["data_dir"],
+        data_path=s["data_path"], num_workers=s["num_workers"], eval_stride=s["val_stride"],
+    )
+    try:
+        datamodule.load()
+    except DataError as error:
+        raise DataError(f"{error}; in pretraining the target is --max-horizon "
+                        f"({s['max_horizon']}): lower it if no forecast goes that far") from None
     summary = train_and_export(
         module, datamodule, save_path, options, bool(s["resume"]),
         saved_settings(s),

@@ -61,7 +61,9 @@ class ForecasterConfig:
     temperature: float = 1.0  # of the soft codebook lookup
     linear_skip: bool = False  # add a context -> horizon linear map to the linear head
     skip_scale: str = "auto"  # its scale: revin, standard, or auto (fitting picks one)
-    max_horizon: int = 720  # positions reserved for sampled futures
+    # The longest future the model forecasts or samples. Pretraining windows span the
+    # context and this many steps, so every position sampling reaches is trained.
+    max_horizon: int = 720
 
     def __post_init__(self):
         tok = TokenizerConfig(**self.tokenizer)
@@ -121,6 +123,11 @@ class ForecasterConfig:
     def n_future(self, horizon: int) -> int:
         """Code positions covering ``horizon`` steps (padded up to whole codes)."""
         return math.ceil(horizon / self.compression)
+
+    @property
+    def pretrain_future(self) -> int:
+        """Steps after the context in a pretraining window: ``max_horizon`` in whole codes."""
+        return self.n_future(self.max_horizon) * self.compression
 
 
 @dataclass
@@ -232,9 +239,19 @@ class TokenForecaster(PretrainedModel):
     # --- tokenisation -------------------------------------------------------------------
 
     @torch.no_grad()
-    def tokenize(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
-        """``[B, T, C]`` -> codes ``[B*C, T/f]`` and each series' RevIN statistics."""
-        return self.tokenizer.encode_series(rearrange(x, "b t c -> (b c) t"))
+    def tokenize(self, x: Tensor, future: Tensor | None = None
+                 ) -> tuple[Tensor, RevinStats | None]:
+        """``[B, T, C]`` -> codes ``[B*C, T/f]`` and each series' RevIN statistics.
+
+        A ``future`` ``[B, T', C]`` is encoded on its context's scale, as sampling
+        continues it, and its codes follow the context's: ``[B*C, (T+T')/f]``.
+        """
+        codes, stats = self.tokenizer.encode_series(rearrange(x, "b t c -> (b c) t"))
+        if future is not None and future.shape[1]:
+            later, _ = self.tokenizer.encode_series(rearrange(future, "b t c -> (b c) t"),
+                                                    stats)
+            codes = torch.cat([codes, later], dim=1)
+        return codes, stats
 
     def decode_future(self, context_codes: Tensor, future_latents: Tensor,
                       stats: RevinStats | None, horizon: int) -> Tensor:

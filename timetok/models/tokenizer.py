@@ -180,18 +180,23 @@ class TimeSeriesTokenizer(PretrainedModel):
         return rearrange(indices, "(b c) t ... -> b t c ...", c=x.shape[-1]), stats
 
     @torch.no_grad()
-    def encode_series(self, x: Tensor) -> tuple[Tensor, RevinStats | None]:
+    def encode_series(self, x: Tensor, stats: RevinStats | None = None
+                      ) -> tuple[Tensor, RevinStats | None]:
         """Every row of ``x: [S, T]`` as a series of its own -> codes ``[S, T/f]``.
 
         The channel-independent view the language model reads; the statistics are
-        ``[S, 1, 1]`` and ``decode(codes[..., None], stats)`` inverts it.
+        ``[S, 1, 1]`` and ``decode(codes[..., None], stats)`` inverts it. Given ``stats``
+        (a future with its context's), RevIN uses them instead of the rows' own.
         """
         if self.config.revin_affine:
             raise ConfigError(
                 "a tokenizer with per-channel RevIN weights (--revin-affine) cannot encode "
                 "channels as independent series; retrain it with --revin-affine 0"
             )
-        normed, stats = self.normalize(x[..., None])
+        if stats is not None and self.config.revin:
+            normed = self.revin.normalize_with(x[..., None], stats)
+        else:
+            normed, stats = self.normalize(x[..., None])
         _, indices, _ = self.quantizer(self.encode_latents(normed))
         return indices, stats
 

@@ -50,7 +50,11 @@ class _ForecasterModule(L.LightningModule):
 
 
 class PretrainModule(_ForecasterModule):
-    """Next-code cross-entropy; the tokenizer stays frozen, so its targets never drift."""
+    """Next-code cross-entropy; the tokenizer stays frozen, so its targets never drift.
+
+    Batches are windows of the context and ``config.pretrain_future`` further steps,
+    encoded on the context's scale: the model learns every position that sampling reaches.
+    """
 
     def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_steps: int = 200):
@@ -58,8 +62,8 @@ class PretrainModule(_ForecasterModule):
         freeze(self.model, FREEZE_POLICIES["tokenizer"])
 
     def _common_step(self, batch, stage: str) -> torch.Tensor:
-        x, _ = batch
-        codes, _ = self.model.tokenize(x)
+        x, future = batch
+        codes, _ = self.model.tokenize(x, future)
         loss, logits = self.model.lm_loss(codes)
         targets = codes[:, 1:]
         top5 = logits[:, :-1].topk(5, dim=-1).indices
