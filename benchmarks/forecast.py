@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--horizons", default="96,192,336,720")
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--name", default="forecast",
+                        help="results file stem, e.g. forecast_seed2 for another seed's run")
     parser.add_argument("--runs", default="runs/bench-forecast")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the time budgets (e.g. 0.05 for a smoke run)")
@@ -182,15 +184,16 @@ def main() -> int:
              f"H={longest}: {speed[speedup]:.1f}x. `timetok-sampled`: the median of "
              f"{SAMPLES} sampled paths per series and their CRPS, on every {SAMPLE_STRIDE}th "
              "test batch (a point forecast's CRPS is its MAE).\n\n"
-             "![test MSE by horizon](forecast_mse.png)\n\n")
+             f"![test MSE by horizon]({args.name}_mse.png)\n\n")
     table = markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "crps", "source",
                                   "windows"])
     table += "\n\nFinetuning runs (validation MSE at the start and at the best checkpoint):\n\n"
     table += markdown_table(runs, list(runs[0]))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "forecast.md").write_text(title + table + "\n")
-    write_results(RESULTS / "forecast.json", records)
-    plot_metric_by_horizon(RESULTS / "forecast_mse.png", records, leave_out=("repeat-last",))
+    (RESULTS / f"{args.name}.md").write_text(title + table + "\n")
+    write_results(RESULTS / f"{args.name}.json", records)
+    plot_metric_by_horizon(RESULTS / f"{args.name}_mse.png", records,
+                           leave_out=("repeat-last",))
     console.print(title + table)
     return 0
 
