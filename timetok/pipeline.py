@@ -101,8 +101,9 @@ class Forecaster:
                     f"{horizon} were asked; finetune for that horizon or pass --samples"
                 )
             predictions = self.model.predict(x)
-            head = head or ("linear" if "linear" in predictions else "decoder")
+            head = head or next(h for h in ("blend", "linear", "decoder") if h in predictions)
             if head not in predictions:
-                raise ConfigError(f"this model has heads {list(predictions)}, not {head!r}")
+                raise ConfigError(f"this model forecasts with {', '.join(predictions)}, not "
+                                  f"{head!r}; pick one of those")
             out = self._restore(predictions[head][:, :horizon])
         return out[0] if single else out

@@ -62,12 +62,21 @@ def test_evaluate_reports_every_method(cli, pipeline):
     report = json.loads(result.out)
     methods = {(row["H"], row["method"]) for row in report["results"]}
     for horizon in (6, 8):
-        for method in ("timetok-decoder", "timetok-linear", "repeat-last", "dlinear",
-                       "tokenizer-ceiling"):
+        for method in ("timetok-decoder", "timetok-linear", "timetok-blend", "repeat-last",
+                       "dlinear", "tokenizer-ceiling"):
             assert (horizon, method) in methods
     sampled = [r for r in report["results"] if "crps" in r]
     assert sampled and all(r["crps"] > 0 for r in sampled)
     assert (pipeline["ft"] / "eval-custom" / "report.md").is_file()
+
+
+def test_finetune_blends_the_decoder_head_with_the_skip_on_validation(pipeline):
+    summary = json.loads((pipeline["ft"] / "H8" / "training.json").read_text())
+    assert summary["val_mse_blend"] <= min(summary["val_mse_skip"], summary["val_mse_decoder"])
+    model = TokenForecaster.from_pretrained(pipeline["ft"] / "H8")
+    assert model.outputs == ["decoder", "linear", "blend"]
+    assert ((model.blend_weight >= 0) & (model.blend_weight <= 1)).all()
+    assert model.blend_weight.mean() == pytest.approx(summary["blend_weight_mean"])
 
 
 def test_forecast_point_and_samples(cli, pipeline, tmp_path):
@@ -76,6 +85,11 @@ def test_forecast_point_and_samples(cli, pipeline, tmp_path):
                  "--output", out)
     assert result.rc == 0, result.err
     assert out.read_text().splitlines()[0] == "step,a_forecast,b_forecast"
+    blend = np.loadtxt(out, delimiter=",", skiprows=1)
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, "--head", "blend")
+    assert result.rc == 0, result.err
+    np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), blend)
     result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out, "--samples", "20", "--horizon", "12", "--top-p", "0.9")
     assert result.rc == 0, result.err

@@ -225,3 +225,49 @@ def test_skip_scale_auto_keeps_the_scale_with_the_lower_validation_error():
 def test_a_model_without_the_skip_refuses_to_fit_one():
     with pytest.raises(ConfigError, match="--linear-skip"):
         make().init_linear_skip([])
+
+
+def test_the_blend_weights_are_the_per_step_least_squares_fit_within_0_and_1(tmp_path):
+    from torch.utils.data import DataLoader
+
+    train, val, context = skip_data()
+    model = make(horizon=16, heads=["decoder"], linear_skip=True, skip_scale="standard")
+    model.init_linear_skip(train)
+    assert model.outputs == ["decoder", "blend"]
+    torch.testing.assert_close(model.predict(context)["blend"], model._forecasts(context)["skip"])
+    fit = model.fit_blend(val)
+    x, y = next(iter(DataLoader(val, batch_size=len(val))))
+    out = model._forecasts(x)
+    skip, decoder = out["skip"][..., 0], out["decoder"][..., 0]
+    gap, miss = (decoder - skip).double(), (y[..., 0] - skip).double()
+    expected = ((gap * miss).sum(0) / (gap * gap).sum(0)).clamp(0, 1).float()
+    torch.testing.assert_close(model.blend_weight, expected, atol=1e-5, rtol=1e-4)
+    blend = model.predict(x)["blend"]
+    torch.testing.assert_close(blend[..., 0], skip + expected * (decoder - skip))
+    mse = {"skip": skip, "decoder": decoder, "blend": blend[..., 0]}
+    for name, pred in mse.items():
+        assert fit[name] == pytest.approx(float((pred - y[..., 0]).pow(2).mean()), rel=1e-4)
+    assert fit["blend"] <= min(fit["skip"], fit["decoder"])  # each weight may be 0 or 1
+    model.save_pretrained(tmp_path)
+    loaded = TokenForecaster.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.predict(x)["blend"], blend)
+
+
+def test_the_blend_takes_no_part_in_the_training_loss():
+    train, val, _ = skip_data()
+    model = make(horizon=16, heads=["decoder"], linear_skip=True, skip_scale="standard")
+    model.init_linear_skip(train)
+    model.fit_blend(val)
+    x, y = val[:8]
+    out = model(x, y)
+    assert set(out.losses) == {"decoder"}
+    assert set(out.predictions) == {"decoder", "blend"}
+
+
+@pytest.mark.parametrize("overrides", [dict(heads=["linear"], linear_skip=True),
+                                       dict(heads=["decoder"], linear_skip=False)])
+def test_only_the_decoder_head_with_the_skip_blends(overrides):
+    model = make(horizon=16, **overrides)
+    assert "blend" not in model.outputs and "blend" not in model.predict(torch.randn(2, 64, 1))
+    with pytest.raises(ConfigError, match="blends"):
+        model.fit_blend([])

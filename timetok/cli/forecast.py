@@ -105,8 +105,9 @@ def pretrain(**s) -> None:
 @option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
         show_default=True, help="Softmax temperature of the soft codebook lookup.")
 @option("--linear-skip/--no-linear-skip", default=True, show_default=True,
-        help="Add to the linear head a fixed context-to-horizon linear map, fitted by "
-             "least squares on the training windows.")
+        help="A fixed context-to-horizon linear map, fitted by least squares on the "
+             "training windows: the linear head adds it, and the decoder head's forecast is "
+             "blended with it (weights per step fitted on the validation windows).")
 @option("--skip-scale", type=click.Choice(["auto", "revin", "standard"]), default="auto",
         show_default=True,
         help="The skip's scale: RevIN-normalised (RLinear), standardised (DLinear's class), "
@@ -275,8 +276,9 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
 @option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @option("--top-k", type=click.IntRange(min=1), default=None)
 @option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
-@option("--head", type=click.Choice(["decoder", "linear"]), default=None,
-        help="Head of the point forecast [default: linear when trained].")
+@option("--head", type=click.Choice(["blend", "decoder", "linear"]), default=None,
+        help="Point forecast to write: a head's, or the decoder head blended with the linear "
+             "skip [default: blend, else linear, else decoder, as the model has them].")
 @option("--truth", type=click.Path(), default=None, help="CSV of the true future, to plot.")
 @option("--output", type=click.Path(dir_okay=False), default="forecast.csv",
         show_default=True, help="CSV to write; a PNG of the same name goes beside it.")

@@ -246,3 +246,9 @@ def print_summary(summary: dict, save_path: Path, as_json: bool) -> None:
         f"({summary['timesteps_per_s']:,.0f} time steps/s); best val loss "
         f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
     )
+    if "val_mse_blend" in summary:
+        click.echo(
+            f"validation MSE: skip {summary['val_mse_skip']:.4f}, decoder "
+            f"{summary['val_mse_decoder']:.4f}, blend {summary['val_mse_blend']:.4f} "
+            f"(decoder's mean share {summary['blend_weight_mean']:.2f})"
+        )

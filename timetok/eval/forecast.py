@@ -96,16 +96,16 @@ def evaluate_forecaster(
     """MSE/MAE per method on the test split; with ``samples`` also CRPS of sampled paths.
 
     ``model`` may be a list of models finetuned on the same tokenizer, context and horizon
-    with different heads: each head is reported from its own model, the baselines once,
-    and samples are drawn from the first. ``stride`` 1 is the protocol (every test
+    with different heads: each head (and blend) is reported from its own model, the
+    baselines once, and samples are drawn from the first. ``stride`` 1 is the protocol (every test
     window); sampling, being costly, runs on every ``sample_stride``-th batch and says so
     in the report.
     """
     models = list(model) if isinstance(model, list | tuple) else [model]
     model = models[0]
-    heads = [head for m in models for head in m.config.heads]
+    heads = [output for m in models for output in m.outputs]
     if len(set(heads)) < len(heads):
-        raise ValueError(f"each head must come from one model, got heads {heads}")
+        raise ValueError(f"each head must come from one model, got outputs {heads}")
     for m in models:
         m.eval()
     horizon = horizon or model.config.horizon

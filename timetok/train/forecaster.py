@@ -99,6 +99,15 @@ class FinetuneModule(_ForecasterModule):
         self.log(f"{stage}_loss", out.loss / len(out.losses), prog_bar=True, **log)
         return out.loss
 
+    def prepare_export(self, datamodule) -> dict:
+        """With the exported weights in place: fit the blend of the decoder head and the
+        skip on the validation windows; returns their validation MSEs for the summary."""
+        if not self.model.has_blend:
+            return {}
+        fit = self.model.fit_blend(datamodule.windows("val"))
+        return {"blend_weight_mean": fit["weight"],
+                **{f"val_mse_{name}": fit[name] for name in ("skip", "decoder", "blend")}}
+
 
 def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,
                     **settings) -> PretrainModule:
@@ -127,9 +136,9 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
                     train_windows=None, val_windows=None) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder.
 
-    Every pretrained key must load; only the new linear head (and skip) may be missing.
-    With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares fit,
-    on the scale with the lower MSE over ``val_windows`` when ``skip_scale`` is auto.
+    Every pretrained key must load; only the new linear head, skip and blend may be
+    missing. With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares
+    fit, on the scale with the lower MSE over ``val_windows`` when ``skip_scale`` is auto.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
@@ -138,7 +147,7 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     )
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
-    new = ("linear_head", "skip_")
+    new = ("linear_head", "skip_", "blend_")
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
     module.model.load_weights(state, str(pretrained_dir), new=new)
     if module.model.has_skip and train_windows is not None:

@@ -273,12 +273,16 @@ def train_and_export(
     settings: dict | None = None,
 ) -> dict:
     """Train ``module`` (which holds a ``PretrainedModel`` as ``module.model``), then export
-    the best weights, the train scaler and a summary into ``out_dir``."""
+    the best weights, the train scaler and a summary into ``out_dir``. A module with a
+    ``prepare_export(datamodule)`` method fits its closed-form parts on the best weights
+    there, before they are saved; what it returns joins the summary."""
     out_dir = Path(out_dir)
     trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
                            settings=settings)
     if trainer.is_global_zero:
         summary["exported"] = load_best(module, out_dir, summary)
+        if hasattr(module, "prepare_export"):
+            summary |= module.prepare_export(datamodule)
         module.model.save_pretrained(out_dir)
         datamodule.data.scaler.save(out_dir / "scaler.json")
         summary |= {
