@@ -21,7 +21,8 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 NAME = "forecast_seeds"
 TIE = 1e-4  # closer to the baseline than this is a tie (the linear head's fitted start)
-METHODS = ("timetok-linear", "timetok-decoder", "dlinear", "rlinear", "seasonal-naive")
+METHODS = ("timetok-linear", "timetok-decoder", "timetok-blend", "dlinear", "rlinear",
+           "seasonal-naive")
 
 
 def seed_of(command: str) -> int:
