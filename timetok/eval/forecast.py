@@ -96,16 +96,16 @@ def evaluate_forecaster(
     """MSE/MAE per method on the test split; with ``samples`` also CRPS of sampled paths.
 
     ``model`` may be a list of models finetuned on the same tokenizer, context and horizon
-    with different heads: each head (and blend) is reported from its own model, the
-    baselines once, and samples are drawn from the first. ``stride`` 1 is the protocol (every test
-    window); sampling, being costly, runs on every ``sample_stride``-th batch and says so
-    in the report.
+    with different heads: each output (a head, or the blend) is reported from its own
+    model, the baselines once, and samples are drawn from the first. ``stride`` 1 is the
+    protocol (every test window); sampling, being costly, runs on every
+    ``sample_stride``-th batch and says so in the report.
     """
     models = list(model) if isinstance(model, list | tuple) else [model]
     model = models[0]
-    heads = [output for m in models for output in m.outputs]
-    if len(set(heads)) < len(heads):
-        raise ValueError(f"each head must come from one model, got outputs {heads}")
+    outputs = [output for m in models for output in m.outputs]
+    if len(set(outputs)) < len(outputs):
+        raise ValueError(f"each output must come from one model, got {outputs}")
     for m in models:
         m.eval()
     horizon = horizon or model.config.horizon
@@ -123,7 +123,7 @@ def evaluate_forecaster(
     }
     if season:
         methods["seasonal-naive"] = lambda x: seasonal_naive(x, horizon, season)
-    sums = {f"timetok-{h}": ErrorSums() for h in heads}
+    sums = {f"timetok-{name}": ErrorSums() for name in outputs}
     sums |= {name: ErrorSums() for name in [*methods, "tokenizer-ceiling"]}
     crps_sum, crps_n, sampled = 0.0, 0, ErrorSums()
     for i, (x, y) in enumerate(track(loader)):

@@ -265,28 +265,30 @@ class TokenForecaster(PretrainedModel):
 
         if not self.has_blend:
             raise ConfigError("only a model with the decoder head and --linear-skip blends")
+        n = len(windows) * self.config.horizon
+        if not n:
+            raise ConfigError("no validation windows to fit the blend on; lower --val-stride")
         was_training = self.training
         self.eval()
-        # Per step: sums of gap * miss, gap^2, miss^2 and (y - decoder)^2, where gap is
-        # decoder - skip and miss is y - skip; the blend's error is miss - w * gap.
-        sums = torch.zeros(4, self.config.horizon, dtype=torch.float64)
+        # Per step: sums of gap * miss, gap^2 and miss^2, where gap is decoder - skip and
+        # miss is y - skip; the blend's error is miss - w * gap (w = 1: the decoder's).
+        sums = torch.zeros(3, self.config.horizon, dtype=torch.float64)
         for x, y in DataLoader(windows, batch_size=batch_size):
             out = self._forecasts(x)
             skip, decoder, y = (rearrange(t.double(), "b h c -> (b c) h")
                                 for t in (out["skip"], out["decoder"], y))
             gap, miss = decoder - skip, y - skip
-            sums += torch.stack([gap * miss, gap * gap, miss * miss,
-                                 (y - decoder).pow(2)]).sum(dim=1)
+            sums += torch.stack([gap * miss, gap * gap, miss * miss]).sum(dim=1)
         self.train(was_training)
-        n = int(len(windows)) * self.config.horizon
-        if not n:
-            raise ConfigError("no validation windows to fit the blend on; lower --val-stride")
-        cross, gap2, miss2, decoder2 = sums
+        cross, gap2, miss2 = sums
         weight = (cross / gap2.clamp_min(1e-12)).clamp(0, 1)
         self.blend_weight.copy_(weight.float())
-        blend2 = miss2 - 2 * weight * cross + weight.pow(2) * gap2
-        return {"skip": float(miss2.sum()) / n, "decoder": float(decoder2.sum()) / n,
-                "blend": float(blend2.sum()) / n, "weight": float(weight.mean())}
+
+        def mse(w) -> float:  # of skip + w * gap, from the sums alone
+            return float((miss2 - 2 * w * cross + w * w * gap2).sum()) / n
+
+        return {"skip": mse(0), "decoder": mse(1), "blend": mse(weight),
+                "weight": float(weight.mean())}
 
     # --- tokenisation -------------------------------------------------------------------
 
