@@ -213,3 +213,25 @@ def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
     assert yaml.safe_load((out / "H8" / "run.yaml").read_text())["lr"] == 1e-3
     both = yaml.safe_load((pipeline["ft"] / "H8" / "run.yaml").read_text())
     assert both["lr"] == 1e-4
+
+
+def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, tmp_path):
+    import yaml
+
+    from timetok.train.runner import checkpoint_state
+
+    out = tmp_path / "chain"
+    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--chain",
+                 "--heads", "decoder", "--max-steps", "2", "--horizon", "6,8",
+                 "--save-path", out)
+    assert result.rc == 0, result.err
+    assert result.out.index("H=8") < result.out.index("H=6")  # the longest first
+    started = {h: yaml.safe_load((out / f"H{h}" / "run.yaml").read_text())["model_dir"]
+               for h in (6, 8)}
+    assert started == {8: str(pipeline["lm"]), 6: str(out / "H8")}
+    # H=6 started from H=8's finetuned weights, its blend and skip fitted anew.
+    start = checkpoint_state(out / "H6" / "checkpoints" / "start.ckpt")["state_dict"]
+    longer = TokenForecaster.from_pretrained(out / "H8").state_dict()
+    shared = [k for k in longer if k.startswith(("lm.", "query"))]
+    assert shared and all(torch.equal(start[f"model.{k}"], longer[k]) for k in shared)
+    assert start["model.skip_weight"].shape[0] == 6

@@ -93,10 +93,15 @@ def pretrain(**s) -> None:
 
 @click.command()
 @option("--model", "--pretrained-model-path", "model_dir", required=True, type=click.Path(),
-        help="Pretrained language model folder (from timetok pretrain).")
+        help="Pretrained language model folder (from timetok pretrain), or a finetuned "
+             "model to start from (its heads' fitted parts are fitted anew).")
 @data_options
 @option("--horizon", "--target-points", "horizons", multiple=True, default=["96"],
         show_default=True, help="Steps to forecast; repeat or comma-separate for several.")
+@option("--chain/--no-chain", default=False, show_default=True,
+        help="With several horizons: finetune the longest first and start each next one "
+             "from the last one's finetuned model, so shorter horizons build on the longer "
+             "ones' training.")
 @option("--heads", default="decoder,linear", show_default=True,
         help="Forecast heads to train: decoder, linear, or both.")
 @option("--freeze", "freeze_policy",
@@ -145,7 +150,8 @@ def finetune(**s) -> None:
     context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
     options = run_options_from(s)
     options.keep_start = True  # a linear head starts at its fitted skip: keep it if best
-    for horizon in horizons:
+    start = s["model_dir"]  # with --chain, the last horizon's model after the first run
+    for horizon in sorted(horizons, reverse=True) if s["chain"] else horizons:
         save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
         check_new_run(save_path, s)
         L.seed_everything(options.seed, workers=True, verbose=False)
@@ -157,7 +163,7 @@ def finetune(**s) -> None:
         datamodule.load()
         # Fitted on resume too: the same windows give the same scale, the checkpoint the rest.
         module = finetune_module(
-            s["model_dir"], horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
+            start, horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
             s["warmup_steps"], s["freeze_policy"], s["linear_skip"], s["skip_scale"],
             datamodule.windows("train"), datamodule.windows("val"),
         )
@@ -167,9 +173,11 @@ def finetune(**s) -> None:
         settings = saved_settings(s)
         summary = train_and_export(
             module, datamodule, save_path, options, bool(s["resume"]),
-            settings | {"horizons": [str(horizon)]},
+            settings | {"horizons": [str(horizon)], "model_dir": str(start)},
         )
         print_summary(summary, save_path, s["as_json"])
+        if s["chain"]:
+            start = save_path
 
 
 def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
