@@ -134,11 +134,13 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
                     lr: float, weight_decay: float, warmup_steps: int,
                     freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
                     train_windows=None, val_windows=None) -> FinetuneModule:
-    """A finetuning module starting from a pretrained language model folder.
+    """A finetuning module starting from a pretrained language model folder, or from a
+    finetuned model's (of any horizon: ``timetok finetune --chain``).
 
-    Every pretrained key must load; only the new linear head, skip and blend may be
-    missing. With ``linear_skip`` and ``train_windows`` the skip starts at its least-squares
-    fit, on the scale with the lower MSE over ``val_windows`` when ``skip_scale`` is auto.
+    Every key but the linear head's, the skip's and the blend's must load: those belong to
+    one horizon and start anew. With ``linear_skip`` and ``train_windows`` the skip starts
+    at its least-squares fit, on the scale with the lower MSE over ``val_windows`` when
+    ``skip_scale`` is auto.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
