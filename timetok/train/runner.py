@@ -294,4 +294,6 @@ def train_and_export(
             ),
         }
         write_summary(out_dir, summary)
+    # Every process waits for the export: a next run (finetune --chain) may start from it.
+    trainer.strategy.barrier("export")
     return summary
