@@ -133,7 +133,8 @@ def main() -> int:
                 module = finetune_module(begin, horizon, [head], 1.0, default_lr([head]),
                                          1e-4, 100, "tokenizer", linear_skip=True,
                                          train_windows=dm_h.windows("train"),
-                                         val_windows=dm_h.windows("val"))
+                                         val_windows=dm_h.windows("val"),
+                                         blend_channels=dm_h.channels)
                 out = run / f"H{horizon}-{head}"
                 summary = train_and_export(module, dm_h, out, options(profile[head], patience=5))
                 if head == "decoder":

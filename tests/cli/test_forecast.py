@@ -75,6 +75,7 @@ def test_finetune_blends_the_decoder_head_with_the_skip_on_validation(pipeline):
     assert summary["val_mse_blend"] <= min(summary["val_mse_skip"], summary["val_mse_decoder"])
     model = TokenForecaster.from_pretrained(pipeline["ft"] / "H8")
     assert model.outputs == ["decoder", "linear", "blend"]
+    assert model.blend_weight.shape == (8, 2)  # per step and channel: the CSV's a and b
     assert ((model.blend_weight >= 0) & (model.blend_weight <= 1)).all()
     assert model.blend_weight.mean() == pytest.approx(summary["blend_weight_mean"])
 
@@ -203,14 +204,17 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
 
 
 def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
-    """The decoder head alone starts at 1e-3; with the linear head the default stays 1e-4."""
+    """The decoder head alone starts at 1e-3; with the linear head the default stays 1e-4.
+    (This run also shares its blend weights across the channels.)"""
     import yaml
 
     out = tmp_path / "ft"
     result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
-                 "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out)
+                 "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out,
+                 "--blend", "shared")
     assert result.rc == 0, result.err
     assert yaml.safe_load((out / "H8" / "run.yaml").read_text())["lr"] == 1e-3
+    assert TokenForecaster.from_pretrained(out / "H8").blend_weight.shape == (8, 1)
     both = yaml.safe_load((pipeline["ft"] / "H8" / "run.yaml").read_text())
     assert both["lr"] == 1e-4
 

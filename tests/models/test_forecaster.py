@@ -227,30 +227,75 @@ def test_a_model_without_the_skip_refuses_to_fit_one():
         make().init_linear_skip([])
 
 
-def test_the_blend_weights_are_the_per_step_least_squares_fit_within_0_and_1(tmp_path):
+def two_channel(pairs):
+    """Channel-independent windows ``([L, 1], [H, 1])`` -> two-channel ones, the second
+    channel another stretch of the series with its future damped."""
+    from torch.utils.data import TensorDataset
+
+    x, y = pairs.tensors
+    half = len(x) // 2
+    return TensorDataset(torch.cat([x[:half], x[half:2 * half]], dim=2),
+                         torch.cat([y[:half], 0.3 * y[half:2 * half]], dim=2))
+
+
+def expected_blend_weights(gap, miss, shared: bool):
+    """Least squares over the steps within BLEND_SPAN // 2, per channel or shared."""
+    from timetok.models.forecaster import BLEND_SPAN
+
+    cross, gap2 = (gap * miss).sum(0), (gap * gap).sum(0)  # (H, C)
+    if shared:
+        cross, gap2 = cross.sum(1, keepdim=True), gap2.sum(1, keepdim=True)
+    steps = torch.arange(len(cross))
+    near = ((steps[:, None] - steps[None]).abs() <= BLEND_SPAN // 2).double()
+    return ((near @ cross) / (near @ gap2)).clamp(0, 1).float()
+
+
+@pytest.mark.parametrize("blend_channels", [1, 2])
+def test_the_blend_weights_are_the_pooled_least_squares_fit_within_0_and_1(tmp_path,
+                                                                          blend_channels):
     from torch.utils.data import DataLoader
 
-    train, val, context = skip_data()
-    model = make(horizon=16, heads=["decoder"], linear_skip=True, skip_scale="standard")
+    train, val, _ = skip_data()
+    val = two_channel(val)
+    model = make(horizon=16, heads=["decoder"], linear_skip=True, skip_scale="standard",
+                 blend_channels=blend_channels)
     model.init_linear_skip(train)
     assert model.outputs == ["decoder", "blend"]
+    context, _ = val[:4]  # before fitting, the blend is the skip
     torch.testing.assert_close(model.predict(context)["blend"], model._forecasts(context)["skip"])
     fit = model.fit_blend(val)
     x, y = next(iter(DataLoader(val, batch_size=len(val))))
     out = model._forecasts(x)
-    skip, decoder = out["skip"][..., 0], out["decoder"][..., 0]
-    gap, miss = (decoder - skip).double(), (y[..., 0] - skip).double()
-    expected = ((gap * miss).sum(0) / (gap * gap).sum(0)).clamp(0, 1).float()
+    skip, decoder = out["skip"], out["decoder"]
+    gap, miss = (decoder - skip).double(), (y - skip).double()
+    expected = expected_blend_weights(gap, miss, shared=blend_channels == 1)
+    assert expected.shape == (16, blend_channels) and expected.unique().numel() > 1
     torch.testing.assert_close(model.blend_weight, expected, atol=1e-5, rtol=1e-4)
     blend = model.predict(x)["blend"]
-    torch.testing.assert_close(blend[..., 0], skip + expected * (decoder - skip))
-    mse = {"skip": skip, "decoder": decoder, "blend": blend[..., 0]}
-    for name, pred in mse.items():
-        assert fit[name] == pytest.approx(float((pred - y[..., 0]).pow(2).mean()), rel=1e-4)
-    assert fit["blend"] <= min(fit["skip"], fit["decoder"])  # each weight may be 0 or 1
+    torch.testing.assert_close(blend, skip + expected * (decoder - skip))
+    for name, pred in {"skip": skip, "decoder": decoder, "blend": blend}.items():
+        assert fit[name] == pytest.approx(float((pred - y).pow(2).mean()), rel=1e-4)
+    assert fit["blend"] < min(fit["skip"], fit["decoder"])
     model.save_pretrained(tmp_path)
     loaded = TokenForecaster.from_pretrained(tmp_path)
     torch.testing.assert_close(loaded.predict(x)["blend"], blend)
+
+
+def test_weights_per_channel_fit_each_channel_and_refuse_other_channel_counts():
+    train, val, _ = skip_data()
+    val = two_channel(val)
+    fits = {}
+    for blend_channels in (1, 2):
+        model = make(horizon=16, heads=["decoder"], linear_skip=True, skip_scale="standard",
+                     blend_channels=blend_channels)
+        model.init_linear_skip(train)
+        fits[blend_channels] = model.fit_blend(val)
+    assert fits[2]["blend"] < fits[1]["blend"]  # the channels want different weights
+    x, _ = val[:4]
+    with pytest.raises(ConfigError, match="weights for 2 channels, the input has 3"):
+        model.predict(torch.cat([x, x[..., :1]], dim=2))
+    with pytest.raises(ConfigError, match="blend_channels must be >= 1"):
+        make(horizon=16, heads=["decoder"], linear_skip=True, blend_channels=0)
 
 
 def test_the_blend_takes_no_part_in_the_training_loss():
@@ -261,7 +306,7 @@ def test_the_blend_takes_no_part_in_the_training_loss():
     x, y = val[:8]
     out = model(x, y)
     assert set(out.losses) == {"decoder"}
-    assert set(out.predictions) == {"decoder", "blend"}
+    assert set(out.predictions) == {"decoder"}
 
 
 @pytest.mark.parametrize("overrides", [dict(heads=["linear"], linear_skip=True),

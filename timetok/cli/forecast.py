@@ -112,11 +112,15 @@ def pretrain(**s) -> None:
 @option("--linear-skip/--no-linear-skip", default=True, show_default=True,
         help="A fixed context-to-horizon linear map, fitted by least squares on the "
              "training windows: the linear head adds it, and the decoder head's forecast is "
-             "blended with it (weights per step fitted on the validation windows).")
+             "blended with it (weights fitted on the validation windows).")
 @option("--skip-scale", type=click.Choice(["auto", "revin", "standard"]), default="auto",
         show_default=True,
         help="The skip's scale: RevIN-normalised (RLinear), standardised (DLinear's class), "
              "or auto: the one with the lower validation MSE.")
+@option("--blend", "blend_weights", type=click.Choice(["channel", "shared"]), default="channel",
+        show_default=True,
+        help="The blend's weights: per step and channel, or per step shared by the channels "
+             "(always shared when several datasets are finetuned on together).")
 @option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=1, show_default=True)
@@ -166,6 +170,7 @@ def finetune(**s) -> None:
             start, horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
             s["warmup_steps"], s["freeze_policy"], s["linear_skip"], s["skip_scale"],
             datamodule.windows("train"), datamodule.windows("val"),
+            datamodule.channels if s["blend_weights"] == "channel" else 1,
         )
         if not s["as_json"]:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"

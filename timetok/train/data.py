@@ -53,10 +53,19 @@ class WindowDataModule(L.LightningDataModule):
                 self.windows(split)
         return self.all_data[0]
 
-    def windows(self, split: str):
+    @property
+    def channels(self) -> int:
+        """Channels a window holds when read jointly: the dataset's, 1 across several."""
+        return self.data.n_channels if len(self.all_data) == 1 else 1
+
+    def windows(self, split: str, channel_independent: bool | None = None):
+        """A split's windows; ``channel_independent`` overrides the module's setting (several
+        datasets are always read channel by channel)."""
         hp = self.hparams
         self.load()
-        independent = hp.channel_independent or len(self.all_data) > 1
+        if channel_independent is None:
+            channel_independent = hp.channel_independent
+        independent = channel_independent or len(self.all_data) > 1
         parts = [
             data.windows(split, hp.context_points, hp.target_points,
                          hp.stride if split == "train" else hp.eval_stride, independent)

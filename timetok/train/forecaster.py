@@ -104,7 +104,8 @@ class FinetuneModule(_ForecasterModule):
         skip on the validation windows; returns their validation MSEs for the summary."""
         if not self.model.has_blend:
             return {}
-        fit = self.model.fit_blend(datamodule.windows("val"))
+        per_channel = self.model.config.blend_channels > 1
+        fit = self.model.fit_blend(datamodule.windows("val", channel_independent=not per_channel))
         return {"blend_weight_mean": fit["weight"],
                 **{f"val_mse_{name}": fit[name] for name in ("skip", "decoder", "blend")}}
 
@@ -133,19 +134,21 @@ def default_lr(heads: list[str]) -> float:
 def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
                     lr: float, weight_decay: float, warmup_steps: int,
                     freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
-                    train_windows=None, val_windows=None) -> FinetuneModule:
+                    train_windows=None, val_windows=None,
+                    blend_channels: int = 1) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder, or from a
     finetuned model's (of any horizon: ``timetok finetune --chain``).
 
     Every key but the linear head's, the skip's and the blend's must load: those belong to
     one horizon and start anew. With ``linear_skip`` and ``train_windows`` the skip starts
     at its least-squares fit, on the scale with the lower MSE over ``val_windows`` when
-    ``skip_scale`` is auto.
+    ``skip_scale`` is auto. ``blend_channels``: 1 for blend weights shared by the channels,
+    else the data's channel count for weights per channel.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
         horizon=horizon, heads=heads, temperature=temperature, linear_skip=linear_skip,
-        skip_scale=skip_scale,
+        skip_scale=skip_scale, blend_channels=blend_channels,
     )
     module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
                             warmup_steps, freeze_policy)
