@@ -104,8 +104,8 @@ class FinetuneModule(_ForecasterModule):
         skip on the validation windows; returns their validation MSEs for the summary."""
         if not self.model.has_blend:
             return {}
-        per_channel = self.model.config.blend_channels > 1
-        fit = self.model.fit_blend(datamodule.windows("val", channel_independent=not per_channel))
+        shared = self.model.config.blend_channels == 1
+        fit = self.model.fit_blend(datamodule.windows("val", channel_independent=shared))
         return {"blend_weight_mean": fit["weight"],
                 **{f"val_mse_{name}": fit[name] for name in ("skip", "decoder", "blend")}}
 
