@@ -22,7 +22,7 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 # Budgets in minutes per stage; the CPU profile is sized to finish within an hour on 2 cores,
-# the GPU profile to run one dataset inside one 10-minute call of a lent H100.
+# the GPU profile to run one dataset in about ten minutes on one H100 (ETTm1: 10.5).
 # Each head is finetuned in a run of its own, so each run's best checkpoint (the fitted
 # linear start included) is chosen on that head's validation MSE alone. The linear head's
 # training never beat its fitted start in the 16 runs of the last two full benchmarks, so

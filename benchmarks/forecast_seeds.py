@@ -1,16 +1,18 @@
 """Seed spread of the forecast benchmark: test MSE/MAE over runs that differ only in --seed.
 
 Reads the results that ``benchmarks/forecast.py`` wrote (``forecast*.json``; each run names
-its seed in its command, e.g. ``--seed 2 --name forecast_etth1_seed2``) and, for each
-dataset measured with two or more seeds, reports per horizon and method the mean and
-standard deviation of test MSE and MAE, and in how many seeds a method beat the in-run
-DLinear-style baseline of its own run. Published figures are listed alongside.
+its seed and profile in its command, e.g. ``--seed 2 --name forecast_etth1_seed2``) and,
+for each dataset measured with two or more seeds in one profile (CPU by default), reports
+per horizon and method the mean and standard deviation of test MSE and MAE, and in how many
+seeds a method beat the in-run DLinear-style baseline of its own run. Published figures are
+listed alongside.
 
-    python benchmarks/forecast_seeds.py
+    python benchmarks/forecast_seeds.py [--profile gpu]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import statistics
@@ -25,18 +27,24 @@ METHODS = ("timetok-linear", "timetok-decoder", "timetok-blend", "dlinear", "rli
            "seasonal-naive")
 
 
-def seed_of(command: str) -> int:
+def flag(command: str, name: str, default: str) -> str:
+    """The value of ``name`` in a benchmark's command line, or its default."""
     args = shlex.split(command)
-    return int(args[args.index("--seed") + 1]) if "--seed" in args else 1
+    return args[args.index(name) + 1] if name in args else default
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("cpu", "gpu"), default="cpu")
+    args = parser.parse_args()
+    name = NAME if args.profile == "cpu" else f"{NAME}_{args.profile}"
+
     from timetok.eval.report import markdown_table, record, write_results
 
     measured = defaultdict(dict)  # (dataset, setting, method, metric) -> {seed: value}
     published, machines = {}, set()
     for path in sorted(RESULTS.glob("forecast*.json")):
-        if path.stem == NAME:
+        if path.stem.startswith(NAME):
             continue
         for r in json.loads(path.read_text()):
             if not r["setting"].startswith("H=") or r["setting"] == "H=0":
@@ -44,8 +52,9 @@ def main() -> int:
             key = (r["dataset"], r["setting"], r["method"], r["metric"])
             if r["source"] == "published":
                 published[key] = r["value"]
-            elif r["method"] in METHODS and r["metric"] in ("mse", "mae"):
-                measured[key][seed_of(r["command"])] = r["value"]
+            elif (r["method"] in METHODS and r["metric"] in ("mse", "mae")
+                  and flag(r["command"], "--profile", "cpu") == args.profile):
+                measured[key][int(flag(r["command"], "--seed", "1"))] = r["value"]
                 machines.add(r["machine"])
 
     seeds = defaultdict(set)
@@ -53,11 +62,12 @@ def main() -> int:
         seeds[dataset] |= set(values)
     datasets = sorted(d for d, s in seeds.items() if len(s) > 1)
     if not datasets:
-        print("no dataset has runs with two or more seeds; run benchmarks/forecast.py with "
-              "--seed 2 --name forecast_<dataset>_seed2 first", file=sys.stderr)
+        print(f"no dataset has {args.profile} runs with two or more seeds; run "
+              "benchmarks/forecast.py with --seed 2 --name forecast_<dataset>_seed2 first",
+              file=sys.stderr)
         return 2
 
-    command = "python benchmarks/forecast_seeds.py"
+    command = shlex.join(["python", "benchmarks/forecast_seeds.py", *sys.argv[1:]])
     machine = ", ".join(sorted(machines))
     rows, records = [], []
     for dataset in datasets:
@@ -88,15 +98,16 @@ def main() -> int:
                     rows.append({"dataset": dataset, "H": setting[2:], "method": method,
                                  "mse": value, "source": "published"})
 
-    title = (f"# Forecast benchmark over seeds ({', '.join(datasets)})\n\nMachine: {machine}. "
+    title = (f"# Forecast benchmark over seeds ({args.profile} profile; "
+             f"{', '.join(datasets)})\n\nMachine: {machine}. "
              "Mean and standard deviation of standardised test MSE/MAE over runs of "
              "`benchmarks/forecast.py` that differ only in `--seed` (each its own tokenizer, "
              "pretraining and finetuning); `below dlinear`: the seeds in which the method beat "
              "its own run's DLinear-style baseline by more than 1e-4 MSE.\n\n")
     table = markdown_table(rows, ["dataset", "H", "method", "mse", "mse std", "mae", "mae std",
                                   "seeds", "below dlinear", "source"])
-    (RESULTS / f"{NAME}.md").write_text(title + table + "\n")
-    write_results(RESULTS / f"{NAME}.json", records)
+    (RESULTS / f"{name}.md").write_text(title + table + "\n")
+    write_results(RESULTS / f"{name}.json", records)
     print(title + table)
     return 0
 
