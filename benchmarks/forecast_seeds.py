@@ -37,7 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("cpu", "gpu"), default="cpu")
     args = parser.parse_args()
-    name = NAME if args.profile == "cpu" else f"{NAME}_{args.profile}"
+    stem = NAME if args.profile == "cpu" else f"{NAME}_{args.profile}"
 
     from timetok.eval.report import markdown_table, record, write_results
 
@@ -106,8 +106,8 @@ def main() -> int:
              "its own run's DLinear-style baseline by more than 1e-4 MSE.\n\n")
     table = markdown_table(rows, ["dataset", "H", "method", "mse", "mse std", "mae", "mae std",
                                   "seeds", "below dlinear", "source"])
-    (RESULTS / f"{name}.md").write_text(title + table + "\n")
-    write_results(RESULTS / f"{name}.json", records)
+    (RESULTS / f"{stem}.md").write_text(title + table + "\n")
+    write_results(RESULTS / f"{stem}.json", records)
     print(title + table)
     return 0
 
