@@ -25,7 +25,7 @@ RESULTS = Path(__file__).parent / "results"
 # the GPU profile to run one dataset in about ten minutes on one H100 (ETTm1: 10.5).
 # Each head is finetuned in a run of its own, so each run's best checkpoint (the fitted
 # linear start included) is chosen on that head's validation MSE alone. The linear head's
-# training never beat its fitted start in the 16 runs of the last two full benchmarks, so
+# training never beat its fitted start in the 16 CPU runs of the last two benchmarks, so
 # its runs are short and the finetuning time goes to the decoder head, which stopped on the
 # budget every time. The decoder head's runs are chained, longest horizon first: each
 # starts from the last one's weights (``timetok finetune --chain``), so the short horizons
