@@ -101,7 +101,8 @@ def evaluate_forecaster(
     model, the baselines once, and samples are drawn from the first. ``stride`` 1 is the
     protocol (every test window); sampling, being costly, runs on every
     ``sample_stride``-th batch and says so in the report. The models and the tokenizer
-    ceiling run on ``device``, the baselines on the CPU.
+    ceiling run on ``device`` (the models are moved there and stay), the baselines on the
+    CPU.
     """
     models = list(model) if isinstance(model, list | tuple) else [model]
     model = models[0]
