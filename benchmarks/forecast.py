@@ -97,9 +97,8 @@ def main() -> int:
         # Finetuning validates every 500 steps, not 200: a validation pass costs as much as
         # 70 training steps, and the decoder head's runs stop on their time budget.
         return RunOptions(max_time=minutes, val_every=200 if patience is None else 500,
-                          checkpoint_every=500,
-                          seed=args.seed, patience=patience, progress=False,
-                          keep_start=patience is not None)
+                          checkpoint_every=500, seed=args.seed, patience=patience,
+                          progress=False)
 
     def add(dataset, horizon, method, metric, value, source="measured", cmd=command):
         records.append(record("forecast", dataset, f"H={horizon}", method, metric, value,
@@ -221,8 +220,7 @@ def main() -> int:
     timings, longest = {}, max(horizons)
     for cache in (True, False):
         start = time.perf_counter()
-        model.generate_codes(codes.repeat(4, 1), model.config.n_future(longest),
-                             use_cache=cache)
+        model.lm.generate(codes.repeat(4, 1), model.config.n_future(longest), use_cache=cache)
         timings[cache] = time.perf_counter() - start
     speedup = f"kv_speedup_h{longest}"
     speed = {"sample_s_100paths_h96": sample_s, speedup: timings[False] / timings[True]}

@@ -56,7 +56,7 @@ def main() -> int:
     from timetok.eval.report import machine, markdown_table, record, write_results
     from timetok.models.tokenizer import TokenizerConfig
     from timetok.train.data import WindowDataModule
-    from timetok.train.runner import RunOptions, fit, load_best
+    from timetok.train.runner import RunOptions, fit
     from timetok.train.tokenizer import TokenizerModule
 
     console = Console()
@@ -82,7 +82,7 @@ def main() -> int:
                              seed=args.seed, accelerator="auto", amp=method.endswith("-amp"))
         console.print(f"[bold]training {method}[/] for {args.minutes:g} min")
         _, summary = fit(module, datamodule, out_dir, options)
-        load_best(module, out_dir, summary)
+        module.select_weights(out_dir, summary)
         report, extras = evaluate_tokenizer(
             module.model, data, "test", stride=args.eval_stride, batch_size=64,
             track=lambda it, m=method: track(it, description=f"evaluating {m}", transient=True),
@@ -94,7 +94,7 @@ def main() -> int:
         metrics = {
             "recon_mse": report["mse"], "recon_mae": report["mae"],
             "recon_mse_revin": report["mse_revin"], "codebook_usage": report["usage"],
-            "perplexity": report["perplexity"], "timesteps_per_s": summary["timesteps_per_s"],
+            "perplexity": report["perplexity"], "timesteps_per_s": summary["throughput_per_s"],
         }
         for metric, value in metrics.items():
             records.append(record("tokenizer", "ettm1", setting, method, metric, value,

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timetok.data.series import Scaler
+from timetok.data.scaler import Scaler
 from timetok.errors import ConfigError, DataError
 from timetok.models.forecaster import TokenForecaster
+from timetok.nn.sampling import Sampling
 
 
 class Forecaster:
@@ -86,12 +87,8 @@ class Forecaster:
         x, single = self._prepare(context)
         config = self.model.config
         if num_samples is not None:
-            if num_samples < 1:
-                raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
-            if top_p is not None and not 0 < top_p <= 1:
-                raise ConfigError(f"top_p must lie in (0, 1], got {top_p}")
-            paths = self.model.sample(x, horizon or config.horizon or 96, num_samples,
-                                      temperature, top_k, top_p)
+            sampling = Sampling(temperature, top_k, top_p)
+            paths = self.model.sample(x, horizon or config.horizon or 96, num_samples, sampling)
             out = self._restore(paths)
         else:
             horizon = horizon or config.horizon

@@ -448,7 +448,9 @@ def test_data_list_json(cli):
     where = {row["name"]: row["location"] for row in rows}
     assert Path(where["etth1"]) == BUNDLED_DIR / "ETTh1.csv"
     assert where["ettm1"].startswith("not found")
-    assert where["custom"] == "--data-path"
+    assert where["custom"] == "any file: pass --data-path"
+    assert {row["kind"] for row in rows} == {"series"}
+    assert all(row["licence"] for row in rows if row["name"] != "custom")
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -27,9 +27,9 @@ def pipeline(tmp_path_factory):
                  "8", "--num-embeddings", "16", "--max-steps", "10", "--no-progress",
                  "--save-path", str(tok)]) == 0
     tok_before = (tok / "model.safetensors").read_bytes()
-    assert main(["pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
+    assert main(["lm", "pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
                  "--max-horizon", "16", *LM, "--max-steps", "6", "--save-path", str(lm)]) == 0
-    assert main(["finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
+    assert main(["lm", "finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
                  *RUN, "--max-steps", "6", "--save-path", str(ft)]) == 0
     return {"root": root, "data": data, "tok": tok, "lm": lm, "ft": ft, "common": common,
             "tok_before": tok_before}
@@ -56,7 +56,7 @@ def test_finetune_writes_one_model_per_horizon(pipeline):
 
 
 def test_evaluate_reports_every_method(cli, pipeline):
-    result = cli("evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
+    result = cli("lm", "evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
                  "--samples", "4", "--sample-stride", "1")
     assert result.rc == 0, result.err
     report = json.loads(result.out)
@@ -82,16 +82,16 @@ def test_finetune_blends_the_decoder_head_with_the_skip_on_validation(pipeline):
 
 def test_forecast_point_and_samples(cli, pipeline, tmp_path):
     out = tmp_path / "f.csv"
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out)
     assert result.rc == 0, result.err
     assert out.read_text().splitlines()[0] == "step,a_forecast,b_forecast"
     blend = np.loadtxt(out, delimiter=",", skiprows=1)
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out, "--head", "blend")
     assert result.rc == 0, result.err
     np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), blend)
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out, "--samples", "20", "--horizon", "12", "--top-p", "0.9")
     assert result.rc == 0, result.err
     rows = np.loadtxt(out, delimiter=",", skiprows=1)
@@ -121,7 +121,7 @@ def test_forecaster_api(pipeline):
 )
 def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
     out = tmp_path / "f.csv"
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out, *args)
     result.assert_error(fragment)
     assert not out.exists()
@@ -129,38 +129,79 @@ def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
 
 def test_forecast_input_shorter_than_the_context(cli, pipeline, make_csv, tmp_path):
     short = make_csv("short.csv", rows=10)
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", short,
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", short,
                  "--output", tmp_path / "f.csv")
     result.assert_error("10 steps", "32")
 
 
 def test_forecast_with_another_channel_count(cli, pipeline, make_csv, tmp_path):
     wide = make_csv("wide.csv", rows=100, columns=("a", "b", "c"))
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", wide,
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", wide,
                  "--output", tmp_path / "f.csv")
     result.assert_error("2 channel", "3")
 
 
-def test_finetune_refuses_to_train_nothing(cli, pipeline, tmp_path):
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
-                 "decoder", "--freeze", "all-but-head", "--horizon", "8", *RUN, "--max-steps", "2",
-                 "--save-path", tmp_path / "x")
-    assert result.rc == 0, result.err  # the code head still trains
-    assert "code head" in result.out
-    result = cli("finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
+def test_freeze_all_but_head_trains_the_decoder_head_only(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+                 "decoder", "--freeze", "all-but-head", "--horizon", "8", *RUN, "--max-steps",
+                 "2", "--save-path", tmp_path / "x")
+    assert result.rc == 0, result.err
+    table = {line.split()[0]: line.split()[1:] for line in result.out.splitlines()
+             if line.split() and line.split()[0] in ("backbone", "code-head", "query")}
+    assert table["backbone"][0] == "0" and table["query"][0] == "0"
+    assert table["code-head"][0] == table["code-head"][1] != "0"
+
+
+@pytest.mark.parametrize(
+    "heads, freeze",
+    [("decoder", "tokenizer,backbone,code-head,query"),
+     # the code head and the query feed the decoder head only: with the linear head alone
+     # they count as frozen, so freezing the rest leaves nothing
+     ("linear", "tokenizer,backbone,linear-head")],
+)
+def test_finetune_refuses_to_train_nothing_and_shows_the_table(cli, pipeline, tmp_path, heads,
+                                                               freeze):
+    out = tmp_path / "none"
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+                 heads, "--freeze", freeze, "--horizon", "8", *RUN, "--max-steps", "2",
+                 "--save-path", out)
+    result.assert_error("--freeze", "no parameter to train")
+    assert "trainable" in result.out and result.out.splitlines()[-1].split()[:2] == ["all", "0"]
+    assert not out.exists()
+
+
+def test_an_unknown_freeze_part_is_named(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--freeze",
+                 "tokenizer,heads", "--horizon", "8", *RUN, "--save-path", tmp_path / "u")
+    result.assert_error("--freeze", "'tokenizer,heads'", "code-head")
+
+
+def test_finetune_of_a_tokenizer_folder_is_refused(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
                  "--save-path", tmp_path / "y")
     result.assert_error("tokenizer")
 
 
+def test_the_commands_before_the_lm_group_still_work(cli, pipeline, tmp_path):
+    out = tmp_path / "f.csv"
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out)
+    assert result.rc == 0, result.err
+    assert out.is_file()
+    listed = [line.split()[0] for line in cli("--help").out.split("Commands:")[1].splitlines()
+              if line.strip()]
+    assert listed == ["data", "tokenizer", "lm"]
+
+
 def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
-    result = cli("pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
+    result = cli("lm", "pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
                  "--context-points", "32",
                  "--save-path", tmp_path / "z")
     result.assert_error("forecaster", "tokenizer")
 
 
 def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_path):
-    result = cli("pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
+    result = cli("lm", "pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
                  "--context-points", "32", "--max-horizon", "720",
                  "--save-path", tmp_path / "long")
     result.assert_error("rows", "--max-horizon")
@@ -168,13 +209,13 @@ def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_pat
 
 
 def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):
-    result = cli("evaluate", "--model", pipeline["lm"], *pipeline["common"])
+    result = cli("lm", "evaluate", "--model", pipeline["lm"], *pipeline["common"])
     result.assert_error("finetune it first")
 
 
 @pytest.mark.parametrize("horizon", ["0", "96,x"])
 def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--horizon", horizon, "--save-path", tmp_path / "h")
     result.assert_error("--horizon")
     assert not (tmp_path / "h").exists()
@@ -183,7 +224,7 @@ def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
 def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline, tmp_path):
     """A learning rate of 10 wrecks the linear head: the start (the fitted skip) is exported."""
     out = tmp_path / "ft"
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "4",
                  "--val-every", "2", "--checkpoint-every", "2", "--horizon", "8",
                  "--save-path", out)
@@ -193,7 +234,7 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
     assert summary["start_val_loss"] < summary["best_val_loss"]
     model = TokenForecaster.from_pretrained(out / "H8")
     assert not model.linear_head.weight.any()  # the hidden-state layer is still at zero
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "6",
                  "--val-every", "2", "--horizon", "8", "--resume", out / "H8")
     assert result.rc == 0, result.err
@@ -209,7 +250,7 @@ def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
     import yaml
 
     out = tmp_path / "ft"
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out,
                  "--blend", "shared")
     assert result.rc == 0, result.err
@@ -222,10 +263,10 @@ def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
 def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, tmp_path):
     import yaml
 
-    from timetok.train.runner import checkpoint_state
+    from timetok.train.checkpoints import checkpoint_state
 
     out = tmp_path / "chain"
-    result = cli("finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--chain",
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--chain",
                  "--heads", "decoder", "--max-steps", "2", "--horizon", "6,8",
                  "--save-path", out)
     assert result.rc == 0, result.err

@@ -73,7 +73,7 @@ def test_unknown_dataset_lists_the_known_names():
 
 
 def test_custom_without_data_path_asks_for_one(isolated_env):
-    with pytest.raises(DataError, match="--data-path"):
+    with pytest.raises(DataError, match="data_path"):
         resolve_path("custom")
 
 
@@ -83,6 +83,7 @@ def test_custom_with_a_missing_file(tmp_path):
 
 
 def test_a_missing_official_file_says_where_it_looked_and_how_to_fetch(tmp_path, isolated_env):
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError) as info:
         resolve_path("ettm1", tmp_path / "empty")
     message = str(info.value)
@@ -96,3 +97,8 @@ def test_only_etth1_is_bundled(isolated_env):
     for name in ("etth2", "ettm1", "ettm2"):
         with pytest.raises(DataError):
             resolve_path(name)
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_not_skipped(tmp_path, isolated_env):
+    with pytest.raises(DataError, match="not a folder"):
+        resolve_path("etth1", tmp_path / "typo")  # the bundled copy would hide the typo

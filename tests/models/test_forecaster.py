@@ -7,6 +7,7 @@ from tests.synthetic import mixture
 from timetok.errors import ConfigError
 from timetok.models.forecaster import ForecasterConfig, TokenForecaster
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+from timetok.nn.sampling import Sampling
 
 CONTEXT = 64
 
@@ -35,7 +36,7 @@ def test_causality_later_codes_never_change_earlier_logits():
     codes = torch.randint(0, 32, (3, 16))
     changed = codes.clone()
     changed[:, 10:] = torch.randint(0, 32, (3, 6))
-    before, after = model.code_logits(codes), model.code_logits(changed)
+    before, after = model.lm(codes), model.lm(changed)
     torch.testing.assert_close(before[:, :10], after[:, :10])
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
@@ -74,40 +75,11 @@ def test_gradients_reach_the_language_model_through_the_soft_lookup():
     assert all(p.grad is None for p in model.tokenizer.parameters())
 
 
-def test_greedy_decoding_with_kv_cache_equals_recomputation():
-    model = make()
-    codes, _ = model.tokenize(mixture(3, CONTEXT, 1, seed=4))
-    cached = model.generate_codes(codes, 12, temperature=0, use_cache=True)
-    full = model.generate_codes(codes, 12, temperature=0, use_cache=False)
-    assert cached.shape == (3, 12)
-    assert torch.equal(cached, full)
-
-
-def test_one_prefill_repeated_across_samples_equals_recomputation():
-    model = make()
-    codes, _ = model.tokenize(mixture(2, CONTEXT, 1, seed=8))
-    repeated = model.generate_codes(codes, 10, temperature=0, repeats=3)
-    full = model.generate_codes(codes.repeat_interleave(3, dim=0), 10, temperature=0,
-                                use_cache=False)
-    assert torch.equal(repeated, full)
-
-
-def test_greedy_generation_follows_the_argmax_of_the_logits():
-    model = make()
-    codes, _ = model.tokenize(mixture(2, CONTEXT, 1, seed=5))
-    generated = model.generate_codes(codes, 3, temperature=0)
-    sequence = codes
-    for step in range(3):
-        nxt = model.code_logits(sequence)[:, -1].argmax(-1)
-        assert torch.equal(nxt, generated[:, step])
-        sequence = torch.cat([sequence, nxt[:, None]], dim=1)
-
-
 def test_sampled_paths_and_their_quantiles():
     model = make()
     torch.manual_seed(0)
-    paths = model.sample(mixture(2, CONTEXT, 3, seed=6), 20, num_samples=30, top_k=10,
-                         top_p=0.9)
+    paths = model.sample(mixture(2, CONTEXT, 3, seed=6), 20, num_samples=30,
+                         sampling=Sampling(top_k=10, top_p=0.9))
     assert paths.shape == (2, 30, 20, 3)
     assert torch.isfinite(paths).all()
     q = torch.quantile(paths, torch.tensor([0.1, 0.5, 0.9]), dim=1)
@@ -159,8 +131,9 @@ def test_config_errors(overrides, message):
 
 def test_dropout_on_attention_probabilities_is_its_own_setting():
     model = make(attn_dropout=0.2)
-    assert model.lm.config.attn_pdrop == 0.2
-    assert model.lm.config.resid_pdrop == model.lm.config.embd_pdrop == 0.0
+    gpt = model.lm.transformer.config
+    assert gpt.attn_pdrop == 0.2
+    assert gpt.resid_pdrop == gpt.embd_pdrop == 0.0
     assert ForecasterConfig(tokenizer=tokenizer_config(), context_points=CONTEXT).attn_dropout == 0
 
 

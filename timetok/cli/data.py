@@ -19,67 +19,53 @@ def data() -> None:
 @option("--data-dir", type=click.Path(file_okay=False), default=None)
 @json_option
 def list_(data_dir: str | None, as_json: bool) -> None:
-    """Registered datasets and where their files resolve."""
-    from timetok.data.registry import DATASETS, resolve_path
+    """Registered datasets: kind, size, licence and where their files resolve."""
+    from timetok.data.registry import datasets, resolve_path
     from timetok.errors import DataError
 
     rows = []
-    for spec in DATASETS.values():
-        try:
-            where = str(resolve_path(spec.name, data_dir)) if spec.filename else "--data-path"
-        except DataError:
-            where = f"not found (timetok data fetch {spec.name})"
-        rows.append({"name": spec.name, "file": spec.filename or "any CSV",
-                     "description": spec.description, "location": where})
+    for spec in datasets().values():
+        if spec.filename is None:
+            where = "any file: pass --data-path"
+        else:
+            try:
+                where = str(resolve_path(spec.name, data_dir))
+            except DataError:
+                where = f"not found (timetok data fetch {spec.name})"
+        rows.append({"name": spec.name, "kind": spec.kind, "size": spec.size,
+                     "description": spec.description, "licence": spec.licence,
+                     "location": where})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "file", "description", "location")
+    table = Table("name", "kind", "size", "licence", "location")
     for row in rows:
-        table.add_row(*row.values())
-    Console().print(table)
+        table.add_row(row["name"], row["kind"], row["size"], row["licence"], row["location"])
+    for column in table.columns:  # wrap long cells rather than cut them
+        column.overflow = "fold"
+    Console(soft_wrap=False).print(table)
 
 
 @data.command()
 @click.argument("name")
-@option("--context-points", "-L", type=int, default=512, show_default=True)
-@option("--target-points", "-H", type=int, default=96, show_default=True)
-@option("--stride", type=int, default=1, show_default=True)
-@option("--data-path", type=click.Path(dir_okay=False), default=None)
+@option("--context-points", "-L", type=int, default=512, show_default=True,
+        help="Series: window length.")
+@option("--target-points", "-H", type=int, default=96, show_default=True,
+        help="Series: steps after each window.")
+@option("--stride", type=int, default=1, show_default=True, help="Series: step between windows.")
+@option("--data-path", type=click.Path(), default=None)
 @option("--data-dir", type=click.Path(file_okay=False), default=None)
 @json_option
-def info(name, context_points, target_points, stride, data_path, data_dir, as_json) -> None:
-    """Rows, channels, split borders and window counts of dataset NAME."""
-    from timetok.data.series import SPLITS, load_splits
+def info(name, data_path, data_dir, as_json, **options) -> None:
+    """Describe dataset NAME as its kind does: rows, channels and windows of a series, ..."""
+    from timetok.data.registry import get_kind, get_spec, resolve_path
 
-    split_data = load_splits(name, context_points, data_dir=data_dir, data_path=data_path)
-    report = {
-        "dataset": split_data.name,
-        "path": str(split_data.path),
-        "rows": split_data.n_rows,
-        "channels": split_data.n_channels,
-        "columns": split_data.columns,
-        "context_points": context_points,
-        "target_points": target_points,
-        "stride": stride,
-        "splits": {},
-    }
-    for split in SPLITS:
-        start, end = split_data.borders[split]
-        windows = split_data.windows(split, context_points, target_points, stride)
-        report["splits"][split] = {"start": start, "end": end, "rows": end - start,
-                                   "windows": len(windows)}
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"{report['dataset']}: {report['rows']} rows x {report['channels']} channels "
-               f"({', '.join(report['columns'])}) from {report['path']}")
-    click.echo(f"windows of {context_points} + {target_points}, stride {stride}:")
-    for split, row in report["splits"].items():
-        click.echo(f"  {split:<5} rows [{row['start']}, {row['end']})  {row['windows']:>7} windows")
+    spec = get_spec(name)
+    report = get_kind(spec).describe(spec, resolve_path(name, data_dir, data_path), options)
+    click.echo(json.dumps(report, indent=2) if as_json else get_kind(spec).render(report))
 
 
 @data.command()

@@ -229,8 +229,10 @@ def check_new_run(save_path: Path, s: dict) -> None:
         )
 
 
-def print_summary(summary: dict, save_path: Path, as_json: bool) -> None:
-    """What a finished training command prints (on the main process only)."""
+def print_summary(summary: dict, save_path: Path, as_json: bool,
+                  lines: list[str] | None = None) -> None:
+    """What a finished training command prints (on the main process only): the standard
+    line, then the module's own ``lines``."""
     import json
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -240,15 +242,13 @@ def print_summary(summary: dict, save_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    best = summary["best_val_loss"]
+    monitor = summary["monitor"]
+    best = summary[f"best_{monitor}"]
     click.echo(
         f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s "
-        f"({summary['timesteps_per_s']:,.0f} time steps/s); best val loss "
-        f"{'n/a' if best is None else f'{best:.4f}'}; model saved to {save_path}"
+        f"({summary['throughput_per_s']:,.0f} {summary['throughput_unit']}/s); best "
+        f"{monitor.replace('_', ' ')} {'n/a' if best is None else f'{best:.4f}'}; model saved "
+        f"to {save_path}"
     )
-    if "val_mse_blend" in summary:
-        click.echo(
-            f"validation MSE: skip {summary['val_mse_skip']:.4f}, decoder "
-            f"{summary['val_mse_decoder']:.4f}, blend {summary['val_mse_blend']:.4f} "
-            f"(decoder's mean share {summary['blend_weight_mean']:.2f})"
-        )
+    for line in lines or []:
+        click.echo(line)

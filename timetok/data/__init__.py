@@ -1,16 +1,27 @@
-"""Datasets in their official layouts, train-only scaling and lazily indexed windows."""
+"""Datasets in their official layouts, by kind: registry, loaders, train-only scaling."""
 
-from timetok.data.registry import DATASETS, DatasetSpec, get_spec, resolve_path
-from timetok.data.series import Scaler, Series, SplitData, load_splits, read_csv
+from timetok.data.registry import (
+    DATASETS,
+    KINDS,
+    DataKind,
+    DatasetSpec,
+    datasets,
+    get_spec,
+    register,
+    register_kind,
+    resolve_path,
+)
+from timetok.data.scaler import Scaler
 
 __all__ = [
     "DATASETS",
+    "KINDS",
+    "DataKind",
     "DatasetSpec",
     "Scaler",
-    "Series",
-    "SplitData",
+    "datasets",
     "get_spec",
-    "load_splits",
-    "read_csv",
+    "register",
+    "register_kind",
     "resolve_path",
 ]

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timetok.data.series import Scaler, Series
+from timetok.data.scaler import Scaler
+from timetok.data.series import Series
 from timetok.errors import ConfigError, DataError
 from timetok.utils import atomic_write_bytes, atomic_write_text
 

@@ -1,19 +1,68 @@
-"""Reading a series from CSV, checking every cell, and the train-only scaler."""
+"""The ``series`` kind: one multivariate series in a CSV, split by rows, cut into windows.
+
+Every cell is checked on reading; the scaler is fitted on the training rows only. The
+registered series datasets (ETT, and ``custom`` for any CSV) are defined here.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from timetok.data.registry import get_spec, resolve_path
+from timetok.data.registry import (
+    DataKind,
+    DatasetSpec,
+    get_spec,
+    register,
+    register_kind,
+    resolve_path,
+)
+from timetok.data.scaler import Scaler
 from timetok.errors import DataError
 
 SPLITS = ("train", "val", "test")
+ETT_BASE_URL = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/"
+ETT_LICENCE = "CC BY-ND 4.0 (Zhou et al., Informer, AAAI 2021)"
+
+# (train, val, test) row borders: each returns [start, end) for every split; the val and
+# test splits start `context` rows early so that their first window sees real history.
+Borders = Callable[[int, int], list[tuple[int, int]]]
+
+
+def ett_borders(rows_per_day: int) -> Borders:
+    """The Informer borders: 12 / 4 / 4 months of 30 days."""
+    month = 30 * rows_per_day
+
+    def borders(n_rows: int, context: int) -> list[tuple[int, int]]:
+        ends = [12 * month, 16 * month, 20 * month]
+        if n_rows < ends[-1]:
+            raise DataError(
+                f"an ETT file needs at least {ends[-1]} rows, this one has {n_rows}; "
+                "use the official, unmodified file (timetok data fetch NAME)"
+            )
+        return [(0, ends[0]), (ends[0] - context, ends[1]), (ends[1] - context, ends[2])]
+
+    return borders
+
+
+def ratio_borders(train: float = 0.7, test: float = 0.2) -> Borders:
+    """The 70/10/20 split used for CSVs without a published protocol."""
+
+    def borders(n_rows: int, context: int) -> list[tuple[int, int]]:
+        n_train = int(n_rows * train)
+        n_test = int(n_rows * test)
+        n_val = n_rows - n_train - n_test
+        return [
+            (0, n_train),
+            (n_train - context, n_train + n_val),
+            (n_rows - n_test - context, n_rows),
+        ]
+
+    return borders
 
 
 @dataclass
@@ -25,7 +74,9 @@ class Series:
     path: Path
 
 
-def _date_column(frame: pd.DataFrame) -> str | None:
+def _date_column(frame) -> str | None:
+    import pandas as pd
+
     for name in frame.columns:
         if str(name).strip().lower() in {"date", "datetime", "time", "timestamp"}:
             return name
@@ -37,8 +88,10 @@ def _date_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def _first_bad_cell(raw: pd.DataFrame, path: Path) -> DataError:
+def _first_bad_cell(raw, path: Path) -> DataError:
     """Locate the first empty, NaN or non-numeric cell; line numbers count the header."""
+    import pandas as pd
+
     for name in raw.columns:
         text = raw[name].astype(str).str.strip()
         numbers = pd.to_numeric(text, errors="coerce")
@@ -61,6 +114,8 @@ def _first_bad_cell(raw: pd.DataFrame, path: Path) -> DataError:
 
 def read_csv(path: str | os.PathLike) -> Series:
     """Read a CSV with an optional date column and numeric columns; every cell is checked."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check the path")
@@ -81,52 +136,14 @@ def read_csv(path: str | os.PathLike) -> Series:
         raise _first_bad_cell(raw, path) from None
     if not np.isfinite(values).all():
         raise _first_bad_cell(raw, path)
-    return Series(values.astype(np.float32), [str(c) for c in raw.columns], path)
-
-
-@dataclass
-class Scaler:
-    """Per-channel standardisation with statistics from the training rows only."""
-
-    mean: np.ndarray
-    std: np.ndarray
-    columns: list[str] = field(default_factory=list)
-
-    @classmethod
-    def fit(cls, values: np.ndarray, columns: list[str] | None = None) -> Scaler:
-        mean = values.mean(axis=0, dtype=np.float64)
-        std = values.std(axis=0, dtype=np.float64)
-        std[std < 1e-8] = 1.0  # a constant channel stays constant instead of dividing by 0
-        return cls(mean.astype(np.float32), std.astype(np.float32), list(columns or []))
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((values - self.mean) / self.std).astype(np.float32)
-
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        return (values * self.std + self.mean).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "columns": self.columns}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Scaler:
-        return cls(
-            np.asarray(data["mean"], dtype=np.float32),
-            np.asarray(data["std"], dtype=np.float32),
-            list(data.get("columns", [])),
+    too_large = np.abs(values) > np.finfo(np.float32).max
+    if too_large.any():
+        row, col = (int(i[0]) for i in np.nonzero(too_large))
+        raise DataError(
+            f"{path.name}: value {raw.iat[row, col]!r} in column {raw.columns[col]!r} at line "
+            f"{row + 2} is beyond float32's range (+-3.4e38); rescale the column"
         )
-
-    def save(self, path: str | os.PathLike) -> None:
-        from timetok.utils import atomic_write_text
-
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Scaler:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"cannot read scaler {path}: {err}; re-export the model") from None
+    return Series(values.astype(np.float32), [str(c) for c in raw.columns], path)
 
 
 @dataclass
@@ -170,10 +187,13 @@ def load_splits(
 ) -> SplitData:
     """Read a registered dataset, split it by its protocol, scale with train statistics."""
     spec = get_spec(name)
+    if spec.kind != "series":
+        raise DataError(f"dataset {spec.name!r} holds {spec.kind}, not one series; pick a "
+                        "series dataset (timetok data list)")
     path = resolve_path(name, data_dir, data_path)
     series = read_csv(path)
     n_rows = len(series.values)
-    borders = spec.borders(n_rows, context)
+    borders = spec.protocol(n_rows, context)
     if min(start for start, _ in borders) < 0:
         raise DataError(
             f"{path.name} has {n_rows} rows, too few for a context of {context} in every split; "
@@ -191,3 +211,56 @@ def load_splits(
         borders=dict(zip(SPLITS, borders, strict=True)),
         n_rows=n_rows,
     )
+
+
+def describe(spec: DatasetSpec, path: Path, options: dict) -> dict:
+    """Rows, channels, split borders and window counts (``context_points``,
+    ``target_points`` and ``stride`` from ``options``)."""
+    context = options.get("context_points", 512)
+    target = options.get("target_points", 96)
+    stride = options.get("stride", 1)
+    data = load_splits(spec.name, context, data_path=path)
+    report = {
+        "dataset": data.name, "kind": spec.kind, "path": str(data.path), "rows": data.n_rows,
+        "channels": data.n_channels, "columns": data.columns, "context_points": context,
+        "target_points": target, "stride": stride, "licence": spec.licence, "splits": {},
+    }
+    for split in SPLITS:
+        start, end = data.borders[split]
+        windows = data.windows(split, context, target, stride)
+        report["splits"][split] = {"start": start, "end": end, "rows": end - start,
+                                   "windows": len(windows)}
+    return report
+
+
+def render(report: dict) -> str:
+    lines = [f"{report['dataset']} ({report['kind']}): {report['rows']} rows x "
+             f"{report['channels']} channels ({', '.join(report['columns'])}) from "
+             f"{report['path']}",
+             f"windows of {report['context_points']} + {report['target_points']}, stride "
+             f"{report['stride']}:"]
+    lines += [f"  {split:<5} rows [{row['start']}, {row['end']})  {row['windows']:>7} windows"
+              for split, row in report["splits"].items()]
+    return "\n".join(lines)
+
+
+register_kind(DataKind("series", "one multivariate series, split by rows into windows",
+                       describe, render))
+for _name, _rows_per_day, _digest in [
+    ("ETTh1", 24, "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),
+    ("ETTh2", 24, "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"),
+    ("ETTm1", 96, "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"),
+    ("ETTm2", 96, "db973ca252c6410a30d0469b13d696cf919648d0f3fd588c60f03fdbdbadd1fd"),
+]:
+    _hourly = _rows_per_day == 24
+    register(DatasetSpec(
+        _name.lower(), "series",
+        f"Electricity Transformer Temperature, {'hourly' if _hourly else '15-minute'}, "
+        f"station {_name[-1]}",
+        f"{_name}.csv", f"{17_420 if _hourly else 69_680:,} rows x 7 channels",
+        ETT_BASE_URL + f"{_name}.csv", f"sha256:{_digest}", ETT_LICENCE,
+        ett_borders(_rows_per_day),
+    ))
+register(DatasetSpec("custom", "series",
+                     "any CSV with a date column and numeric columns (70/10/20 split)",
+                     None, "your file", protocol=ratio_borders()))

@@ -22,8 +22,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from timetok.data.series import SplitData
+from timetok.errors import ConfigError
 from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear
 from timetok.nn.revin import RevIN
+from timetok.nn.sampling import Sampling
 
 SEASONS = {"etth1": 24, "etth2": 24, "ettm1": 96, "ettm2": 96}
 
@@ -90,7 +92,7 @@ def evaluate_forecaster(
     stride: int = 1,
     samples: int = 0,
     sample_stride: int = 50,
-    sampling: dict | None = None,
+    sampling: Sampling = Sampling(),
     track: Callable[[Iterable], Iterable] = iter,
     device: str | torch.device = "cpu",
 ) -> dict:
@@ -108,7 +110,7 @@ def evaluate_forecaster(
     model = models[0]
     outputs = [output for m in models for output in m.outputs]
     if len(set(outputs)) < len(outputs):
-        raise ValueError(f"each output must come from one model, got {outputs}")
+        raise ConfigError(f"each output must come from one model, got {outputs}")
     for m in models:
         m.eval().to(device)
     horizon = horizon or model.config.horizon
@@ -139,7 +141,7 @@ def evaluate_forecaster(
         ceiling = tokenizer_ceiling(model.tokenizer, y.to(device)).cpu()
         sums["tokenizer-ceiling"].update(ceiling, y)
         if samples and i % sample_stride == 0:
-            paths = model.sample(xd, horizon, samples, **(sampling or {})).cpu()  # (B,S,H,C)
+            paths = model.sample(xd, horizon, samples, sampling).cpu()  # (B, S, H, C)
             values = crps_from_samples(paths.transpose(0, 1), y)
             crps_sum += float(values.sum())
             crps_n += values.numel()

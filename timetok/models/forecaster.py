@@ -1,8 +1,8 @@
-"""System 2: a causal Transformer over the frozen tokenizer's codes, finetuned to forecast.
+"""System 2: forecasting over the frozen tokenizer's codes with a code language model.
 
 Every channel is a sequence of its own. A window ``[B, L, C]`` becomes ``B*C`` code
-sequences of ``N = L/f`` codes; a GPT-2 decoder fed through ``inputs_embeds`` learns the
-next code (pretraining). Finetuning adds two forecast heads:
+sequences of ``N = L/f`` codes; the code language model (:mod:`timetok.models.code_lm`)
+learns the next code (pretraining). Finetuning adds two forecast heads:
 
 - ``decoder``: learned query tokens after the context yield code distributions for the
   ``ceil(H/f)`` future positions; their softmax-weighted codebook vectors (a *soft*
@@ -20,18 +20,17 @@ next code (pretraining). Finetuning adds two forecast heads:
 With the skip, the decoder head's forecast also comes blended with it: ``blend`` is
 ``skip + w * (decoder - skip)``, one weight in [0, 1] per horizon step and channel (or per
 step, shared by the channels), fitted by least squares on validation windows once the
-decoder head is trained (stacking). The two err differently (on ETTm1 their test errors
-correlate at 0.87), so the blend beats both. Each weight pools the steps within
-``BLEND_SPAN // 2`` of its own, which steadies it where validation windows are few.
-Weights per channel matter where the decoder head helps some channels and hurts others
-(on ETTh1 it loses on validation for three series of seven, and shared weights went to
-zero for all; README gives the figures).
+decoder head is trained (stacking): the two err differently, so the blend can beat both.
+Each weight pools the steps within ``BLEND_SPAN // 2`` of its own, which steadies it
+where validation windows are few; weights per channel let the decoder head count only
+on the channels where it helps.
 
 A horizon that is not a multiple of ``f`` is padded to the next multiple and cut back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -43,8 +42,10 @@ from torch import Tensor, nn
 
 from timetok.errors import ConfigError
 from timetok.models.base import PretrainedModel
+from timetok.models.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
 from timetok.nn.revin import RevinStats
+from timetok.nn.sampling import Sampling
 
 HEADS = ("decoder", "linear")
 CODE_EMBEDDINGS = ("codebook", "learned")
@@ -52,11 +53,11 @@ SKIP_SCALES = ("auto", "revin", "standard")
 BLEND_SPAN = 25  # steps pooled by each blend weight (centred; fewer at the horizon's ends)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ForecasterConfig:
     """Defaults follow the reference run: d_model 128, 3 layers, 8 heads, d_ff 256."""
 
-    tokenizer: dict = field(default_factory=dict)  # the frozen tokenizer's TokenizerConfig
+    tokenizer: TokenizerConfig  # the frozen tokenizer's (a dict is converted)
     context_points: int = 512
     horizon: int = 0  # 0: a pretrained language model without forecast heads
     d_model: int = 128
@@ -82,7 +83,11 @@ class ForecasterConfig:
     max_horizon: int = 720
 
     def __post_init__(self):
-        tok = TokenizerConfig(**self.tokenizer)
+        if isinstance(self.tokenizer, dict):  # as read from config.json
+            object.__setattr__(self, "tokenizer", TokenizerConfig(**self.tokenizer))
+        if not isinstance(self.tokenizer, TokenizerConfig):
+            raise ConfigError(f"tokenizer must be a TokenizerConfig, got {self.tokenizer!r}")
+        tok = self.tokenizer
         if tok.quantizer == "rvq":
             raise ConfigError(
                 "the language model needs one code per position; train the tokenizer with "
@@ -97,10 +102,6 @@ class ForecasterConfig:
             raise ConfigError(
                 f"context of {self.context_points} is not a multiple of the tokenizer's "
                 f"compression {tok.compression}; use a multiple of {tok.compression}"
-            )
-        if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
             )
         if self.horizon < 0 or self.horizon > self.max_horizon:
             raise ConfigError(
@@ -120,16 +121,22 @@ class ForecasterConfig:
             )
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        for name in ("d_model", "n_layers", "d_ff", "blend_channels"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dropout", "attn_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.blend_channels < 1:
+            raise ConfigError(f"blend_channels must be >= 1, got {self.blend_channels}")
+        self.lm_config(vocab_size=2)  # the language model's own checks
+
+    def lm_config(self, vocab_size: int) -> CodeLMConfig:
+        """The code language model's settings: positions for the context and the longest
+        horizon, no prefix."""
+        return CodeLMConfig(
+            vocab_size=vocab_size, max_codes=self.n_context + self.n_future(self.max_horizon),
+            d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+            d_ff=self.d_ff, dropout=self.dropout, attn_dropout=self.attn_dropout,
+        )
 
     @property
     def compression(self) -> int:
-        return TokenizerConfig(**self.tokenizer).compression
+        return self.tokenizer.compression
 
     @property
     def n_context(self) -> int:
@@ -154,12 +161,11 @@ class ForecastOutput:
 
 
 class TokenForecaster(PretrainedModel):
-    """Next-code language model over a frozen tokenizer, with forecast heads.
+    """A code language model over a frozen tokenizer, with forecast heads.
 
     >>> tok = TokenizerConfig(n_channels=1, context_points=64, embedding_dim=8,
     ...                       block_hidden_size=16, res_hidden_size=8)
-    >>> from dataclasses import asdict
-    >>> model = TokenForecaster(ForecasterConfig(tokenizer=asdict(tok), context_points=64,
+    >>> model = TokenForecaster(ForecasterConfig(tokenizer=tok, context_points=64,
     ...                                          horizon=16, d_model=32, n_heads=4))
     >>> model.predict(torch.randn(2, 64, 3))["linear"].shape
     torch.Size([2, 16, 3])
@@ -170,29 +176,12 @@ class TokenForecaster(PretrainedModel):
 
     def __init__(self, config: ForecasterConfig):
         super().__init__()
-        from transformers import GPT2Config, GPT2LMHeadModel
-
         self.config = config
-        self.tokenizer = TimeSeriesTokenizer(TokenizerConfig(**config.tokenizer))
+        self.tokenizer = TimeSeriesTokenizer(config.tokenizer)
         # Frozen from the start: Lightning does not call train()/eval() on the whole model
         # before fitting, so the quantizer's EMA buffers would otherwise update.
         self.tokenizer.requires_grad_(False).eval()
-        self.vocab = self.tokenizer.codebook_size
-        self.lm = GPT2LMHeadModel(GPT2Config(
-            vocab_size=self.vocab,
-            n_positions=config.n_context + config.n_future(config.max_horizon),
-            n_embd=config.d_model,
-            n_layer=config.n_layers,
-            n_head=config.n_heads,
-            n_inner=config.d_ff,
-            resid_pdrop=config.dropout,
-            embd_pdrop=config.dropout,
-            attn_pdrop=config.attn_dropout,
-            tie_word_embeddings=False,
-            bos_token_id=None,
-            eos_token_id=None,
-            pad_token_id=None,
-        ))
+        self.lm = CodeLanguageModel(config.lm_config(self.tokenizer.codebook_size))
         # One learned token stands in for every not-yet-known future position.
         self.query = nn.Parameter(torch.randn(config.d_model) * 0.02)
         linear = bool(config.horizon) and "linear" in config.heads
@@ -228,7 +217,7 @@ class TokenForecaster(PretrainedModel):
         )
         vectors = codebook @ projection
         vectors = (vectors - vectors.mean()) / vectors.std().clamp_min(1e-6) * 0.02
-        self.lm.transformer.wte.weight.copy_(vectors)
+        self.lm.code_embedding.weight.copy_(vectors)
 
     @torch.no_grad()
     def init_linear_skip(self, windows, val_windows=None) -> None:
@@ -255,7 +244,7 @@ class TokenForecaster(PretrainedModel):
                          "standard": lambda x: apply_linear(fits["standard"], x)}
             errors = {scale: linear_mse(val_windows, forecasts[scale]) for scale in fits}
             scales = [min(errors, key=errors.get)]
-        self.config.skip_scale = scales[0]
+        self.config = dataclasses.replace(self.config, skip_scale=scales[0])
         weights = fits[scales[0]]  # (L + 1, H)
         self.skip_weight.copy_(weights[:-1].T)
         self.skip_bias.copy_(weights[-1])
@@ -333,28 +322,15 @@ class TokenForecaster(PretrainedModel):
         start = self.config.context_points
         return y[:, start:start + horizon, 0]
 
-    # --- language model -----------------------------------------------------------------
-
-    def code_logits(self, codes: Tensor) -> Tensor:
-        """Next-code logits ``[S, N, K]`` for code sequences ``[S, N]``."""
-        embeds = self.lm.transformer.wte(codes)
-        return self.lm(inputs_embeds=embeds).logits
-
-    def lm_loss(self, codes: Tensor) -> tuple[Tensor, Tensor]:
-        """Next-code cross-entropy over ``[S, N]`` codes; returns (loss, logits)."""
-        logits = self.code_logits(codes)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, self.vocab), codes[:, 1:].reshape(-1))
-        return loss, logits
-
     # --- forecasting --------------------------------------------------------------------
 
     def _head_inputs(self, codes: Tensor, n_future: int) -> Tensor:
         """Hidden states of the context followed by ``n_future - 1`` query tokens."""
-        embeds = self.lm.transformer.wte(codes)
+        embeds = self.lm.embed(codes)
         if n_future > 1:
             queries = self.query.expand(len(codes), n_future - 1, -1)
             embeds = torch.cat([embeds, queries], dim=1)
-        return self.lm.transformer(inputs_embeds=embeds).last_hidden_state
+        return self.lm.hidden_states(embeds)
 
     def predict(self, x: Tensor) -> dict[str, Tensor]:
         """Point forecasts ``{output: [B, H, C]}`` for standardised contexts ``[B, L, C]``:
@@ -428,61 +404,27 @@ class TokenForecaster(PretrainedModel):
         x: Tensor,
         horizon: int,
         num_samples: int = 100,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        sampling: Sampling = Sampling(),
         use_cache: bool = True,
     ) -> Tensor:
-        """Sample future codes autoregressively -> paths ``[B, num_samples, horizon, C]``.
-
-        ``temperature=0`` decodes greedily. ``transformers``' ``generate`` runs the loop,
-        with a KV cache unless ``use_cache`` is off.
-        """
-        if horizon > self.config.max_horizon:
+        """Sample future codes autoregressively -> paths ``[B, num_samples, horizon, C]``
+        (``sampling.temperature=0``: greedy)."""
+        if not 1 <= horizon <= self.config.max_horizon:
             raise ConfigError(
-                f"horizon {horizon} exceeds the model's max_horizon {self.config.max_horizon}"
+                f"horizon must lie in [1, max_horizon={self.config.max_horizon}], got {horizon}"
             )
+        if num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
         batch, _, channels = x.shape
         codes, stats = self.tokenize(x)  # (B*C, N)
-        future = self.generate_codes(codes, self.config.n_future(horizon), temperature, top_k,
-                                     top_p, use_cache, repeats=num_samples)  # (B*C*S, F)
+        future = self.lm.generate(codes, self.config.n_future(horizon), sampling=sampling,
+                                  use_cache=use_cache, repeats=num_samples)  # (B*C*S, F)
         codes = codes.repeat_interleave(num_samples, dim=0)  # (B*C*S, N)
         if stats is not None:
             stats = RevinStats(*(s.repeat_interleave(num_samples, dim=0) for s in stats))
         latents = self.tokenizer.quantizer.decode_indices(future)
         paths = self.decode_future(codes, latents, stats, horizon)  # (B*C*S, H)
         return rearrange(paths, "(b c s) h -> b s h c", b=batch, c=channels)
-
-    @torch.no_grad()
-    def generate_codes(self, codes: Tensor, steps: int, temperature: float = 1.0,
-                       top_k: int | None = None, top_p: float | None = None,
-                       use_cache: bool = True, repeats: int = 1) -> Tensor:
-        """``[S, N]`` codes -> ``[S * repeats, steps]`` continuations (``repeats`` per row).
-
-        Codes go in as ids: GPT-2's token embedding *is* the code embedding, so this equals
-        feeding ``inputs_embeds`` and lets ``generate`` recompute the prompt when uncached.
-        With the cache, each distinct context is encoded once and its cache repeated.
-        """
-        greedy = temperature == 0
-        cache = None
-        if use_cache and repeats > 1 and codes.shape[1] > 1:
-            cache = self.lm(input_ids=codes[:, :-1], use_cache=True).past_key_values
-            cache.batch_repeat_interleave(repeats)
-        codes = codes.repeat_interleave(repeats, dim=0)
-        sequences = self.lm.generate(
-            input_ids=codes,
-            attention_mask=torch.ones_like(codes),
-            past_key_values=cache,
-            max_new_tokens=steps,
-            min_new_tokens=steps,
-            do_sample=not greedy,
-            temperature=None if greedy else temperature,
-            top_k=None if greedy else (top_k or 0),  # 0: no cut (GPT-2's default is 50)
-            top_p=None if greedy else (top_p if top_p is not None else 1.0),
-            use_cache=use_cache,
-            pad_token_id=0,
-        )
-        return sequences[:, -steps:]
 
 
 def _window_sums(t: Tensor, span: int) -> Tensor:

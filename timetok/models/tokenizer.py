@@ -22,7 +22,7 @@ from timetok.nn.quantizer import Quantizer, check_options
 from timetok.nn.revin import RevIN, RevinStats
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenizerConfig:
     """Defaults reproduce the reference run: 256 codes, compression 4, RevIN on."""
 

@@ -1,18 +1,21 @@
-"""A Lightning data module of sliding windows over any registered dataset."""
+"""A Lightning data module of sliding windows over registered series datasets."""
 
 from __future__ import annotations
 
-import lightning as L
+from pathlib import Path
+
 from torch.utils.data import ConcatDataset, DataLoader
 
 from timetok.data.series import SplitData, load_splits
+from timetok.errors import DataError
+from timetok.train.base import TaskDataModule
 
 
-class WindowDataModule(L.LightningDataModule):
+class WindowDataModule(TaskDataModule):
     """Train/val/test windows of ``context_points`` (+ ``target_points``) rows.
 
-    The scaler is fitted on the train rows only; ``self.data.scaler`` travels with every
-    exported model. Validation and test use every window (stride 1, no ``drop_last``).
+    The scaler is fitted on the train rows only and travels with every exported model
+    (``scaler.json``). Validation and test use every window (stride 1, no ``drop_last``).
     ``dataset`` may name several datasets separated by commas: each is split and scaled
     on its own, and their channel-independent windows are concatenated.
     """
@@ -33,6 +36,9 @@ class WindowDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.names = [name.strip() for name in dataset.split(",") if name.strip()]
+        if not self.names:
+            raise DataError(f"dataset names no dataset ({dataset!r}); pass one or more names "
+                            "separated by commas")
         self.all_data: list[SplitData] = []
 
     @property
@@ -75,6 +81,11 @@ class WindowDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
+
+    def save_artifacts(self, directory: Path) -> dict:
+        """The first dataset's train scaler (``scaler.json``) and a description."""
+        self.data.scaler.save(Path(directory) / "scaler.json")
+        return {"dataset": self.hparams.dataset, "columns": self.data.columns}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(

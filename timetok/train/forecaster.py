@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
 
-import lightning as L
 import torch
 
-from timetok.errors import ConfigError
 from timetok.models.forecaster import ForecasterConfig, TokenForecaster
-from timetok.train.freeze import freeze, parameter_table, require_trainable
+from timetok.train.base import TaskModule
+from timetok.train.checkpoints import checkpoint_state
+from timetok.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
 from timetok.train.optim import adamw_cosine
+from timetok.utils import atomic_write_text
 
+# The forecaster's parts, for --freeze and the parameter table (embeddings before the
+# backbone that holds them, so the table shows them apart).
+PARTS = {
+    "tokenizer": ["tokenizer"],
+    "embeddings": ["lm.transformer.wte", "lm.transformer.wpe"],
+    "backbone": ["lm.transformer"],
+    "code-head": ["lm.lm_head"],
+    "query": ["query"],
+    "linear-head": ["linear_head"],
+}
 FREEZE_POLICIES = {
     "none": [],
     "tokenizer": ["tokenizer"],
-    "backbone": ["tokenizer", "lm.transformer"],
-    "all-but-head": ["tokenizer", "lm.transformer", "query"],
+    "backbone": ["tokenizer", "backbone"],
+    "all-but-head": ["tokenizer", "backbone", "query"],
 }
-PARTS = {
-    "tokenizer": ["tokenizer."],
-    "embeddings": ["lm.transformer.wte.", "lm.transformer.wpe."],
-    "backbone": ["lm.transformer."],
-    "code head": ["lm.lm_head.", "query"],
-    "linear head": ["linear_head."],
-}
+# Parts only the decoder head reads: frozen (and counted so) when it is not trained.
+DECODER_PARTS = ["code-head", "query"]
 
 
-class _ForecasterModule(L.LightningModule):
+class _ForecasterModule(TaskModule):
+    throughput_unit: ClassVar[str] = "time steps"
+
     def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
         super().__init__()
         self.save_hyperparameters()
         self.model = TokenForecaster(ForecasterConfig(**config))
+
+    def count_items(self, batch: Any) -> int:
+        return batch[0].numel()  # context steps of every channel
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -59,33 +73,38 @@ class PretrainModule(_ForecasterModule):
     def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_steps: int = 200):
         super().__init__(config, lr, weight_decay, warmup_steps)
-        freeze(self.model, FREEZE_POLICIES["tokenizer"])
+        freeze(self.model, PARTS, FREEZE_POLICIES["tokenizer"])
 
     def _common_step(self, batch, stage: str) -> torch.Tensor:
         x, future = batch
         codes, _ = self.model.tokenize(x, future)
-        loss, logits = self.model.lm_loss(codes)
-        targets = codes[:, 1:]
-        top5 = logits[:, :-1].topk(5, dim=-1).indices
+        out = self.model.lm.loss(codes)
+        top5 = out.logits.topk(5, dim=-1).indices
         log = dict(on_step=stage == "train", on_epoch=True, sync_dist=stage != "train",
                    batch_size=len(codes))
-        self.log(f"{stage}_loss", loss, prog_bar=True, **log)
-        self.log(f"{stage}_perplexity", loss.detach().exp(), **log)
-        self.log(f"{stage}_top1", (top5[..., 0] == targets).float().mean(), **log)
-        self.log(f"{stage}_top5", (top5 == targets[..., None]).any(-1).float().mean(), **log)
-        return loss
+        self.log(f"{stage}_loss", out.loss, prog_bar=True, **log)
+        self.log(f"{stage}_perplexity", out.loss.detach().exp(), **log)
+        self.log(f"{stage}_top1", (top5[..., 0] == out.targets).float().mean(), **log)
+        self.log(f"{stage}_top5", (top5 == out.targets[..., None]).any(-1).float().mean(),
+                 **log)
+        return out.loss
 
 
 class FinetuneModule(_ForecasterModule):
-    """MSE of each forecast head on the standardised scale; ``val_loss`` is their mean."""
+    """MSE of each forecast head on the standardised scale; ``val_loss`` is their mean.
+
+    A run validates before its first step and exports its starting weights when no later
+    validation beats them: a linear head starts at its fitted skip, which training may
+    only make worse.
+    """
 
     def __init__(self, config: dict, lr: float = 1e-4, weight_decay: float = 1e-4,
                  warmup_steps: int = 100, freeze_policy: str = "tokenizer"):
         super().__init__(config, lr, weight_decay, warmup_steps)
-        if freeze_policy not in FREEZE_POLICIES:
-            raise ConfigError(f"--freeze must be one of {', '.join(FREEZE_POLICIES)}, "
-                              f"got {freeze_policy!r}")
-        freeze(self.model, FREEZE_POLICIES[freeze_policy])
+        frozen = resolve_freeze(freeze_policy, PARTS, FREEZE_POLICIES)
+        if "decoder" not in self.model.config.heads:
+            frozen = [*frozen, *DECODER_PARTS]
+        freeze(self.model, PARTS, frozen)
         self.table = parameter_table(self.model, PARTS)
         require_trainable(self.table, freeze_policy)
 
@@ -99,6 +118,29 @@ class FinetuneModule(_ForecasterModule):
         self.log(f"{stage}_loss", out.loss / len(out.losses), prog_bar=True, **log)
         return out.loss
 
+    def on_run_start(self, trainer, datamodule, run_dir: Path, resume: bool) -> dict:
+        """Validate the starting weights and keep them (``checkpoints/start.ckpt``); a
+        resumed run reads the start's validation loss back."""
+        start_file = run_dir / "checkpoints" / "start.json"
+        if resume and start_file.is_file():
+            return {"start_val_loss": json.loads(start_file.read_text())["val_loss"]}
+        result = trainer.validate(self, datamodule=datamodule, verbose=False)
+        start_loss = float(result[0]["val_loss"])
+        trainer.save_checkpoint(run_dir / "checkpoints" / "start.ckpt", weights_only=True)
+        if trainer.is_global_zero:
+            atomic_write_text(start_file, json.dumps({"val_loss": start_loss}))
+        return {"start_val_loss": start_loss}
+
+    def select_weights(self, run_dir: Path, summary: dict) -> str:
+        """The best checkpoint's weights, or the starting ones when no validation during
+        training beat them."""
+        start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
+        if start is None or (best is not None and best < start):
+            return super().select_weights(run_dir, summary)
+        path = run_dir / "checkpoints" / "start.ckpt"
+        self.load_state_dict(checkpoint_state(path)["state_dict"])
+        return "start"
+
     def prepare_export(self, datamodule) -> dict:
         """With the exported weights in place: fit the blend of the decoder head and the
         skip on the validation windows; returns their validation MSEs for the summary."""
@@ -109,6 +151,13 @@ class FinetuneModule(_ForecasterModule):
         return {"blend_weight_mean": fit["weight"],
                 **{f"val_mse_{name}": fit[name] for name in ("skip", "decoder", "blend")}}
 
+    def summary_lines(self, summary: dict) -> list[str]:
+        if "val_mse_blend" not in summary:
+            return []
+        return [f"validation MSE: skip {summary['val_mse_skip']:.4f}, decoder "
+                f"{summary['val_mse_decoder']:.4f}, blend {summary['val_mse_blend']:.4f} "
+                f"(decoder's mean share {summary['blend_weight_mean']:.2f})"]
+
 
 def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,
                     **settings) -> PretrainModule:
@@ -116,7 +165,7 @@ def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps:
     from timetok.models.tokenizer import TimeSeriesTokenizer
 
     tokenizer = TimeSeriesTokenizer.from_pretrained(tokenizer_dir)
-    config = ForecasterConfig(tokenizer=dataclasses.asdict(tokenizer.config), **settings)
+    config = ForecasterConfig(tokenizer=tokenizer.config, **settings)
     module = PretrainModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps)
     module.model.tokenizer.load_state_dict(tokenizer.state_dict())
     if config.code_embedding == "codebook":
@@ -126,8 +175,8 @@ def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps:
 
 def default_lr(heads: list[str]) -> float:
     """Peak finetuning learning rate: 1e-3 for the decoder head alone, whose query token and
-    soft lookup learn from scratch (ETTm1 H=96, 600 steps at a constant rate: validation MSE
-    0.45 at 1e-3, 0.57 at 3e-4, 0.80 at 1e-4 and still falling); 1e-4 otherwise."""
+    soft lookup learn from scratch (at 1e-4 it was still far from converged after the
+    runs a benchmark affords); 1e-4 otherwise."""
     return 1e-3 if list(heads) == ["decoder"] else 1e-4
 
 
@@ -137,7 +186,7 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
                     train_windows=None, val_windows=None,
                     blend_channels: int = 1) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder, or from a
-    finetuned model's (of any horizon: ``timetok finetune --chain``).
+    finetuned model's (of any horizon: ``timetok lm finetune --chain``).
 
     Every key but the linear head's, the skip's and the blend's must load: those belong to
     one horizon and start anew. With ``linear_skip`` and ``train_windows`` the skip starts
@@ -158,3 +207,4 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     if module.model.has_skip and train_windows is not None:
         module.model.init_linear_skip(train_windows, val_windows)
     return module
+

@@ -1,10 +1,12 @@
 """How to run any timetok training: Trainer, checkpoints, history, resume and export.
 
-A run folder holds the exported model (``config.json``, ``model.safetensors``,
-``scaler.json``), ``run.yaml`` (the settings), ``history.csv`` (one row per epoch),
-``training.json`` (steps, wall time, throughput) and ``checkpoints/`` with ``best.ckpt``
-(lowest validation loss) and ``last.ckpt`` (for ``--resume``). Every file is written
-atomically: a killed run leaves complete files or none.
+A run folder holds the exported model (``config.json``, ``model.safetensors`` and what the
+data module says travels with it, e.g. ``scaler.json``), ``run.yaml`` (the settings),
+``history.csv`` (one row per epoch), ``training.json`` (steps, wall time, throughput) and
+``checkpoints/`` with ``best.ckpt`` (the best value of the module's monitored metric) and
+``last.ckpt`` (for ``--resume``). Every file is written atomically: a killed run leaves
+complete files or none. The runner knows no system: it talks to the training module and
+the data module through the seams of :mod:`timetok.train.base`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -20,13 +23,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from timetok.errors import CheckpointError, ConfigError
-from timetok.models.base import compare_state_dicts
+from timetok.errors import CheckpointError, ConfigError, TrainingError
+from timetok.train.base import TaskDataModule, TaskModule
+from timetok.train.checkpoints import check_resume
+from timetok.train.progress import RunProgressBar
 from timetok.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,6 @@ class RunOptions:
     checkpoint_every: int = 100  # steps between last.ckpt saves, mid-epoch included
     max_time: float | None = None  # minutes of training, validation included
     patience: int | None = None  # validations without improvement before stopping early
-    keep_start: bool = False  # validate before training; export the start if nothing beats it
     seed: int = 42
     progress: bool = True
 
@@ -55,23 +58,26 @@ class RunOptions:
         if self.n_epochs is None and self.max_steps < 0 and self.max_time is None:
             self.n_epochs = 10
         if self.n_epochs is not None and self.n_epochs < 1:
-            raise ConfigError(f"--n-epochs must be >= 1, got {self.n_epochs}")
+            raise ConfigError(f"n_epochs must be >= 1, got {self.n_epochs}")
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.checkpoint_every < 1:
-            raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise ConfigError(f"--max-time must be > 0 minutes, got {self.max_time}")
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.max_time is not None and not 0 < self.max_time < math.inf:
+            raise ConfigError(f"max_time must be a positive number of minutes, got "
+                              f"{self.max_time}")
         if not re.fullmatch(r"auto|-1|\d+|\d+(,\d+)*,?", str(self.devices)):
             raise ConfigError(
-                f"--devices must be a count, -1, 'auto' or a list like 0,1; got {self.devices!r}"
+                f"devices must be a count, -1, 'auto' or a list like 0,1; got {self.devices!r}"
             )
         if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
+            raise ConfigError(f"patience must be >= 1, got {self.patience}")
         if self.val_every is not None and self.val_every < 1:
-            raise ConfigError(f"--val-every must be >= 1, got {self.val_every}")
+            raise ConfigError(f"val_every must be >= 1, got {self.val_every}")
         if self.num_nodes < 1:
-            raise ConfigError(f"--num-nodes must be >= 1, got {self.num_nodes}")
+            raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must lie in [0, 2**32), got {self.seed}")
 
     def devices_arg(self) -> int | str:
         return int(self.devices) if str(self.devices).lstrip("-").isdigit() else self.devices
@@ -121,10 +127,10 @@ class HistoryCSV(Checkpoint):
 
 
 class Throughput(Callback):
-    """Time steps (rows x channels) per second over the training batches of this run."""
+    """Training items per second (the module says what an item is) over this run."""
 
     def __init__(self):
-        self.points = 0
+        self.items = 0
         self.seconds = 0.0
         self._start = 0.0
 
@@ -133,42 +139,36 @@ class Throughput(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.seconds += time.perf_counter() - self._start
-        self.points += batch[0].numel() * trainer.world_size
+        self.items += pl_module.count_items(batch) * trainer.world_size
 
     @property
-    def timesteps_per_s(self) -> float:
-        return self.points / self.seconds if self.seconds else 0.0
+    def per_second(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
 
 
-def checkpoint_state(path: Path) -> dict:
-    """A Lightning checkpoint of our own run, read without unpickling arbitrary objects."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several unrelated types for a bad file
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"cannot read checkpoint {path} ({reason}); it is corrupt") from None
+class FiniteLoss(Callback):
+    """Stop a run whose training loss is no longer a finite number: it has diverged, and
+    every later step and checkpoint would only hold NaN."""
 
-
-def check_resume(module: L.LightningModule, ckpt: Path) -> None:
-    """Refuse a checkpoint whose weights do not fit the module about to resume from it."""
-    state = checkpoint_state(ckpt).get("state_dict", {})
-    report = compare_state_dicts(state, module.state_dict())
-    if not report.clean:
-        raise CheckpointError(
-            f"checkpoint {ckpt} does not fit these settings ({report.summary()}); resume with "
-            "the run's own settings (drop the flags that change the model)"
-        )
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not bool(loss.detach().isfinite().all()):
+            raise TrainingError(
+                f"training diverged at step {trainer.global_step}: the loss is "
+                f"{float(loss.detach().float().mean())}; nothing was exported - lower lr or "
+                "check the data for extreme values"
+            )
 
 
 def fit(
-    module: L.LightningModule,
-    datamodule: L.LightningDataModule,
+    module: TaskModule,
+    datamodule: TaskDataModule,
     out_dir: Path,
     options: RunOptions,
     resume: bool = False,
     settings: dict | None = None,
 ) -> tuple[L.Trainer, dict]:
-    """Train; returns the trainer and a summary (steps, best validation loss, throughput).
+    """Train; returns the trainer and a summary (steps, best monitored value, throughput).
 
     ``settings`` are written to ``run.yaml`` once the model, the data and any checkpoint
     to resume from have been checked, so a refused start leaves the folder as it was.
@@ -179,8 +179,9 @@ def fit(
         if not last.is_file():
             raise CheckpointError(f"no {last} to resume from; start a new run without --resume")
         check_resume(module, last)
+    monitor, mode = module.monitor, module.monitor_mode
     best = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
         enable_version_counter=False,
     )
     periodic = ModelCheckpoint(
@@ -188,19 +189,49 @@ def fit(
         every_n_train_steps=options.checkpoint_every,
     )
     throughput = Throughput()
-    callbacks = [best, periodic, HistoryCSV(out_dir / "history.csv"), throughput]
+    callbacks = [best, periodic, HistoryCSV(out_dir / "history.csv"), throughput,
+                 FiniteLoss()]
     if options.patience is not None:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=options.patience))
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=options.patience))
+    if options.progress:
+        callbacks.append(RunProgressBar())
     n_train = len(datamodule.train_dataloader())
     if n_train == 0:
-        raise ConfigError(
-            "the training split has fewer windows than one batch; lower --batch-size"
-        )
+        raise ConfigError("the training split has fewer samples than one batch; lower batch_size")
     val_every = options.val_every
     if val_every is None and 0 < options.max_steps < n_train:
         val_every = options.max_steps  # a run shorter than an epoch still validates once
+    trainer = make_trainer(options, out_dir, callbacks,
+                           val_check_interval=min(val_every, n_train) if val_every else 1.0)
+    if settings is not None and trainer.is_global_zero:
+        atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
+    summary = dict(module.on_run_start(trainer, datamodule, out_dir, resume))
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
+                weights_only=True)
+    if trainer.global_step == 0:
+        logger.warning("the run ended before its first optimiser step (a time budget too "
+                       "short?): the exported weights are untrained")
+    score = best.best_model_score
+    summary = {
+        "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "monitor": monitor,
+        f"best_{monitor}": float(score) if score is not None else None,
+        **summary,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "throughput_per_s": round(throughput.per_second, 1),
+        "throughput_unit": module.throughput_unit,
+        "world_size": trainer.world_size,
+    }
+    return trainer, summary
+
+
+def make_trainer(options: RunOptions, out_dir: Path, callbacks: list[Callback],
+                 **kwargs) -> L.Trainer:
+    """A Trainer for ``options``; settings Lightning refuses become a ConfigError."""
     try:
-        trainer = L.Trainer(
+        return L.Trainer(
             default_root_dir=out_dir,
             max_epochs=options.n_epochs if options.n_epochs is not None else -1,
             max_steps=options.max_steps,
@@ -211,53 +242,15 @@ def fit(
             strategy=options.strategy,
             precision=options.precision(options.accelerator),
             callbacks=callbacks,
-            val_check_interval=min(val_every, n_train) if val_every else 1.0,
             enable_progress_bar=options.progress,
             logger=False,
             log_every_n_steps=10,
             num_sanity_val_steps=0,
+            **kwargs,
         )
-    except (MisconfigurationException, ValueError, TypeError) as err:
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"invalid training settings: {first}") from None
-    if settings is not None and trainer.is_global_zero:
-        atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
-    start_loss, start_file = None, ckpt_dir / "start.json"
-    if options.keep_start and resume and start_file.is_file():
-        start_loss = json.loads(start_file.read_text())["val_loss"]
-    elif options.keep_start and not resume:
-        start_loss = float(trainer.validate(module, datamodule=datamodule,
-                                            verbose=False)[0]["val_loss"])
-        trainer.save_checkpoint(ckpt_dir / "start.ckpt", weights_only=True)
-        if trainer.is_global_zero:
-            atomic_write_text(start_file, json.dumps({"val_loss": start_loss}))
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
-                weights_only=True)
-    summary = {
-        "global_step": trainer.global_step,
-        "epochs": trainer.current_epoch,
-        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None
-        else None,
-        "start_val_loss": start_loss,
-        "wall_s": round(time.perf_counter() - started, 2),
-        "timesteps_per_s": round(throughput.timesteps_per_s, 1),
-        "world_size": trainer.world_size,
-    }
-    return trainer, summary
-
-
-def load_best(module: L.LightningModule, out_dir: Path, summary: dict) -> str:
-    """Put the best weights into ``module``: the best checkpoint's, or the starting ones when
-    no validation during training beat them. Returns which: start, best, or last (the
-    weights in hand, when no checkpoint was saved)."""
-    start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
-    name = "start" if start is not None and (best is None or start <= best) else "best"
-    path = out_dir / "checkpoints" / f"{name}.ckpt"
-    if not path.is_file():
-        return "last"
-    module.load_state_dict(checkpoint_state(path)["state_dict"])
-    return name
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
@@ -265,29 +258,25 @@ def write_summary(out_dir: Path, summary: dict) -> None:
 
 
 def train_and_export(
-    module: L.LightningModule,
-    datamodule,
+    module: TaskModule,
+    datamodule: TaskDataModule,
     out_dir: Path,
     options: RunOptions,
     resume: bool = False,
     settings: dict | None = None,
 ) -> dict:
     """Train ``module`` (which holds a ``PretrainedModel`` as ``module.model``), then export
-    the best weights, the train scaler and a summary into ``out_dir``. A module with a
-    ``prepare_export(datamodule)`` method fits its closed-form parts on the best weights
-    there, before they are saved; what it returns joins the summary."""
+    the weights it selects, what the data module says travels with them, and a summary
+    into ``out_dir``."""
     out_dir = Path(out_dir)
     trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
                            settings=settings)
     if trainer.is_global_zero:
-        summary["exported"] = load_best(module, out_dir, summary)
-        if hasattr(module, "prepare_export"):
-            summary |= module.prepare_export(datamodule)
+        summary["exported"] = module.select_weights(out_dir, summary)
+        summary |= module.prepare_export(datamodule)
         module.model.save_pretrained(out_dir)
-        datamodule.data.scaler.save(out_dir / "scaler.json")
+        summary |= datamodule.save_artifacts(out_dir)
         summary |= {
-            "dataset": datamodule.hparams.dataset,
-            "columns": datamodule.data.columns,
             "parameters": sum(p.numel() for p in module.model.parameters()),
             "trainable_parameters": sum(
                 p.numel() for p in module.model.parameters() if p.requires_grad

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
 from timetok.nn.quantizer import CodeUsage
+from timetok.train.base import TaskModule
 from timetok.train.optim import adamw_cosine
 
 
-class TokenizerModule(L.LightningModule):
+class TokenizerModule(TaskModule):
     """What to compute: reconstruction + VQ loss, and codebook usage per epoch."""
+
+    throughput_unit: ClassVar[str] = "time steps"
 
     def __init__(
         self,
@@ -30,6 +34,9 @@ class TokenizerModule(L.LightningModule):
             stage: CodeUsage(self.model.codebook_size, self.model.quantizer.levels)
             for stage in ("train", "val")
         }
+
+    def count_items(self, batch: Any) -> int:
+        return batch[0].numel()  # steps of every channel
 
     @classmethod
     def from_config(cls, config: TokenizerConfig, **kwargs) -> TokenizerModule:

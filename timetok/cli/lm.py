@@ -1,4 +1,5 @@
-"""System 2 commands: ``pretrain``, ``finetune``, ``evaluate`` and ``forecast``."""
+"""``timetok lm``: the token language model (system 2): pretrain, finetune, evaluate,
+forecast."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ from timetok.cli.options import (
 )
 
 
-@click.command()
+@click.group()
+def lm() -> None:
+    """Token language model: next-code pretraining over a tokenizer, finetuned to forecast."""
+
+
+@lm.command()
 @option("--tokenizer", "--vqvae-checkpoint", "tokenizer_dir", required=True,
         type=click.Path(), help="Trained tokenizer folder (frozen throughout).")
 @data_options
@@ -88,10 +94,10 @@ def pretrain(**s) -> None:
         module, datamodule, save_path, options, bool(s["resume"]),
         saved_settings(s),
     )
-    print_summary(summary, save_path, s["as_json"])
+    print_summary(summary, save_path, s["as_json"], module.summary_lines(summary))
 
 
-@click.command()
+@lm.command()
 @option("--model", "--pretrained-model-path", "model_dir", required=True, type=click.Path(),
         help="Pretrained language model folder (from timetok pretrain), or a finetuned "
              "model to start from (its heads' fitted parts are fitted anew).")
@@ -104,9 +110,10 @@ def pretrain(**s) -> None:
              "ones' training.")
 @option("--heads", default="decoder,linear", show_default=True,
         help="Forecast heads to train: decoder, linear, or both.")
-@option("--freeze", "freeze_policy",
-        type=click.Choice(["none", "tokenizer", "backbone", "all-but-head"]),
-        default="tokenizer", show_default=True)
+@option("--freeze", "freeze_policy", default="tokenizer", show_default=True,
+        help="What stays fixed: none, tokenizer, backbone (and the tokenizer), all-but-head, "
+             "or a comma list of parts: tokenizer, embeddings, backbone, code-head, query, "
+             "linear-head. A choice that leaves nothing to train is refused.")
 @option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
         show_default=True, help="Softmax temperature of the soft codebook lookup.")
 @option("--linear-skip/--no-linear-skip", default=True, show_default=True,
@@ -151,16 +158,18 @@ def finetune(**s) -> None:
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
     if s["lr"] is None:
         s["lr"] = default_lr(heads)
-    context = TokenForecaster.from_pretrained(s["model_dir"]).config.context_points
+    pretrained = TokenForecaster.from_pretrained(s["model_dir"]).config
+    check_horizons(horizons, pretrained.max_horizon, bool(s["resume"]))
     options = run_options_from(s)
-    options.keep_start = True  # a linear head starts at its fitted skip: keep it if best
-    start = s["model_dir"]  # with --chain, the last horizon's model after the first run
-    for horizon in sorted(horizons, reverse=True) if s["chain"] else horizons:
-        save_path = base if s["resume"] else base / f"H{horizon}"  # a run is one horizon
+    order = sorted(horizons, reverse=True) if s["chain"] else horizons
+    runs = {h: base if s["resume"] else base / f"H{h}" for h in order}  # a run is one horizon
+    for save_path in runs.values():  # every folder is free before the first run starts
         check_new_run(save_path, s)
+    start = s["model_dir"]  # with --chain, the last horizon's model after the first run
+    for horizon, save_path in runs.items():
         L.seed_everything(options.seed, workers=True, verbose=False)
         datamodule = WindowDataModule(
-            s["dataset"], context, horizon, s["batch_size"], s["stride"],
+            s["dataset"], pretrained.context_points, horizon, s["batch_size"], s["stride"],
             channel_independent=True, data_dir=s["data_dir"], data_path=s["data_path"],
             num_workers=s["num_workers"], eval_stride=s["val_stride"],
         )
@@ -180,9 +189,27 @@ def finetune(**s) -> None:
             module, datamodule, save_path, options, bool(s["resume"]),
             settings | {"horizons": [str(horizon)], "model_dir": str(start)},
         )
-        print_summary(summary, save_path, s["as_json"])
+        print_summary(summary, save_path, s["as_json"], module.summary_lines(summary))
         if s["chain"]:
             start = save_path
+
+
+def check_horizons(horizons: list[int], max_horizon: int, resume: bool) -> None:
+    """The whole --horizon list, checked before any run starts."""
+    from timetok.errors import ConfigError
+
+    repeated = sorted({h for h in horizons if horizons.count(h) > 1})
+    if repeated:
+        raise ConfigError(f"--horizon lists {repeated} more than once; name each horizon once")
+    beyond = [h for h in horizons if h > max_horizon]
+    if beyond:
+        raise ConfigError(
+            f"--horizon {beyond} exceeds the pretrained model's --max-horizon {max_horizon}; "
+            "pretrain with a longer --max-horizon or forecast fewer steps"
+        )
+    if resume and len(horizons) > 1:
+        raise ConfigError("--resume continues one run, one horizon; pass the H<horizon> folder "
+                          "and its horizon")
 
 
 def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
@@ -194,7 +221,7 @@ def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
         if not horizon:
             raise CheckpointError(
                 f"{model_dir} is a pretrained language model without forecast heads; "
-                "finetune it first (timetok finetune)"
+                "finetune it first (timetok lm finetune)"
             )
         if horizons and horizons != [horizon]:
             raise CheckpointError(
@@ -213,7 +240,7 @@ def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
     return {h: found[h] for h in (horizons or sorted(found))}
 
 
-@click.command()
+@lm.command()
 @option("--model", "model_dir", required=True, type=click.Path(),
         help="Finetuned model folder, or a folder of H<horizon> model folders.")
 @data_options
@@ -241,6 +268,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     from timetok.eval.published import forecast_rows
     from timetok.eval.report import markdown_table, write_report
     from timetok.models.forecaster import TokenForecaster
+    from timetok.nn.sampling import Sampling
 
     dirs = _model_dirs(Path(model_dir), int_list(horizons, "--horizons"))
     rows, reports, loaded = [], [], {}
@@ -253,7 +281,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
         data = loaded[context]
         report = evaluate_forecaster(
             model, data, horizon, batch_size, stride, samples or 0, sample_stride,
-            dict(temperature=temperature, top_k=top_k, top_p=top_p),
+            Sampling(temperature, top_k, top_p),
             track=lambda it, h=horizon: track(it, description=f"H={h}", disable=as_json,
                                               transient=True),
         )
@@ -278,7 +306,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     click.echo(json.dumps(full, indent=2) if as_json else markdown)
 
 
-@click.command("forecast")
+@lm.command("forecast")
 @option("--model", "model_dir", required=True, type=click.Path(), help="Model folder.")
 @option("--input", "input_path", required=True, type=click.Path(),
         help="CSV of the series; its last context-length rows are the context.")

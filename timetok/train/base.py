@@ -1,0 +1,73 @@
+"""The seams between a system's training code and the shared runner.
+
+A system subclasses :class:`TaskModule` (what to compute) and :class:`TaskDataModule`
+(what data, and what of it travels with an exported model). The runner
+(:mod:`timetok.train.runner`) calls these hooks on every system alike and never asks which
+system it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+
+from timetok.train.checkpoints import checkpoint_state
+
+
+class TaskModule(L.LightningModule):
+    """A Lightning module the runner can train, select and export.
+
+    Subclasses hold their ``PretrainedModel`` as ``self.model`` and may override:
+
+    - ``monitor`` / ``monitor_mode``: the logged metric that picks the best checkpoint and
+      stops early, and whether lower (``min``: losses) or higher (``max``: AUROC,
+      accuracy) is better;
+    - ``throughput_unit`` and :meth:`count_items`: what one throughput item is;
+    - :meth:`on_run_start`, :meth:`select_weights`, :meth:`prepare_export` and
+      :meth:`summary_lines`: a run's start, the choice of the exported weights, work on
+      them before export, and what a finished run reports.
+    """
+
+    monitor: ClassVar[str] = "val_loss"
+    monitor_mode: ClassVar[str] = "min"
+    throughput_unit: ClassVar[str] = "samples"
+
+    def count_items(self, batch: Any) -> int:
+        """Throughput items in a training batch: by default its samples."""
+        first = batch[0] if isinstance(batch, list | tuple) else batch
+        return len(first)
+
+    def on_run_start(self, trainer: L.Trainer, datamodule: L.LightningDataModule,
+                     run_dir: Path, resume: bool) -> dict:
+        """Called once the trainer exists, before fitting; returns figures for the summary."""
+        return {}
+
+    def select_weights(self, run_dir: Path, summary: dict) -> str:
+        """Load the weights to export into ``self``; returns which (the default: the best
+        checkpoint's, or ``last``, the weights in hand, when there is none)."""
+        path = run_dir / "checkpoints" / "best.ckpt"
+        if not path.is_file():
+            return "last"
+        self.load_state_dict(checkpoint_state(path)["state_dict"])
+        return "best"
+
+    def prepare_export(self, datamodule: L.LightningDataModule) -> dict:
+        """Fit closed-form parts on the selected weights before they are saved; returns
+        figures for the summary."""
+        return {}
+
+    def summary_lines(self, summary: dict) -> list[str]:
+        """Lines a finished training command prints after its standard one."""
+        return []
+
+
+class TaskDataModule(L.LightningDataModule):
+    """A Lightning data module that also says what travels with an exported model."""
+
+    def save_artifacts(self, directory: Path) -> dict:
+        """Write what a model needs beside its weights to read new data the way it was
+        trained (a scaler, a label map, a variable vocabulary) into ``directory``; returns
+        a description of the data for the run's summary."""
+        return {}
