@@ -74,6 +74,7 @@ def main() -> int:
     from rich.console import Console
     from rich.progress import track
 
+    from timetok.console import quiet
     from timetok.eval.forecast import evaluate_forecaster
     from timetok.eval.plots import plot_metric_by_horizon
     from timetok.eval.published import forecast_rows
@@ -86,6 +87,7 @@ def main() -> int:
     from timetok.train.tokenizer import TokenizerModule
     from timetok.utils import atomic_write_text
 
+    quiet()
     console = Console()
     command = "python benchmarks/forecast.py " + shlex.join(sys.argv[1:])
     where = machine()

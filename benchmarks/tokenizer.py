@@ -51,6 +51,7 @@ def main() -> int:
     from rich.console import Console
     from rich.progress import track
 
+    from timetok.console import quiet
     from timetok.eval.plots import plot_code_usage, plot_reconstructions
     from timetok.eval.reconstruction import evaluate_tokenizer
     from timetok.eval.report import machine, markdown_table, record, write_results
@@ -59,6 +60,7 @@ def main() -> int:
     from timetok.train.runner import RunOptions, fit
     from timetok.train.tokenizer import TokenizerModule
 
+    quiet()
     console = Console()
     command = "python benchmarks/tokenizer.py " + shlex.join(sys.argv[1:])
     datamodule = WindowDataModule(

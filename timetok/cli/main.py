@@ -7,27 +7,14 @@ import logging
 import os
 import re
 import sys
-import warnings
 
 import click
 
-from timetok import __version__
+from timetok import __version__, console
 from timetok.cli.data import data
 from timetok.cli.lm import lm
 from timetok.cli.tokenizer import tokenizer
 from timetok.errors import TimetokError
-
-# Library chatter that is not the user's business; shown again with -v.
-QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
-                 "lightning.fabric.utilities.rank_zero", "transformers")
-QUIET_WARNINGS = (
-    r".*LeafSpec.*",  # a torch deprecation inside Lightning
-    r".*module\(s\) in eval mode.*",  # the frozen tokenizer is in eval mode on purpose
-    r".*exists and is not empty.*",  # a run folder holding its own start checkpoint
-    r".*past_key_values.*",
-    r".*does not have many workers.*",  # num_workers is the user's choice (--num-workers)
-    r".*Trying to infer the `batch_size`.*",
-)
 
 
 class Groups(click.Group):
@@ -45,11 +32,7 @@ class Groups(click.Group):
 def cli(verbose: int) -> None:
     """Self-supervised tokenizers and encoders for time series: pretrain, then finetune."""
     if verbose:
-        level = logging.DEBUG if verbose > 1 else logging.INFO
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.NOTSET)
-        warnings.resetwarnings()
+        console.verbose(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 cli.add_command(data)
@@ -60,14 +43,6 @@ for _command in lm.commands.values():
     _alias = copy.copy(_command)
     _alias.hidden = True
     cli.add_command(_alias)
-
-
-def quiet() -> None:
-    """Keep library info lines and known harmless warnings off the console."""
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
 
 
 def flag_names(group: click.Group) -> dict[str, str]:
@@ -99,7 +74,7 @@ def as_flags(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code. Set TIMETOK_DEBUG=1 for tracebacks."""
-    quiet()
+    console.quiet()
     try:
         result = cli.main(args=argv, prog_name="timetok", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as err:

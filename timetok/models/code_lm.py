@@ -194,7 +194,7 @@ class CodeLanguageModel(nn.Module):
         if steps < 1:
             raise ConfigError(f"steps must be >= 1, got {steps}")
         n_codes = 0 if codes is None else codes.shape[1]
-        if n_codes + steps - 1 > self.config.max_codes:
+        if n_codes + steps > self.config.max_codes:
             raise ConfigError(
                 f"{n_codes} codes + {steps} steps exceed the model's max_codes "
                 f"{self.config.max_codes}"

@@ -22,7 +22,7 @@ def time_budget(trainer: L.Trainer) -> Timer | None:
 
 
 class BudgetColumn(ProgressColumn):
-    """``elapsed • left of the budget`` for the whole run (not the epoch)."""
+    """``elapsed • left`` of the run's time budget (not of the epoch)."""
 
     max_refresh = 0.5
 
@@ -33,8 +33,8 @@ class BudgetColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         spent = timedelta(seconds=int(self.timer.time_elapsed()))
-        left = timedelta(seconds=int(self.timer.time_remaining() or 0))
-        return Text(f"{spent} • {left} left of the time budget", style=self.style)
+        left = timedelta(seconds=max(int(self.timer.time_remaining() or 0), 0))
+        return Text(f"{spent} • {left} left", style=self.style)
 
 
 class RunProgressBar(RichProgressBar):

@@ -246,6 +246,7 @@ def make_trainer(options: RunOptions, out_dir: Path, callbacks: list[Callback],
             logger=False,
             log_every_n_steps=10,
             num_sanity_val_steps=0,
+            enable_model_summary=False,  # finetuning prints its own parameter table
             **kwargs,
         )
     except (MisconfigurationException, ValueError, TypeError, ImportError) as err:
