@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,21 +36,38 @@ def ckpt_step(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
 
 
+# Runs the CLI with a callback that ends the process abruptly at a given step, as a kill
+# would: no clean-up, no exception handling, whatever was on disk stays as it was.
+CRASH_AT = """
+import os, sys
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+class Crash(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == {step}:
+            os._exit(137)
+
+init = L.Trainer.__init__
+def with_crash(self, *args, callbacks=None, **kwargs):
+    init(self, *args, callbacks=[*(callbacks or []), Crash()], **kwargs)
+L.Trainer.__init__ = with_crash
+
+from timetok.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_run_resumes_to_the_same_step_count(tmp_path, make_csv):
     data = make_csv(rows=3000)
     out = tmp_path / "run"
     args = ["tokenizer", "train", "--dataset", "custom", "--data-path", str(data), *TINY,
-            "--max-steps", "120", "--checkpoint-every", "10", "--save-path", str(out)]
-    proc = timetok(*args)
+            "--max-steps", "40", "--checkpoint-every", "10", "--save-path", str(out)]
+    proc = subprocess.run([sys.executable, "-c", CRASH_AT.format(step=25), *args],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 137, proc.stdout + proc.stderr
     last = out / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert last.exists(), "the run ended before its first checkpoint"
-    killed_at = ckpt_step(last)
-    assert 0 < killed_at < 120
+    assert ckpt_step(last) == 20  # the last checkpoint before the kill
     # Nothing half-written: no temporary files, and no exported model before the end.
     leftovers = [p.name for p in out.rglob("*") if ".tmp" in p.name or p.name.endswith(".part")]
     assert leftovers == []
@@ -60,8 +75,8 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path, make_csv):
 
     run(*args[:-2], "--resume", str(out))
     summary = json.loads((out / "training.json").read_text())
-    assert summary["global_step"] == 120
-    assert ckpt_step(last) == 120
+    assert summary["global_step"] == 40
+    assert ckpt_step(last) == 40
     assert (out / "model.safetensors").is_file() and (out / "scaler.json").is_file()
 
 
