@@ -17,13 +17,13 @@ demo: $(BIN)/timetok
 	$(BIN)/timetok tokenizer train --dataset etth1 --context-points 96 --n-epochs 2 \
 		--save-path $(DEMO)/tokenizer --overwrite
 	$(BIN)/timetok tokenizer eval --model $(DEMO)/tokenizer --dataset etth1
-	$(BIN)/timetok pretrain --tokenizer $(DEMO)/tokenizer --dataset etth1 --context-points 96 \
+	$(BIN)/timetok lm pretrain --tokenizer $(DEMO)/tokenizer --dataset etth1 --context-points 96 \
 		--max-horizon 96 --d-model 64 --n-layers 2 --n-heads 4 --d-ff 128 --max-time 2.5 --val-stride 4 \
 		--save-path $(DEMO)/lm --overwrite
-	$(BIN)/timetok finetune --model $(DEMO)/lm --dataset etth1 --horizon 96 --lr 5e-4 \
+	$(BIN)/timetok lm finetune --model $(DEMO)/lm --dataset etth1 --horizon 96 --lr 5e-4 \
 		--max-time 2.5 --val-stride 4 --save-path $(DEMO)/forecaster --overwrite
-	$(BIN)/timetok evaluate --model $(DEMO)/forecaster --dataset etth1
-	$(BIN)/timetok forecast --model $(DEMO)/forecaster/H96 --input timetok/data/bundled/ETTh1.csv \
+	$(BIN)/timetok lm evaluate --model $(DEMO)/forecaster --dataset etth1
+	$(BIN)/timetok lm forecast --model $(DEMO)/forecaster/H96 --input timetok/data/bundled/ETTh1.csv \
 		--samples 100 --output $(DEMO)/forecast.csv
 
 test: $(BIN)/timetok
