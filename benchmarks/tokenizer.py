@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--methods", default="plain-vq,timetok,timetok-amp")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", default="runs/bench-tokenizer")
+    parser.add_argument("--name", default="tokenizer",
+                        help="results file stem, e.g. tokenizer_core for a comparison run")
     args = parser.parse_args()
 
     import lightning as L
@@ -59,6 +61,7 @@ def main() -> int:
     from timetok.train.data import WindowDataModule
     from timetok.train.runner import RunOptions, fit
     from timetok.train.tokenizer import TokenizerModule
+    from timetok.utils import atomic_write_text
 
     quiet()
     console = Console()
@@ -90,9 +93,9 @@ def main() -> int:
             track=lambda it, m=method: track(it, description=f"evaluating {m}", transient=True),
         )
         RESULTS.mkdir(parents=True, exist_ok=True)
-        plot_reconstructions(RESULTS / f"tokenizer_{method}_reconstructions.png",
+        plot_reconstructions(RESULTS / f"{args.name}_{method}_reconstructions.png",
                              extras["samples_x"], extras["samples_y"], data.columns)
-        plot_code_usage(RESULTS / f"tokenizer_{method}_code_usage.png", extras["code_counts"])
+        plot_code_usage(RESULTS / f"{args.name}_{method}_code_usage.png", extras["code_counts"])
         metrics = {
             "recon_mse": report["mse"], "recon_mae": report["mae"],
             "recon_mse_revin": report["mse_revin"], "codebook_usage": report["usage"],
@@ -115,10 +118,10 @@ def main() -> int:
     header = (f"# Tokenizer, ETTm1 test ({setting}, eval stride {args.eval_stride})\n\n"
               f"Machine: {where}. Targets: recon_mse <= 0.05, recon_mse_revin <= 0.04, "
               "usage >= 0.95, throughput >= plain-vq.\n\n")
-    (RESULTS / "tokenizer.md").write_text(header + table + "\n")
-    write_results(RESULTS / "tokenizer.json", records)
+    atomic_write_text(RESULTS / f"{args.name}.md", header + table + "\n")
+    write_results(RESULTS / f"{args.name}.json", records)
     console.print(header + table)
-    console.print(json.dumps({"written": str(RESULTS / "tokenizer.json")}))
+    console.print(json.dumps({"written": str(RESULTS / f"{args.name}.json")}))
     return 0
 
 

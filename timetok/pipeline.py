@@ -6,6 +6,7 @@ returns forecasts on the original scale again.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from timetok.data.scaler import Scaler
 from timetok.errors import ConfigError, DataError
 from timetok.models.forecaster import TokenForecaster
 from timetok.nn.sampling import Sampling
+
+logger = logging.getLogger(__name__)
 
 
 class Forecaster:
@@ -35,7 +38,12 @@ class Forecaster:
         directory = Path(directory)
         model = TokenForecaster.from_pretrained(directory)
         scaler_path = directory / "scaler.json"
-        return cls(model, Scaler.load(scaler_path) if scaler_path.is_file() else None)
+        if not scaler_path.is_file():
+            logger.warning("%s has no scaler.json: contexts are read and forecasts returned "
+                           "without the training scaler, so forecasts differ from the trained "
+                           "model's; copy scaler.json from the run folder", directory)
+            return cls(model, None)
+        return cls(model, Scaler.load(scaler_path))
 
     @property
     def context_points(self) -> int:
@@ -84,6 +92,8 @@ class Forecaster:
         Without ``num_samples``: the finetuned point forecast, ``[H, C]`` (``[B, H, C]``).
         With it: sampled paths ``[S, H, C]`` (``[B, S, H, C]``).
         """
+        if horizon is not None and horizon < 1:
+            raise ConfigError(f"horizon must be >= 1, got {horizon}")
         x, single = self._prepare(context)
         config = self.model.config
         if num_samples is not None:
@@ -91,11 +101,17 @@ class Forecaster:
             paths = self.model.sample(x, horizon or config.horizon or 96, num_samples, sampling)
             out = self._restore(paths)
         else:
+            if not config.horizon:
+                raise ConfigError(
+                    "this model has no forecast heads (a pretrained language model); finetune "
+                    "it first, or sample paths with num_samples"
+                )
             horizon = horizon or config.horizon
-            if not config.horizon or horizon > config.horizon:
+            if horizon > config.horizon:
                 raise ConfigError(
                     f"point forecasts reach {config.horizon} steps with this model, "
-                    f"{horizon} were asked; finetune for that horizon or pass --samples"
+                    f"{horizon} were asked; finetune for that horizon or sample paths with "
+                    "num_samples"
                 )
             predictions = self.model.predict(x)
             head = head or next(h for h in ("blend", "linear", "decoder") if h in predictions)

@@ -1,25 +1,40 @@
-"""Small helpers shared across the package."""
+"""Small helpers shared across the package: every file timetok writes goes through them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A unique temporary path beside ``path`` to write to; renamed onto ``path`` when the
+    block ends without an error, removed when it raises. Readers never see half a file, and
+    two writers of one path never share a temporary file.
+
+    >>> with atomic_path("out/figure.png") as tmp:    # doctest: +SKIP
+    ...     fig.savefig(tmp, format="png")
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, default_file_mode())
+        yield Path(tmp)
+        os.chmod(tmp, default_file_mode())  # mkstemp gives 0600; a plain open() would not
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -31,3 +46,33 @@ def default_file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def unwritable_reason(path: str | os.PathLike, folder: bool) -> str | None:
+    """Why ``path`` (a folder when ``folder``, else a file) could not be written, or None.
+
+    Looks only, creates nothing: the nearest existing ancestor must be a folder this
+    process may write into, and ``path`` itself, if it exists, of the right kind.
+    """
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a file"
+        if folder and not os.access(path, os.W_OK | os.X_OK):
+            return f"{path} is not writable"
+        if not folder and not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+        if folder:
+            return None
+    parent = path.parent if path.exists() else path
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the folder {parent} is not writable"
+    return None

@@ -114,7 +114,7 @@ def test_tokenizer_stays_in_eval_mode_and_unchanged_when_training():
     "overrides, message",
     [
         (dict(tokenizer=tokenizer_config(quantizer="rvq")), "one code per position"),
-        (dict(tokenizer=tokenizer_config(revin_affine=True)), "--revin-affine"),
+        (dict(tokenizer=tokenizer_config(revin_affine=True)), "revin_affine"),
         (dict(context_points=62), "not a multiple"),
         (dict(d_model=30, n_heads=4), "divisible by n_heads"),
         (dict(heads=["softmax"]), "heads must be among"),
@@ -196,7 +196,7 @@ def test_skip_scale_auto_keeps_the_scale_with_the_lower_validation_error():
 
 
 def test_a_model_without_the_skip_refuses_to_fit_one():
-    with pytest.raises(ConfigError, match="--linear-skip"):
+    with pytest.raises(ConfigError, match="linear_skip"):
         make().init_linear_skip([])
 
 
@@ -235,10 +235,11 @@ def test_the_blend_weights_are_the_pooled_least_squares_fit_within_0_and_1(tmp_p
     model.init_linear_skip(train)
     assert model.outputs == ["decoder", "blend"]
     context, _ = val[:4]  # before fitting, the blend is the skip
-    torch.testing.assert_close(model.predict(context)["blend"], model._forecasts(context)["skip"])
+    before = model.predict(context, skip=True)
+    torch.testing.assert_close(before["blend"], before["skip"])
     fit = model.fit_blend(val)
     x, y = next(iter(DataLoader(val, batch_size=len(val))))
-    out = model._forecasts(x)
+    out = model.predict(x, skip=True)
     skip, decoder = out["skip"], out["decoder"]
     gap, miss = (decoder - skip).double(), (y - skip).double()
     expected = expected_blend_weights(gap, miss, shared=blend_channels == 1)

@@ -130,7 +130,7 @@ def test_wrong_channel_count_and_length_are_refused():
         (dict(patch_size=7), "not divisible by the patch size 7"),
         (dict(context_points=50), "not divisible by the compression factor 4"),
         (dict(quantizer="pq"), "quantizer must be one of"),
-        (dict(quantizer="fsq", num_embeddings=300), "--fsq-levels"),
+        (dict(quantizer="fsq", num_embeddings=300), "fsq_levels"),
     ],
 )
 def test_config_errors_quote_the_values(overrides, message):

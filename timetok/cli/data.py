@@ -34,7 +34,7 @@ def list_(data_dir: str | None, as_json: bool) -> None:
                 where = f"not found (timetok data fetch {spec.name})"
         rows.append({"name": spec.name, "kind": spec.kind, "size": spec.size,
                      "description": spec.description, "licence": spec.licence,
-                     "location": where})
+                     "citation": spec.citation, "location": where})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -44,9 +44,10 @@ def list_(data_dir: str | None, as_json: bool) -> None:
     table = Table("name", "kind", "size", "licence", "location")
     for row in rows:
         table.add_row(row["name"], row["kind"], row["size"], row["licence"], row["location"])
-    for column in table.columns:  # wrap long cells rather than cut them
-        column.overflow = "fold"
-    Console(soft_wrap=False).print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: full cells, however wide
+        console = Console(width=1000)
+    console.print(table)
 
 
 @data.command()
@@ -97,4 +98,5 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
         click.echo(f"{dest} is already there (pass --force to download again)")
         return
     fetch_file(url or spec.url, dest, spec.checksum)
-    click.echo(f"saved {dest}" + (f" ({spec.licence})" if spec.licence else ""))
+    credit = "; ".join(part for part in (spec.licence, spec.citation) if part)
+    click.echo(f"saved {dest}" + (f" ({credit})" if credit else ""))

@@ -9,8 +9,11 @@ from pathlib import Path
 import click
 
 from timetok.cli.options import (
+    check_distinct,
     check_new_run,
+    check_writable,
     data_options,
+    dataset_names,
     int_list,
     json_option,
     option,
@@ -19,6 +22,7 @@ from timetok.cli.options import (
     run_options,
     run_options_from,
     saved_settings,
+    writing,
 )
 
 
@@ -69,7 +73,9 @@ def pretrain(**s) -> None:
     from timetok.train.forecaster import pretrain_module
     from timetok.train.runner import train_and_export
 
+    dataset_names(s["dataset"])
     save_path = Path(s["save_path"] or f"runs/lm-{s['dataset'].replace(',', '+')}")
+    check_writable(save_path, "--save-path")
     check_new_run(save_path, s)
     options = run_options_from(s)
     L.seed_everything(options.seed, workers=True, verbose=False)
@@ -90,10 +96,11 @@ def pretrain(**s) -> None:
     except DataError as error:
         raise DataError(f"{error}; in pretraining the target is --max-horizon "
                         f"({s['max_horizon']}): lower it if no forecast goes that far") from None
-    summary = train_and_export(
-        module, datamodule, save_path, options, bool(s["resume"]),
-        saved_settings(s),
-    )
+    with writing(save_path, "--save-path"):
+        summary = train_and_export(
+            module, datamodule, save_path, options, bool(s["resume"]),
+            saved_settings(s),
+        )
     print_summary(summary, save_path, s["as_json"], module.summary_lines(summary))
 
 
@@ -153,7 +160,9 @@ def finetune(**s) -> None:
     from timetok.train.freeze import format_table
     from timetok.train.runner import train_and_export
 
+    dataset_names(s["dataset"])
     base = Path(s["save_path"] or f"runs/ft-{s['dataset']}")
+    check_writable(base, "--save-path")
     horizons = int_list(s["horizons"], "--horizon")
     heads = [h.strip() for h in s["heads"].split(",") if h.strip()]
     if s["lr"] is None:
@@ -185,10 +194,11 @@ def finetune(**s) -> None:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"
                        + format_table(module.table))
         settings = saved_settings(s)
-        summary = train_and_export(
-            module, datamodule, save_path, options, bool(s["resume"]),
-            settings | {"horizons": [str(horizon)], "model_dir": str(start)},
-        )
+        with writing(save_path, "--save-path"):
+            summary = train_and_export(
+                module, datamodule, save_path, options, bool(s["resume"]),
+                settings | {"horizons": [str(horizon)], "model_dir": str(start)},
+            )
         print_summary(summary, save_path, s["as_json"], module.summary_lines(summary))
         if s["chain"]:
             start = save_path
@@ -217,7 +227,14 @@ def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
     from timetok.models.base import read_json
 
     if (model_dir / "config.json").is_file():
-        horizon = read_json(model_dir / "config.json", "model config").get("horizon", 0)
+        config = read_json(model_dir / "config.json", "model config")
+        if config.get("model_type") != "forecaster":
+            raise CheckpointError(
+                f"{model_dir} holds a {config.get('model_type')!r} model, not a forecaster; "
+                "evaluate wants a finetuned forecaster (timetok lm finetune), and a tokenizer "
+                "is evaluated by 'timetok tokenizer eval'"
+            )
+        horizon = config.get("horizon", 0)
         if not horizon:
             raise CheckpointError(
                 f"{model_dir} is a pretrained language model without forecast heads; "
@@ -263,6 +280,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     """Test MSE/MAE per horizon beside in-run baselines and published figures."""
     from rich.progress import track
 
+    from timetok.data.registry import get_spec
     from timetok.data.series import load_splits
     from timetok.eval.forecast import evaluate_forecaster
     from timetok.eval.published import forecast_rows
@@ -270,7 +288,10 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     from timetok.models.forecaster import TokenForecaster
     from timetok.nn.sampling import Sampling
 
+    dataset_names(dataset, one=True)
     dirs = _model_dirs(Path(model_dir), int_list(horizons, "--horizons"))
+    out_dir = Path(out or Path(model_dir) / f"eval-{get_spec(dataset).name}")
+    check_writable(out_dir, "--out")
     rows, reports, loaded = [], [], {}
     for horizon, folder in dirs.items():
         model = TokenForecaster.from_pretrained(folder)
@@ -296,14 +317,18 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
                          "crps": report["sampled"]["crps"], "source": "measured",
                          "windows": report["sampled"]["windows"]})
         rows += [{"H": horizon, **r} for r in forecast_rows(data.name, horizon)]
-    out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
     markdown = (f"# Forecast, {data.name} test (context {model.config.context_points}, "
                 f"stride {stride}, standardised)\n\n"
                 + markdown_table(rows, ["H", "method", "mse", "mae", "crps", "windows",
                                         "source"]))
     full = {"dataset": data.name, "results": rows, "reports": reports}
-    write_report(out_dir, full, markdown)
-    click.echo(json.dumps(full, indent=2) if as_json else markdown)
+    with writing(out_dir, "--out"):
+        write_report(out_dir, full, markdown)
+    if as_json:
+        click.echo(json.dumps(full, indent=2))
+    else:
+        click.echo(markdown)
+        click.echo(f"\nreport in {out_dir}")
 
 
 @lm.command("forecast")
@@ -312,7 +337,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
         help="CSV of the series; its last context-length rows are the context.")
 @option("--horizon", type=click.IntRange(min=1), default=None,
         help="Steps to forecast [default: the model's].")
-@option("--samples", type=click.IntRange(min=1), default=None,
+@option("--samples", "num_samples", type=click.IntRange(min=1), default=None,
         help="Sample this many paths: mean, median and 10/50/90 % quantiles.")
 @option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @option("--top-k", type=click.IntRange(min=1), default=None)
@@ -322,25 +347,42 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
              "skip [default: blend, else linear, else decoder, as the model has them].")
 @option("--truth", type=click.Path(), default=None, help="CSV of the true future, to plot.")
 @option("--output", type=click.Path(dir_okay=False), default="forecast.csv",
-        show_default=True, help="CSV to write; a PNG of the same name goes beside it.")
-@option("--seed", type=int, default=0, show_default=True)
-def forecast_cmd(model_dir, input_path, horizon, samples, temperature, top_k, top_p, head,
+        show_default=True, help="CSV to write (.csv); a PNG of the same name goes beside it.")
+@option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k, top_p, head,
                  truth, output, seed) -> None:
     """Forecast the future of a series CSV: a point forecast, or sampled paths with bands."""
     import numpy as np
     import torch
 
     from timetok.data.series import read_csv
+    from timetok.errors import ConfigError, DataError
     from timetok.eval.plots import plot_forecast
     from timetok.pipeline import Forecaster
     from timetok.utils import atomic_write_text
 
+    output = Path(output)
+    figure = output.with_suffix(".png")
+    if output.suffix.lower() != ".csv":
+        raise ConfigError(f"--output must name a .csv file (the plot goes beside it as .png), "
+                          f"got {output}; pass e.g. --output forecast.csv")
+    check_distinct(output, "--output", {"the input": input_path, "the --truth file": truth},
+                   also=(figure,))
+    check_writable(output, "--output", folder=False)
+    check_writable(figure, "--output", folder=False)
     torch.manual_seed(seed)
     forecaster = Forecaster.from_pretrained(model_dir)
     series = read_csv(input_path)
-    if samples:
-        paths = forecaster.predict(series.values, horizon, samples, None, temperature, top_k,
-                                   top_p)  # (S, H, C)
+    try:  # the truth is checked before anything is written
+        true = read_csv(truth).values if truth else None
+    except DataError as err:
+        raise DataError(f"--truth: {err}") from None
+    if true is not None and true.shape[1] != len(series.columns):
+        raise DataError(f"--truth {truth} has {true.shape[1]} column(s), --input has "
+                        f"{len(series.columns)}; pass the true future of the same columns")
+    if num_samples:
+        paths = forecaster.predict(series.values, horizon, num_samples, None, temperature,
+                                   top_k, top_p)  # (S, H, C)
         stats = {"mean": paths.mean(0), "median": np.median(paths, 0),
                  "q10": np.quantile(paths, 0.1, 0), "q50": np.quantile(paths, 0.5, 0),
                  "q90": np.quantile(paths, 0.9, 0)}
@@ -350,9 +392,8 @@ def forecast_cmd(model_dir, input_path, horizon, samples, temperature, top_k, to
     values = np.stack([stats[k][:, i] for i in range(len(series.columns)) for k in stats], 1)
     lines = ["step," + ",".join(columns)]
     lines += [f"{t + 1}," + ",".join(f"{v:.6g}" for v in row) for t, row in enumerate(values)]
-    output = Path(output)
-    atomic_write_text(output, "\n".join(lines) + "\n")
-    true = read_csv(truth).values if truth else None
-    plot_forecast(output.with_suffix(".png"), series.values[-forecaster.context_points:],
-                  stats, series.columns, true)
-    click.echo(f"wrote {output} and {output.with_suffix('.png')}")
+    with writing(output, "--output"):
+        atomic_write_text(output, "\n".join(lines) + "\n")
+        plot_forecast(figure, series.values[-forecaster.context_points:], stats,
+                      series.columns, true)
+    click.echo(f"wrote {output} and {figure}")

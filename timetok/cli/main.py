@@ -60,13 +60,42 @@ def flag_names(group: click.Group) -> dict[str, str]:
 
 
 def as_flags(message: str) -> str:
-    """A library message speaks of parameters (``context_points``); show the flags."""
+    """A library message speaks of parameters (``context_points``, ``quantizer='vq'``,
+    ``linear_skip=True``); show the flags (``--context-points``, ``--quantizer vq``,
+    ``--linear-skip``)."""
     names = flag_names(cli)
 
     def swap(match: re.Match) -> str:
         word = match.group(0)
         return names.get(word, word)
 
+    def options(group: click.Group):
+        for command in group.commands.values():
+            if isinstance(command, click.Group):
+                yield from options(command)
+            else:
+                yield from (p for p in command.params if isinstance(p, click.Option))
+
+    params: dict[str, click.Option] = {}
+    for param in options(cli):
+        params.setdefault(param.name, param)
+
+    def assign(match: re.Match) -> str:
+        """``name=value`` -> ``--flag value``; a boolean flag -> ``--flag`` / ``--no-flag``."""
+        name, value = match.group(1), match.group(2).strip("'\"")
+        param = params.get(name)
+        if param is None or name not in names:
+            return match.group(0)
+        if value in ("True", "False"):
+            if param.is_flag:
+                off = param.secondary_opts[0] if param.secondary_opts else match.group(0)
+                return names[name] if value == "True" else off
+            value = "1" if value == "True" else "0"
+        return f"{names[name]} {value}"
+
+    # name=value where the value is quoted, a bool, or a placeholder such as H.
+    message = re.sub(r"(?<![\w.'\"/-])([a-z]+(?:_[a-z0-9]+)*)="
+                     r"('[^']*'|\"[^\"]*\"|True\b|False\b|[A-Z][A-Z_]*\b)", assign, message)
     message = re.sub(r"(?<![\w.'\"/-])[a-z]+(?:_[a-z0-9]+)+(?![\w'\"/])", swap, message)
     # A one-word parameter where a sentence starts with it: "seed must lie in ...".
     return re.sub(r"(?:^|(?<=; ))[a-z]+(?= (?:must|takes) )", swap, message)

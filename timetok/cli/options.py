@@ -6,6 +6,7 @@ scripts' flags (``--context_points``) work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -99,7 +100,7 @@ run_options = compose(
         show_default=True,
         help="Data loader workers.",
     ),
-    option("--seed", type=int, default=42, show_default=True),
+    option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True),
     option(
         "--config",
         "config_file",
@@ -178,6 +179,56 @@ def int_list(values: str | list[str] | tuple[str, ...], flag: str) -> list[int]:
         raise ConfigError(f"{flag} takes positive integers separated by commas (e.g. 8,5,5,5), "
                           f"got {','.join(map(str, values))!r}")
     return [int(part) for part in parts]
+
+
+def dataset_names(value: str, flag: str = "--dataset", one: bool = False) -> list[str]:
+    """The dataset names in a comma list; refuses a list that names none (``""``, ``","``),
+    and more than one where a command reads ``one``."""
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    if not names:
+        several = "" if one else ", or several separated by commas"
+        raise ConfigError(f"{flag} names no dataset ({value!r}); pass a name from "
+                          f"'timetok data list'{several}")
+    if one and len(names) > 1:
+        raise ConfigError(f"{flag} names {len(names)} datasets ({value!r}); this command reads "
+                          "one, run it once per dataset")
+    return names
+
+
+def check_writable(path: str | Path, flag: str, folder: bool = True) -> None:
+    """Refuse an output this process cannot write (a file in the way, a read-only
+    folder) before any work starts; creates nothing."""
+    from timetok.utils import unwritable_reason
+
+    reason = unwritable_reason(path, folder)
+    if reason:
+        raise ConfigError(f"cannot write {flag} {path}: {reason}; pass another {flag}")
+
+
+def check_distinct(output: str | Path, flag: str, inputs: dict[str, str | Path | None],
+                   also: tuple[Path, ...] = ()) -> None:
+    """Refuse an output (and the files written ``also`` beside it) that would overwrite one
+    of the command's own inputs; paths are compared resolved."""
+    for target in (Path(output), *also):
+        for what, path in inputs.items():
+            if path is not None and Path(path).resolve() == target.resolve():
+                via = "" if target == Path(output) else f" (with {target.name})"
+                raise ConfigError(f"{flag} {output} would overwrite {what} {path}{via}; pass "
+                                  f"another {flag}")
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, flag: str):
+    """Turn a file system error while writing an output into one line that names the file
+    (errors without a file name, a network's say, pass through)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(f"cannot write {err.filename} ({reason}); make room or access in "
+                          f"{path}, or pass another {flag}") from None
 
 
 def json_option(func):

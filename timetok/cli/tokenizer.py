@@ -8,8 +8,11 @@ from pathlib import Path
 import click
 
 from timetok.cli.options import (
+    check_distinct,
     check_new_run,
+    check_writable,
     data_options,
+    dataset_names,
     int_list,
     json_option,
     option,
@@ -18,6 +21,7 @@ from timetok.cli.options import (
     run_options,
     run_options_from,
     saved_settings,
+    writing,
 )
 
 
@@ -112,7 +116,9 @@ def train(**s) -> None:
 
     if s["compression_factor"] is not None and s["patch_size"] is not None:
         raise ConfigError("--compression-factor and --patch-size exclude each other; pass one")
+    dataset_names(s["dataset"])
     save_path = Path(s["save_path"] or f"runs/tokenizer-{s['dataset']}")
+    check_writable(save_path, "--save-path")
     check_new_run(save_path, s)
     fsq_levels = int_list(s["fsq_levels"], "--fsq-levels") if s["fsq_levels"] else None
 
@@ -154,16 +160,17 @@ def train(**s) -> None:
         revin=s["revin"],
         revin_affine=s["revin_affine"],
     )
-    summary = train_tokenizer(
-        config,
-        datamodule,
-        save_path,
-        options,
-        lr=s["lr"],
-        weight_decay=s["weight_decay"],
-        resume=bool(s["resume"]),
-        settings=saved_settings(s),
-    )
+    with writing(save_path, "--save-path"):
+        summary = train_tokenizer(
+            config,
+            datamodule,
+            save_path,
+            options,
+            lr=s["lr"],
+            weight_decay=s["weight_decay"],
+            resume=bool(s["resume"]),
+            settings=saved_settings(s),
+        )
     print_summary(summary, save_path, s["as_json"])
 
 
@@ -201,6 +208,7 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
     from timetok.eval.reconstruction import evaluate_tokenizer
     from timetok.eval.report import markdown_table, write_report
 
+    dataset_names(dataset, one=True)
     model = _load_model(model_dir)
     data = load_splits(dataset, model.config.context_points, data_dir=data_dir, data_path=data_path)
     if data.n_channels != model.config.n_channels:
@@ -210,6 +218,8 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
             f"the model was trained on {model.config.n_channels} channel(s), {data.path.name} "
             f"has {data.n_channels}; evaluate on data with the same columns"
         )
+    out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
+    check_writable(out_dir, "--out")
     report, extras = evaluate_tokenizer(
         model,
         data,
@@ -218,7 +228,6 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
         batch_size,
         track=lambda it: track(it, description="evaluating", disable=as_json, transient=True),
     )
-    out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
     rows = [{"channel": c, **m} for c, m in report["per_channel"].items()]
     rows.append({"channel": "all", "mse": report["mse"], "mae": report["mae"]})
     markdown = "\n\n".join(
@@ -241,11 +250,13 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
             ),
         ]
     )
-    write_report(out_dir, report, markdown)
-    plot_reconstructions(
-        out_dir / "reconstructions.png", extras["samples_x"], extras["samples_y"], data.columns
-    )
-    plot_code_usage(out_dir / "code_usage.png", extras["code_counts"])
+    with writing(out_dir, "--out"):
+        write_report(out_dir, report, markdown)
+        plot_reconstructions(
+            out_dir / "reconstructions.png", extras["samples_x"], extras["samples_y"],
+            data.columns,
+        )
+        plot_code_usage(out_dir / "code_usage.png", extras["code_counts"])
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -259,12 +270,17 @@ def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, ou
 @option("--output", required=True, type=click.Path(dir_okay=False), help="Codes file (.npy).")
 def encode(model_dir: str, input_path: str, output: str) -> None:
     """Series CSV -> codes [windows, T/f, C] (.npy) + RevIN statistics (.stats.npz)."""
-    from timetok.data.codes import encode_series
+    from timetok.data.codes import encode_series, stats_path
     from timetok.data.series import read_csv
 
+    check_distinct(output, "--output", {"the input": input_path},
+                   also=(stats_path(Path(output)),))
+    for path in (output, stats_path(Path(output))):
+        check_writable(path, "--output", folder=False)
     model = _load_model(model_dir)
     series = read_csv(input_path)
-    n_windows, dropped = encode_series(model, Path(model_dir), series, Path(output))
+    with writing(output, "--output"):
+        n_windows, dropped = encode_series(model, Path(model_dir), series, Path(output))
     click.echo(
         f"encoded {n_windows} window(s) of {model.config.context_points} steps to {output}"
         + (f"; the last {dropped} row(s) fill no whole window and were left out" if dropped else "")
@@ -277,8 +293,12 @@ def encode(model_dir: str, input_path: str, output: str) -> None:
 @option("--output", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
 def decode(model_dir: str, input_path: str, output: str) -> None:
     """Codes (.npy + .stats.npz from encode) -> series CSV on the original scale."""
-    from timetok.data.codes import decode_series
+    from timetok.data.codes import decode_series, stats_path
 
+    check_distinct(output, "--output", {"the codes file": input_path,
+                                        "its statistics file": stats_path(Path(input_path))})
+    check_writable(output, "--output", folder=False)
     model = _load_model(model_dir)
-    rows = decode_series(model, Path(model_dir), Path(input_path), Path(output))
+    with writing(output, "--output"):
+        rows = decode_series(model, Path(model_dir), Path(input_path), Path(output))
     click.echo(f"decoded {rows} row(s) to {output}")

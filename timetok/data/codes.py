@@ -8,6 +8,7 @@ names, which decoding needs to restore the original scale.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +19,21 @@ from timetok.data.series import Series
 from timetok.errors import ConfigError, DataError
 from timetok.utils import atomic_write_bytes, atomic_write_text
 
+logger = logging.getLogger(__name__)
+STATS_KEYS = ("columns", "context")  # always written; "mean" and "std" with RevIN
+
 
 def stats_path(codes_path: Path) -> Path:
     return codes_path.with_name(codes_path.stem + ".stats.npz")
 
 
-def _scaler(model_dir: Path, n_channels: int) -> Scaler:
+def _scaler(model_dir: Path, n_channels: int, use: str) -> Scaler:
     path = model_dir / "scaler.json"
     if path.is_file():
         return Scaler.load(path)
+    logger.warning("%s has no scaler.json: %s without the training scaler, so the result "
+                   "differs from what the model was trained on; copy scaler.json from the run "
+                   "folder", model_dir, use)
     return Scaler(np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32))
 
 
@@ -54,7 +61,8 @@ def encode_series(model, model_dir: Path, series: Series, output: Path,
             f"{series.path.name} has {len(series.values)} rows, fewer than the model's context "
             f"of {context}; pass a longer series"
         )
-    scaled = _scaler(model_dir, n_channels).transform(series.values[: n_windows * context])
+    scaler = _scaler(model_dir, n_channels, "encoding the values as given")
+    scaled = scaler.transform(series.values[: n_windows * context])
     windows = torch.from_numpy(scaled).reshape(n_windows, context, n_channels)
     codes, means, stds = [], [], []
     for batch in windows.split(batch_size):
@@ -71,13 +79,48 @@ def encode_series(model, model_dir: Path, series: Series, output: Path,
     return n_windows, len(series.values) - n_windows * context
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
+def _load_npy(path: Path, what: str):
     if not path.is_file():
         raise DataError(f"{what} not found: {path}; run 'timetok tokenizer encode' first")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path} is not a readable NumPy file ({err}); re-run encode") from None
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(f"{path} is not a readable NumPy file ({reason}); re-run encode") from None
+
+
+def _load_codes(path: Path) -> np.ndarray:
+    codes = _load_npy(path, "codes file")
+    if not isinstance(codes, np.ndarray):  # an .npz archive
+        codes.close()
+        raise DataError(f"{path} is a .npz archive, not a codes array; pass the .npy file "
+                        "that encode wrote (its .stats.npz goes beside it)")
+    return codes
+
+
+def _load_stats(path: Path) -> dict[str, np.ndarray]:
+    """The ``.stats.npz`` beside a codes file, checked for every entry decoding reads."""
+    stats = _load_npy(path, "statistics file")
+    if isinstance(stats, np.ndarray):
+        raise DataError(f"{path} holds one array, not the statistics archive encode writes; "
+                        "keep the .npy and .stats.npz of one encode run together")
+    with stats:
+        try:
+            arrays = {key: stats[key] for key in stats.files}
+        except (OSError, ValueError, EOFError) as err:
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise DataError(f"{path} is not a readable statistics file ({reason}); re-run "
+                            "encode") from None
+    missing = [key for key in STATS_KEYS if key not in arrays]
+    if ("mean" in arrays) != ("std" in arrays):
+        missing.append("std" if "mean" in arrays else "mean")
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(map(repr, missing))}; re-run encode to write "
+                        "the codes and their statistics together")
+    if arrays["context"].size != 1 or not np.issubdtype(arrays["context"].dtype, np.integer):
+        raise DataError(f"{path}: 'context' must be one integer, got {arrays['context']!r}; "
+                        "re-run encode")
+    return arrays
 
 
 def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
@@ -85,8 +128,8 @@ def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
     """Decode a codes file to a CSV on the original scale; returns the number of rows."""
     from timetok.nn.revin import RevinStats
 
-    codes = _load_npy(codes_path, "codes file")
-    stats = _load_npy(stats_path(codes_path), "statistics file")
+    codes = _load_codes(codes_path)
+    stats = _load_stats(stats_path(codes_path))
     n_channels, levels = model.config.n_channels, model.quantizer.levels
     expected_ndim = 3 if levels == 1 else 4
     if codes.ndim != expected_ndim or codes.shape[2] != n_channels or (
@@ -103,6 +146,11 @@ def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
             f"{codes_path.name} has {codes.shape[1]} positions per window, this model makes "
             f"{positions} "
             f"(context {model.config.context_points}); decode with the model that encoded them"
+        )
+    if stats["columns"].ndim != 1 or len(stats["columns"]) != n_channels:
+        raise DataError(
+            f"{stats_path(codes_path)} names {stats['columns'].size} column(s), the codes hold "
+            f"{n_channels} channel(s); keep the .npy and .stats.npz of one encode run together"
         )
     if "mean" in stats and len(stats["mean"]) != len(codes):
         raise DataError(
@@ -125,7 +173,8 @@ def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
                                       torch.from_numpy(stats["std"][sl]))
         pieces.append(model.decode(batch, window_stats))
     values = torch.cat(pieces).reshape(-1, n_channels).numpy()
-    values = _scaler(model_dir, n_channels).inverse_transform(values)
+    scaler = _scaler(model_dir, n_channels, "decoding to the standardised scale")
+    values = scaler.inverse_transform(values)
     columns = [str(c) for c in stats["columns"]]
     lines = [",".join(columns)]
     lines += [",".join(f"{v:.6g}" for v in row) for row in values]

@@ -4,8 +4,9 @@
 destination, hashing the bytes as they are written. Only once the whole body has arrived and its
 checksum matches is the temporary file moved onto the destination with :func:`os.replace`, so a
 reader never sees a half-written or corrupt file. On any failure (HTTP error, unreachable host,
-timeout, truncated body, checksum mismatch, Ctrl-C) the temporary file is removed and an existing
-destination is left exactly as it was.
+timeout, truncated body, checksum mismatch, Ctrl-C) the temporary file and any folder the call
+created are removed, and an existing destination is left exactly as it was. The file gets the
+mode a plain ``open()`` would give it.
 
 Only the standard library is used for the transfer (``urllib.request``); the optional progress bar
 uses ``rich``, which is imported lazily so that importing this module stays cheap.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from timetok.errors import DataError
+from timetok.utils import default_file_mode
 
 __all__ = ["fetch_file", "file_checksum"]
 
@@ -182,7 +184,7 @@ def _download(
 ) -> None:
     """Fetch ``url`` into ``out``; translate every network failure into a :class:`DataError`."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    retry = "retry, check your network or proxy, or pass --url to another mirror"
+    retry = "retry, check your network or proxy, or download from a mirror: url=MIRROR"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             total = _content_length(response)
@@ -209,6 +211,15 @@ def _download(
         )
 
 
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (outermost first) innermost first, where still empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def fetch_file(
     url: str,
     dest: Path,
@@ -222,7 +233,8 @@ def fetch_file(
     The body is streamed into a temporary file in ``dest``'s folder (created if missing) and
     hashed while it is written; after a successful, verified transfer the temporary file is
     renamed onto ``dest`` atomically. On any failure, including ``KeyboardInterrupt``, the
-    temporary file is deleted and a pre-existing ``dest`` is left untouched.
+    temporary file and the folders this call created are deleted and a pre-existing ``dest``
+    is left untouched.
 
     Args:
         url: ``http://`` or ``https://`` address of the file.
@@ -248,12 +260,16 @@ def fetch_file(
         logger.warning("no checksum given for %s; %s will not be verified", url, dest.name)
     hasher = _new_hasher(expected[0] if expected is not None else "sha256")
 
+    # The folders this call creates, outermost first: a failed fetch removes them again.
+    created = [p for p in reversed(dest.parent.parents) if not p.exists()]
+    created += [dest.parent] if not dest.parent.exists() else []
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.NamedTemporaryFile(
             dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
         )
     except OSError as exc:
+        _remove_empty(created)
         raise DataError(
             f"cannot write into {str(dest.parent)!r}: {_one_line(exc.strerror or exc)}; "
             "choose a writable destination folder"
@@ -265,6 +281,7 @@ def fetch_file(
             _download(url, tmp, hasher, label=dest.name, progress=progress, timeout=timeout)
             tmp.flush()
             os.fsync(tmp.fileno())
+        os.chmod(tmp_path, default_file_mode())  # as open() would make it, not 0600
         if expected is not None:
             algo, want = expected
             got = hasher.hexdigest()
@@ -272,11 +289,12 @@ def fetch_file(
                 raise DataError(
                     f"checksum mismatch for {dest.name}: expected {algo} {want}, got {got}; "
                     "the download is corrupt or the mirror serves another file - retry, "
-                    "or pass --url to another mirror"
+                    "or download from another mirror: url=MIRROR"
                 )
         os.replace(tmp_path, dest)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(created)
         raise
     logger.info("downloaded %s to %s", url, dest)
     return dest

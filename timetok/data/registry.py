@@ -36,7 +36,8 @@ class DatasetSpec:
     size: str = ""  # as a user would say it: "17,420 rows x 7 channels"
     url: str | None = None
     checksum: str | None = None  # "sha256:<hex>" or "md5:<hex>"
-    licence: str = ""
+    licence: str = ""  # the licence's short name: "CC BY-ND 4.0"
+    citation: str = ""  # whom to credit: "Zhou et al., Informer, AAAI 2021"
     protocol: Any = None  # the kind's split protocol (series: a row-borders function)
 
 

@@ -26,7 +26,7 @@ from timetok.errors import DataError
 
 SPLITS = ("train", "val", "test")
 ETT_BASE_URL = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/"
-ETT_LICENCE = "CC BY-ND 4.0 (Zhou et al., Informer, AAAI 2021)"
+ETT_LICENCE, ETT_CITATION = "CC BY-ND 4.0", "Zhou et al., Informer, AAAI 2021"
 
 # (train, val, test) row borders: each returns [start, end) for every split; the val and
 # test splits start `context` rows early so that their first window sees real history.
@@ -117,6 +117,8 @@ def read_csv(path: str | os.PathLike) -> Series:
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a CSV file; pass the file")
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check the path")
     try:
@@ -124,6 +126,12 @@ def read_csv(path: str | os.PathLike) -> Series:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path.name}: not a readable CSV ({reason}); check the file") from None
+    if frame.shape[1] == 1:  # one column: perhaps another delimiter
+        header = str(frame.columns[0])
+        for delimiter, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if delimiter in header:
+                raise DataError(f"{path.name} is separated by {name}, timetok reads "
+                                "comma-separated files; save it with commas")
     if frame.empty or frame.shape[1] == 0:
         raise DataError(f"{path.name}: no rows; the CSV needs a header and at least one row")
     date = _date_column(frame)
@@ -197,7 +205,7 @@ def load_splits(
     if min(start for start, _ in borders) < 0:
         raise DataError(
             f"{path.name} has {n_rows} rows, too few for a context of {context} in every split; "
-            "use a smaller --context-points or a longer series"
+            "use a smaller context_points or a longer series"
         )
     start, end = borders[0]
     scaler = Scaler.fit(series.values[start:end], series.columns)
@@ -223,7 +231,8 @@ def describe(spec: DatasetSpec, path: Path, options: dict) -> dict:
     report = {
         "dataset": data.name, "kind": spec.kind, "path": str(data.path), "rows": data.n_rows,
         "channels": data.n_channels, "columns": data.columns, "context_points": context,
-        "target_points": target, "stride": stride, "licence": spec.licence, "splits": {},
+        "target_points": target, "stride": stride, "licence": spec.licence,
+        "citation": spec.citation, "splits": {},
     }
     for split in SPLITS:
         start, end = data.borders[split]
@@ -241,6 +250,8 @@ def render(report: dict) -> str:
              f"{report['stride']}:"]
     lines += [f"  {split:<5} rows [{row['start']}, {row['end']})  {row['windows']:>7} windows"
               for split, row in report["splits"].items()]
+    if report["licence"]:
+        lines.append(f"licence {report['licence']}; cite {report['citation']}")
     return "\n".join(lines)
 
 
@@ -258,7 +269,7 @@ for _name, _rows_per_day, _digest in [
         f"Electricity Transformer Temperature, {'hourly' if _hourly else '15-minute'}, "
         f"station {_name[-1]}",
         f"{_name}.csv", f"{17_420 if _hourly else 69_680:,} rows x 7 channels",
-        ETT_BASE_URL + f"{_name}.csv", f"sha256:{_digest}", ETT_LICENCE,
+        ETT_BASE_URL + f"{_name}.csv", f"sha256:{_digest}", ETT_LICENCE, ETT_CITATION,
         ett_borders(_rows_per_day),
     ))
 register(DatasetSpec("custom", "series",

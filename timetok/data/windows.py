@@ -26,11 +26,10 @@ class WindowDataset(Dataset):
         channel_independent: bool = False,
         where: str = "the series",
     ):
-        if context < 1 or target < 0 or stride < 1:
-            raise DataError(
-                f"context ({context}) and stride ({stride}) must be >= 1 and target ({target}) "
-                ">= 0; fix --context-points / --target-points / --stride"
-            )
+        for name, value, least in (("context_points", context, 1),
+                                   ("target_points", target, 0), ("stride", stride, 1)):
+            if value < least:
+                raise DataError(f"{name} must be >= {least}, got {value}")
         self.values = torch.as_tensor(values, dtype=torch.float32)
         if self.values.ndim != 2:
             raise DataError(f"expected a [rows, channels] array, got shape {tuple(values.shape)}")
@@ -40,7 +39,7 @@ class WindowDataset(Dataset):
         if rows < length:
             raise DataError(
                 f"{where} has {rows} rows, one window needs context + target = {length}; "
-                "use a shorter --context-points/--target-points or a longer series"
+                "use a smaller context_points or target_points, or a longer series"
             )
         self.n_windows = (rows - length) // stride + 1
 

@@ -83,6 +83,31 @@ def tokenizer_ceiling(tokenizer, y: Tensor) -> Tensor:
     return rearrange(recon, "(b c) h -> b h c", b=y.shape[0])
 
 
+def _check_models(models: list, horizon: int | None) -> int:
+    """Every model a finetuned forecaster of one context that reaches ``horizon`` (default:
+    the first model's); returns the horizon."""
+    from timetok.models.forecaster import TokenForecaster
+
+    for m in models:
+        if not isinstance(m, TokenForecaster):
+            kind = getattr(m, "model_type", type(m).__name__)
+            raise ConfigError(f"a {kind!r} model cannot forecast; evaluate a finetuned "
+                              "forecaster")
+        if not m.config.horizon:
+            raise ConfigError("a pretrained language model has no forecast heads; finetune it "
+                              "first")
+    first = models[0].config
+    horizon = horizon or first.horizon
+    for m in models:
+        if m.config.context_points != first.context_points:
+            raise ConfigError(f"the models read contexts of {m.config.context_points} and "
+                              f"{first.context_points} steps; evaluate models of one run together")
+        if not 1 <= horizon <= m.config.horizon:
+            raise ConfigError(f"horizon must lie in [1, {m.config.horizon}] (the model's), got "
+                              f"{horizon}; evaluate a model finetuned for that horizon")
+    return horizon
+
+
 @torch.no_grad()
 def evaluate_forecaster(
     model,
@@ -104,16 +129,23 @@ def evaluate_forecaster(
     protocol (every test window); sampling, being costly, runs on every
     ``sample_stride``-th batch and says so in the report. The models and the tokenizer
     ceiling run on ``device`` (the models are moved there and stay), the baselines on the
-    CPU.
+    CPU. ``horizon`` defaults to the first model's; a shorter one cuts the models'
+    forecasts, a longer one is refused.
     """
     models = list(model) if isinstance(model, list | tuple) else [model]
+    if not models:
+        raise ConfigError("no model to evaluate; pass a finetuned forecaster")
+    horizon = _check_models(models, horizon)
+    for name, value, least in (("batch_size", batch_size, 1), ("stride", stride, 1),
+                               ("samples", samples, 0), ("sample_stride", sample_stride, 1)):
+        if value < least:
+            raise ConfigError(f"{name} must be >= {least}, got {value}")
     model = models[0]
     outputs = [output for m in models for output in m.outputs]
     if len(set(outputs)) < len(outputs):
         raise ConfigError(f"each output must come from one model, got {outputs}")
     for m in models:
         m.eval().to(device)
-    horizon = horizon or model.config.horizon
     context = model.config.context_points
     windows = data.windows("test", context, horizon, stride)
     loader = DataLoader(windows, batch_size=batch_size, shuffle=False)
@@ -134,8 +166,8 @@ def evaluate_forecaster(
     for i, (x, y) in enumerate(track(loader)):
         xd = x.to(device)
         for m in models:
-            for head, pred in m.predict(xd).items():
-                sums[f"timetok-{head}"].update(pred.cpu(), y)
+            for head, pred in m.predict(xd).items():  # cut to a shorter horizon asked for
+                sums[f"timetok-{head}"].update(pred[:, :horizon].cpu(), y)
         for name, method in methods.items():
             sums[name].update(method(x), y)
         ceiling = tokenizer_ceiling(model.tokenizer, y.to(device)).cpu()

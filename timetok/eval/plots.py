@@ -116,11 +116,14 @@ def plot_metric_by_horizon(path: Path, records: list[dict], metric: str = "mse",
 
 
 def _save(fig, path: Path) -> None:
-    import os
+    """Render to PNG bytes, then write them atomically (a unique temporary file per write)."""
+    from io import BytesIO
 
-    plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from timetok.utils import atomic_write_bytes
+
+    buffer = BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

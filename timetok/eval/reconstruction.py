@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from timetok.data.series import SplitData
+from timetok.errors import ConfigError
 from timetok.models.tokenizer import TimeSeriesTokenizer
 from timetok.nn.quantizer import CodeUsage
 from timetok.nn.revin import RevIN
@@ -31,6 +32,10 @@ def evaluate_tokenizer(
     report (JSON-ready) and arrays for plots: ``samples_x``/``samples_y`` ``[n, T, C]``
     and ``code_counts`` ``[levels, K]``.
     """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if split not in data.splits:
+        raise ConfigError(f"split must be one of {', '.join(data.splits)}, got {split!r}")
     model.eval()
     windows = data.windows(split, model.config.context_points, 0, stride)
     loader = DataLoader(windows, batch_size=batch_size, shuffle=False)

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import logging
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +21,7 @@ import torch
 from torch import nn
 
 from timetok.errors import CheckpointError, ConfigError
-from timetok.utils import atomic_write_text, default_file_mode
+from timetok.utils import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,67 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON may stand for a config field of type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict | hint)
+    return True
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """A field type in words: ``int | None`` -> "an integer or null"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg, plural) for arg in args)
+    if origin is list:
+        return "lists" if plural else f"a list of {_describe(args[0], plural=True)}"
+    words = {type(None): ("null", "nulls"), bool: ("true or false", "booleans"),
+             int: ("an integer", "integers"), float: ("a number", "numbers"),
+             str: ("a string", "strings")}
+    if hint in words:
+        return words[hint][plural]
+    return "objects" if plural else "an object"
+
+
+def check_config_data(config_class: type, data: dict[str, Any], where: str,
+                      prefix: str = "") -> None:
+    """Refuse keys ``config_class`` does not have and values of the wrong JSON type,
+    naming the setting and the type it takes (nested configs are checked too)."""
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise CheckpointError(
+            f"{where} has settings this version does not know "
+            f"({', '.join(prefix + name for name in unknown)}); upgrade timetok or re-export "
+            "the model"
+        )
+    for name, value in data.items():
+        hint = hints[name]
+        if not _fits(value, hint):
+            raise CheckpointError(
+                f"{where}: setting '{prefix}{name}' must be {_describe(hint)}, got {value!r}; "
+                "fix the file or re-export the model"
+            )
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            check_config_data(hint, value, where, f"{prefix}{name}.")
+
+
 class PretrainedModel(nn.Module):
     """Base of every timetok model: a config dataclass in, folders out and back."""
 
@@ -117,25 +180,14 @@ class PretrainedModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        tmp = directory / f".{WEIGHTS_NAME}.tmp"
-        try:
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(state, tmp, metadata={"format": "pt", "model_type": self.model_type})
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, directory / WEIGHTS_NAME)
-        finally:
-            tmp.unlink(missing_ok=True)
         atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2))
         return directory
 
     @classmethod
     def config_from_dict(cls, data: dict[str, Any], where: str = "config.json"):
-        fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise CheckpointError(
-                f"{where} has settings this version does not know ({', '.join(unknown)}); "
-                "upgrade timetok or re-export the model"
-            )
+        check_config_data(cls.config_class, data, where)
         try:
             return cls.config_class(**data)
         except (TypeError, ConfigError) as err:
@@ -146,7 +198,7 @@ class PretrainedModel(nn.Module):
         """Load a model folder; the class is chosen by ``model_type`` when called on the base."""
         directory = Path(directory)
         if not directory.is_dir():
-            raise CheckpointError(f"model folder not found: {directory}; check the --model path")
+            raise CheckpointError(f"model folder not found: {directory}; check the path")
         data = read_json(directory / CONFIG_NAME, "model config")
         model_type = data.pop("model_type", None)
         target = MODEL_REGISTRY.get(model_type) if cls is PretrainedModel else cls

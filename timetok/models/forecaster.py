@@ -91,12 +91,12 @@ class ForecasterConfig:
         if tok.quantizer == "rvq":
             raise ConfigError(
                 "the language model needs one code per position; train the tokenizer with "
-                "--quantizer vq or fsq, not rvq"
+                "quantizer='vq' or quantizer='fsq', not 'rvq'"
             )
         if tok.revin_affine:
             raise ConfigError(
                 "the forecaster reads channels independently and needs a tokenizer without "
-                "--revin-affine; retrain the tokenizer with --revin-affine 0"
+                "per-channel RevIN weights; retrain the tokenizer with revin_affine=False"
             )
         if self.context_points % tok.compression:
             raise ConfigError(
@@ -228,7 +228,7 @@ class TokenForecaster(PretrainedModel):
         from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear, linear_mse
 
         if not self.has_skip:
-            raise ConfigError("this model has no linear skip; finetune with --linear-skip")
+            raise ConfigError("this model has no linear skip; finetune with linear_skip=True")
         revin = self.tokenizer.revin if self.tokenizer.config.revin else None
         scales = [self.config.skip_scale]
         if scales == ["auto"]:  # without RevIN both scales are one
@@ -265,9 +265,10 @@ class TokenForecaster(PretrainedModel):
         from torch.utils.data import DataLoader
 
         if not self.has_blend:
-            raise ConfigError("only a model with the decoder head and --linear-skip blends")
+            raise ConfigError("only a model with the decoder head and a linear skip blends; "
+                              "finetune with both heads and linear_skip=True")
         if not len(windows):
-            raise ConfigError("no validation windows to fit the blend on; lower --val-stride")
+            raise ConfigError("no validation windows to fit the blend on; lower val_stride")
         was_training = self.training
         self.eval()
         # Per step and channel: sums of gap * miss, gap^2 and miss^2, where gap is
@@ -332,11 +333,13 @@ class TokenForecaster(PretrainedModel):
             embeds = torch.cat([embeds, queries], dim=1)
         return self.lm.hidden_states(embeds)
 
-    def predict(self, x: Tensor) -> dict[str, Tensor]:
+    def predict(self, x: Tensor, skip: bool = False) -> dict[str, Tensor]:
         """Point forecasts ``{output: [B, H, C]}`` for standardised contexts ``[B, L, C]``:
-        one per head, and ``blend`` where the model has one (see ``outputs``)."""
+        one per head, ``blend`` where the model has one (see ``outputs``) and, with
+        ``skip``, the fixed linear map's alone (where the model has it)."""
         out = self._forecasts(x)
-        out.pop("skip", None)
+        if not skip:
+            out.pop("skip", None)
         return out
 
     def _skip(self, flat: Tensor, stats: RevinStats | None) -> Tensor:
@@ -352,7 +355,7 @@ class TokenForecaster(PretrainedModel):
         as ``skip`` where there is one."""
         horizon = self.config.horizon
         if not horizon:
-            raise ConfigError("this model has no forecast heads; finetune it with --horizon H")
+            raise ConfigError("this model has no forecast heads; finetune it with horizon=H")
         if x.shape[1] != self.config.context_points:
             raise ConfigError(
                 f"the model reads contexts of {self.config.context_points} steps, got "

@@ -190,8 +190,8 @@ class TimeSeriesTokenizer(PretrainedModel):
         """
         if self.config.revin_affine:
             raise ConfigError(
-                "a tokenizer with per-channel RevIN weights (--revin-affine) cannot encode "
-                "channels as independent series; retrain it with --revin-affine 0"
+                "a tokenizer with per-channel RevIN weights (revin_affine=True) cannot encode "
+                "channels as independent series; retrain it with revin_affine=False"
             )
         if stats is not None and self.config.revin:
             normed = self.revin.normalize_with(x[..., None], stats)

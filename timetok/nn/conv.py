@@ -23,7 +23,7 @@ def downsampling(compression_factor: int | None, patch_size: int | None) -> list
     if compression_factor not in COMPRESSION_STRIDES:
         raise ConfigError(
             f"compression factor must be one of 4, 8, 12, 16, got {compression_factor}; "
-            "or use --patch-size for non-overlapping patches"
+            "or use patch_size for non-overlapping patches"
         )
     return COMPRESSION_STRIDES[compression_factor]
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from timetok.errors import DataError
 from timetok.nn.revin import RevIN
 
 
@@ -35,7 +36,8 @@ def fit_linear(
         xtx += a.T @ a
         xty += a.T @ y.double()
     if xtx is None:
-        raise ValueError("no windows to fit a linear map on")
+        raise DataError("no windows to fit a linear map on; pass a longer series or a shorter "
+                        "context or horizon")
     xtx += ridge * torch.eye(len(xtx), dtype=torch.float64) * xtx.diagonal().mean()
     return torch.linalg.solve(xtx, xty).float()
 
@@ -61,5 +63,6 @@ def linear_mse(windows: Dataset, predict: Callable[[Tensor], Tensor],
         total += float((predict(x) - y).double().pow(2).sum())
         count += y.numel()
     if not count:
-        raise ValueError("no windows to measure the error on")
+        raise DataError("no windows to measure the error on; pass a longer series or a shorter "
+                        "context or horizon")
     return total / count

@@ -40,7 +40,7 @@ def fsq_levels_for(codebook_size: int, levels: list[int] | None = None) -> list[
         return list(levels)
     if codebook_size not in FSQ_LEVELS:
         raise ConfigError(
-            f"no standard FSQ levels for a codebook of {codebook_size}; pass --fsq-levels "
+            f"no standard FSQ levels for a codebook of {codebook_size}; pass fsq_levels "
             f"(e.g. 8,5,5,5) or a size among {sorted(FSQ_LEVELS)}"
         )
     return FSQ_LEVELS[codebook_size]

@@ -8,12 +8,14 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Timer
 
+from timetok.errors import ConfigError
+
 
 class RunProgress:
     """The fraction of a run done at a step, in [0, 1].
 
     Counted in steps when the run has a known number of them, in time when it has a
-    ``--max-time`` budget, and the further of the two when it has both, so a cosine decay
+    ``max_time`` budget, and the further of the two when it has both, so a cosine decay
     ends where the run ends whichever limit stops it. The time comes from rank 0, so every
     process of a distributed run steps with the same learning rate.
     """
@@ -27,7 +29,8 @@ class RunProgress:
         self.budget_s = (self.timer.time_elapsed() + self.timer.time_remaining()
                          if self.timer is not None else None)
         if self.total_steps is None and self.timer is None:
-            raise ValueError("a run needs a step, epoch or time limit for its schedule")
+            raise ConfigError("a run needs a step, epoch or time limit for its schedule; pass "
+                              "max_steps, n_epochs or max_time")
 
     def __call__(self, step: int) -> float:
         done = 0.0 if self.total_steps is None else step / self.total_steps
