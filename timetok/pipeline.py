@@ -49,6 +49,11 @@ class Forecaster:
     def context_points(self) -> int:
         return self.model.config.context_points
 
+    @property
+    def point_horizon(self) -> int:
+        """The steps a point forecast reaches (0: no forecast heads; sample instead)."""
+        return self.model.config.horizon
+
     def _prepare(self, context) -> tuple[torch.Tensor, bool]:
         x = np.asarray(context, dtype=np.float32)
         single = x.ndim <= 2

@@ -103,6 +103,22 @@ def test_forecast_point_and_samples(cli, pipeline, tmp_path):
     assert out.with_suffix(".png").is_file()
 
 
+def test_samples_within_the_heads_reach_come_with_the_point_forecast(cli, pipeline, tmp_path):
+    """The point forecast is what a plot of samples draws, their band around it."""
+    point, sampled = tmp_path / "point.csv", tmp_path / "sampled.csv"
+    model = pipeline["ft"] / "H8"
+    assert cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+               "--output", point).rc == 0
+    result = cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+                 "--output", sampled, "--samples", "6")
+    assert result.rc == 0, result.err
+    header = sampled.read_text().splitlines()[0].split(",")
+    assert header[1:7] == ["a_forecast", "a_mean", "a_median", "a_q10", "a_q50", "a_q90"]
+    rows = np.loadtxt(sampled, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(rows[:, [1, 7]], np.loadtxt(point, delimiter=",",
+                                                           skiprows=1)[:, 1:])
+
+
 def test_forecaster_api(pipeline):
     from timetok import Forecaster
 

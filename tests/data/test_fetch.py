@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import timetok.data.fetch as fetch_mod
 from timetok.data.fetch import fetch_file, file_checksum
 from timetok.errors import DataError
 
@@ -268,23 +267,27 @@ def test_non_http_url_is_rejected(out: Path) -> None:
         fetch_file("ftp://example.org/ETTh1.csv", out / "x", None, progress=False)
 
 
-def test_keyboard_interrupt_cleans_up(serve, src: Path, out: Path, monkeypatch) -> None:
+def test_keyboard_interrupt_cleans_up(out: Path, monkeypatch) -> None:
     """Ctrl-C in the middle of the transfer removes the partial file and keeps the old one."""
-    real_copy = fetch_mod._copy_hashing
+    import io
+    import urllib.request
 
-    def interrupted(src_io, hasher, dst=None, on_chunk=None):  # type: ignore[no-untyped-def]
-        if dst is not None:
-            dst.write(src_io.read(1000))
-            dst.flush()
-            assert any(p.name.endswith(".part") for p in out.iterdir())
-            raise KeyboardInterrupt
-        return real_copy(src_io, hasher, dst, on_chunk)
+    class Interrupted(io.BytesIO):
+        """A response that delivers one chunk, then the user presses Ctrl-C."""
 
-    monkeypatch.setattr(fetch_mod, "_copy_hashing", interrupted)
+        headers = {"Content-Length": str(len(PAYLOAD))}
+
+        def read(self, size=-1):
+            if self.tell():
+                assert any(p.name.endswith(".part") for p in out.iterdir())
+                raise KeyboardInterrupt
+            return super().read(1000)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Interrupted(PAYLOAD))
     dest = out / "payload.bin"
     dest.write_bytes(b"old content")
     with pytest.raises(KeyboardInterrupt):
-        fetch_file(f"{serve(src)}/payload.bin", dest, _sha256(PAYLOAD), progress=False)
+        fetch_file("http://example.org/payload.bin", dest, _sha256(PAYLOAD), progress=False)
     assert dest.read_bytes() == b"old content"
     assert [p.name for p in out.iterdir()] == ["payload.bin"]
 

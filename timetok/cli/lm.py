@@ -380,14 +380,17 @@ def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k
     if true is not None and true.shape[1] != len(series.columns):
         raise DataError(f"--truth {truth} has {true.shape[1]} column(s), --input has "
                         f"{len(series.columns)}; pass the true future of the same columns")
+    stats, reach = {}, forecaster.point_horizon
+    if not num_samples or (reach and reach >= (horizon or reach)):
+        # The point forecast, with samples too where the heads reach the horizon: it is
+        # what the plot draws, the samples' band around it.
+        stats["forecast"] = forecaster.predict(series.values, horizon, head=head)
     if num_samples:
         paths = forecaster.predict(series.values, horizon, num_samples, None, temperature,
                                    top_k, top_p)  # (S, H, C)
-        stats = {"mean": paths.mean(0), "median": np.median(paths, 0),
-                 "q10": np.quantile(paths, 0.1, 0), "q50": np.quantile(paths, 0.5, 0),
-                 "q90": np.quantile(paths, 0.9, 0)}
-    else:
-        stats = {"forecast": forecaster.predict(series.values, horizon, head=head)}
+        stats |= {"mean": paths.mean(0), "median": np.median(paths, 0),
+                  "q10": np.quantile(paths, 0.1, 0), "q50": np.quantile(paths, 0.5, 0),
+                  "q90": np.quantile(paths, 0.9, 0)}
     columns = [f"{c}_{k}" for c in series.columns for k in stats]
     values = np.stack([stats[k][:, i] for i in range(len(series.columns)) for k in stats], 1)
     lines = ["step," + ",".join(columns)]

@@ -59,26 +59,32 @@ def plot_code_usage(path: Path, counts: np.ndarray) -> None:
 
 def plot_forecast(path: Path, context: np.ndarray, stats: dict[str, np.ndarray],
                   columns: list[str], truth: np.ndarray | None = None,
-                  max_channels: int = 4) -> None:
-    """Context, forecast (or median and 10-90 % band) and the truth when known."""
+                  max_channels: int = 8) -> None:
+    """Context, the point forecast (or, without one, the samples' median), the samples'
+    10-90 % band when there are samples, and the truth when known. Up to ``max_channels``
+    channels, evenly picked; the title says when some are left out."""
     plt = _pyplot()
     n_channels = context.shape[1]
     channels = np.linspace(0, n_channels - 1, min(n_channels, max_channels)).astype(int)
-    fig, axes = plt.subplots(len(channels), 1, figsize=(10, 2.4 * len(channels)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(channels), 1, figsize=(10, 2.2 * len(channels)),
+                             squeeze=False, sharex=True)
     n_context = len(context)
-    point = stats.get("forecast", stats.get("median"))
+    point = stats["forecast"] if "forecast" in stats else stats["median"]
+    label = "forecast" if "forecast" in stats else "median of samples"
     future = np.arange(n_context, n_context + len(point))
     for ax, c in zip(axes[:, 0], channels, strict=True):
         ax.plot(np.arange(n_context), context[:, c], color="black", lw=1, label="context")
         if "q10" in stats:
-            ax.fill_between(future, stats["q10"][:, c], stats["q90"][:, c], alpha=0.3,
-                            color="tab:blue", label="10-90 %")
-        ax.plot(future, point[:, c], color="tab:blue", lw=1.2, label="forecast")
+            ax.fill_between(future, stats["q10"][:, c], stats["q90"][:, c], alpha=0.25,
+                            color="tab:blue", label="samples, 10-90 %")
+        ax.plot(future, point[:, c], color="tab:blue", lw=1.2, label=label)
         if truth is not None:
             ax.plot(future[: len(truth)], truth[: len(point), c], color="tab:green", lw=1,
                     label="truth")
         ax.set_ylabel(columns[c])
+    shown = "" if len(channels) == n_channels else (
+        f" ({len(channels)} of {n_channels} channels shown)")
+    axes[0, 0].set_title(f"{len(point)}-step forecast{shown}", fontsize=10)
     axes[0, 0].legend(loc="upper left", fontsize=8, ncol=4)
     fig.tight_layout()
     _save(fig, path)

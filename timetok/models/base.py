@@ -43,6 +43,21 @@ class LoadReport:
     def clean(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
+    @property
+    def fraction(self) -> float:
+        """The share of the model's tensors that loaded (0 for a model without any)."""
+        expected = len(self.matched) + len(self.missing) + len(self.mismatched)
+        return len(self.matched) / expected if expected else 0.0
+
+    def lines(self) -> list[str]:
+        """Every key with what happened to it, for a person to read before training."""
+        rows = [f"matched     {key}" for key in self.matched]
+        rows += [f"missing     {key}" for key in self.missing]
+        rows += [f"unexpected  {key}" for key in self.unexpected]
+        rows += [f"mis-shaped  {key}: file {list(got)} vs model {list(want)}"
+                 for key, got, want in self.mismatched]
+        return rows
+
     def summary(self) -> str:
         parts = [f"{len(self.matched)} matched"]
         if self.missing:

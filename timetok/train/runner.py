@@ -177,7 +177,8 @@ def fit(
     last = ckpt_dir / "last.ckpt"
     if resume:
         if not last.is_file():
-            raise CheckpointError(f"no {last} to resume from; start a new run without --resume")
+            raise CheckpointError(f"no {last} to resume from; start a new run instead of "
+                                  "resuming")
         check_resume(module, last)
     monitor, mode = module.monitor, module.monitor_mode
     best = ModelCheckpoint(
