@@ -145,3 +145,13 @@ def run_copy(tiny_run: TinyRun, tmp_path: Path) -> Path:
 def tiny_flags() -> list[str]:
     """Flags of a tiny three-step tokenizer run (add --dataset/--data-path/--save-path)."""
     return list(TINY_RUN)
+
+
+@pytest.fixture
+def encoded(cli, tiny_run: TinyRun, tmp_path: Path) -> Path:
+    """The tiny run's CSV encoded to ``enc/codes.npy`` (and its ``.stats.npz``)."""
+    codes = tmp_path / "enc" / "codes.npy"
+    result = cli("tokenizer", "encode", "--model", tiny_run.path, "--input", tiny_run.csv,
+                 "--output", codes)
+    assert result.rc == 0, result.err
+    return codes

@@ -83,15 +83,6 @@ def _outputs(tiny_run, encoded, base: Path) -> dict[str, list]:
 FLAGS = {"train": "--save-path", "eval": "--out", "encode": "--output", "decode": "--output"}
 
 
-@pytest.fixture
-def encoded(cli, tiny_run, tmp_path) -> Path:
-    codes = tmp_path / "enc" / "codes.npy"
-    result = cli("tokenizer", "encode", "--model", tiny_run.path, "--input", tiny_run.csv,
-                 "--output", codes)
-    assert result.rc == 0, result.err
-    return codes
-
-
 @pytest.mark.parametrize("command", list(FLAGS))
 def test_output_under_a_regular_file(cli, tiny_run, encoded, a_file, command):
     result = cli(*_outputs(tiny_run, encoded, a_file / "sub")[command])

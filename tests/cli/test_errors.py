@@ -269,15 +269,6 @@ def test_existing_run_folder_needs_resume_or_overwrite(cli, run_copy, tiny_run, 
 # --- decode -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def encoded(cli, tiny_run, tmp_path) -> Path:
-    codes = tmp_path / "enc" / "codes.npy"
-    result = cli("tokenizer", "encode", "--model", tiny_run.path, "--input", tiny_run.csv,
-                 "--output", codes)
-    assert result.rc == 0, result.err
-    return codes
-
-
 def _write_codes(codes_path: Path, codes: np.ndarray, like: Path) -> Path:
     np.save(codes_path, codes, allow_pickle=False)
     stats = like.with_name(like.stem + ".stats.npz")
