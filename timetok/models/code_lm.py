@@ -77,10 +77,12 @@ class CodeLanguageModel(nn.Module):
 
     def __init__(self, config: CodeLMConfig):
         super().__init__()
-        from transformers import GPT2Config, GPT2Model
+        from transformers import GPT2Config, GPT2LMHeadModel
 
         self.config = config
-        self.transformer = GPT2Model(GPT2Config(
+        # Built as GPT-2's own language model and taken apart, so that the weights start
+        # exactly as GPT-2 initialises them (and as forecasters saved before did).
+        gpt = GPT2LMHeadModel(GPT2Config(
             vocab_size=config.vocab_size,
             n_positions=config.prefix_length + config.max_codes,
             n_embd=config.d_model,
@@ -90,12 +92,12 @@ class CodeLanguageModel(nn.Module):
             resid_pdrop=config.dropout,
             embd_pdrop=config.dropout,
             attn_pdrop=config.attn_dropout,
+            tie_word_embeddings=False,
             bos_token_id=None,
             eos_token_id=None,
             pad_token_id=None,
         ))
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        nn.init.normal_(self.lm_head.weight, std=0.02)  # GPT-2's initialisation
+        self.transformer, self.lm_head = gpt.transformer, gpt.lm_head
         self.condition_embeddings = nn.ModuleList(
             nn.Embedding(n + 1, config.d_model) for n in config.conditions  # + the null row
         )
