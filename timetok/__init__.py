@@ -8,8 +8,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "TimeSeriesTokenizer": "timetok.models.tokenizer",
     "TokenizerConfig": "timetok.models.tokenizer",
-    "Forecaster": "timetok.pipeline",
+    "Forecaster": "timetok.pipelines.forecast",
     "TokenForecaster": "timetok.models.forecaster",
+    "Classifier": "timetok.pipelines.classify",
+    "TimeMAE": "timetok.models.timemae",
+    "TimeMAEConfig": "timetok.models.timemae",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -435,13 +435,16 @@ def test_data_list_json(cli):
     result = cli("data", "list", "--json")
     assert result.rc == 0, result.err
     rows = json.loads(result.out)
-    assert [row["name"] for row in rows] == ["etth1", "etth2", "ettm1", "ettm2", "custom"]
+    names = [row["name"] for row in rows]
+    assert names[:5] == ["etth1", "etth2", "ettm1", "ettm2", "custom"]
     where = {row["name"]: row["location"] for row in rows}
     assert Path(where["etth1"]) == BUNDLED_DIR / "ETTh1.csv"
     assert where["ettm1"].startswith("not found")
     assert where["custom"] == "any file: pass --data-path"
-    assert {row["kind"] for row in rows} == {"series"}
-    assert all(row["licence"] for row in rows if row["name"] != "custom")
+    kinds = {row["name"]: row["kind"] for row in rows}
+    assert {kinds[name] for name in names[:5]} == {"series"}
+    assert kinds["har"] == kinds["ecg200"] == "labelled"
+    assert all(row["licence"] for row in rows[:4])
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

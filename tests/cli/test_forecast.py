@@ -208,7 +208,7 @@ def test_the_commands_before_the_lm_group_still_work(cli, pipeline, tmp_path):
     assert out.is_file()
     listed = [line.split()[0] for line in cli("--help").out.split("Commands:")[1].splitlines()
               if line.strip()]
-    assert listed == ["data", "tokenizer", "lm"]
+    assert listed == ["data", "tokenizer", "lm", "mae"]
 
 
 def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
@@ -382,7 +382,7 @@ def test_forecaster_warns_without_the_scaler(pipeline, tmp_path, caplog):
 
     folder = Path(shutil.copytree(pipeline["ft"] / "H8", tmp_path / "H8"))
     (folder / "scaler.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="timetok.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="timetok.pipelines.forecast"):
         forecaster = Forecaster.from_pretrained(folder)
     assert forecaster.scaler is None
     assert [r for r in caplog.records if "no scaler.json" in r.getMessage()]

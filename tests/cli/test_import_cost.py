@@ -38,7 +38,8 @@ def test_importing_the_cli_imports_no_heavy_library():
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["data", "--help"], ["data", "info", "--help"], ["tokenizer", "--help"],
-     ["tokenizer", "train", "--help"], ["tokenizer", "eval", "--help"]],
+     ["tokenizer", "train", "--help"], ["tokenizer", "eval", "--help"], ["lm", "--help"],
+     ["lm", "finetune", "--help"], ["mae", "--help"], ["mae", "pretrain", "--help"]],
     ids=lambda argv: "-".join(argv),
 )
 def test_help_imports_no_heavy_library(argv):

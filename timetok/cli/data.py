@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from timetok.cli.options import json_option, option
+from timetok.cli.options import OrderedGroup, json_option, option
 
 
-@click.group()
+@click.group(cls=OrderedGroup)
 def data() -> None:
     """Registered datasets: list them, describe their splits, fetch official files."""
 
@@ -31,7 +31,8 @@ def list_(data_dir: str | None, as_json: bool) -> None:
             try:
                 where = str(resolve_path(spec.name, data_dir))
             except DataError:
-                where = f"not found (timetok data fetch {spec.name})"
+                where = (f"not found (timetok data fetch {spec.name})" if spec.url else
+                         "not found (pass --data-dir)")
         rows.append({"name": spec.name, "kind": spec.kind, "size": spec.size,
                      "description": spec.description, "licence": spec.licence,
                      "citation": spec.citation, "location": where})

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from timetok.cli.options import (
+    OrderedGroup,
     check_distinct,
     check_new_run,
     check_writable,
@@ -26,7 +27,7 @@ from timetok.cli.options import (
 )
 
 
-@click.group()
+@click.group(cls=OrderedGroup)
 def lm() -> None:
     """Token language model: next-code pretraining over a tokenizer, finetuned to forecast."""
 
@@ -358,7 +359,7 @@ def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k
     from timetok.data.series import read_csv
     from timetok.errors import ConfigError, DataError
     from timetok.eval.plots import plot_forecast
-    from timetok.pipeline import Forecaster
+    from timetok.pipelines.forecast import Forecaster
     from timetok.utils import atomic_write_text
 
     output = Path(output)

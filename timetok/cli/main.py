@@ -13,18 +13,13 @@ import click
 from timetok import __version__, console
 from timetok.cli.data import data
 from timetok.cli.lm import lm
+from timetok.cli.mae import mae
+from timetok.cli.options import OrderedGroup
 from timetok.cli.tokenizer import tokenizer
 from timetok.errors import TimetokError
 
 
-class Groups(click.Group):
-    """Lists commands in the order they were added: the order a newcomer meets them."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
-
-
-@click.group(cls=Groups,
+@click.group(cls=OrderedGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="timetok")
 @click.option("-v", "--verbose", count=True,
@@ -38,6 +33,7 @@ def cli(verbose: int) -> None:
 cli.add_command(data)
 cli.add_command(tokenizer)
 cli.add_command(lm)
+cli.add_command(mae)
 # The forecaster's commands before they had a group: kept so no user's script breaks.
 for _command in lm.commands.values():
     _alias = copy.copy(_command)

@@ -16,6 +16,13 @@ from click.core import ParameterSource
 from timetok.errors import ConfigError
 
 
+class OrderedGroup(click.Group):
+    """Lists commands in the order they were added: the order a newcomer meets them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
 def option(*names: str, **kwargs):
     """``click.option`` that also accepts ``--snake_case`` for every ``--kebab-case`` name."""
     flags = [n for n in names if n.startswith("--") and "/" not in n]

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from timetok.cli.options import (
+    OrderedGroup,
     check_distinct,
     check_new_run,
     check_writable,
@@ -25,7 +26,7 @@ from timetok.cli.options import (
 )
 
 
-@click.group()
+@click.group(cls=OrderedGroup)
 def tokenizer() -> None:
     """Time-series tokenizer: a 1-D VQ-VAE from every channel to codes and back."""
 

@@ -1,14 +1,16 @@
 """Registered datasets of every kind: where their files live, how to describe them.
 
-A dataset has a *kind* (``series``: one multivariate CSV cut into windows; later
-``labelled`` samples, irregular ``records``, ``images``), and each kind is a module that
+A dataset has a *kind* (``series``: one multivariate CSV cut into windows; ``labelled``:
+samples with a class each; later irregular ``records`` and ``images``), and each kind is a
+module that
 registers itself and its datasets on import (listed in ``KIND_MODULES``): the kind with
 :func:`register_kind`, each dataset with :func:`register`. ``timetok data list`` and
 ``timetok data info`` read this registry and know no kind in particular.
 
 Files resolve, in order, from an explicit ``data_dir``, the ``TIMETOK_DATA_DIR``
 variable, the user cache (``~/.cache/timetok``) and the copies shipped inside the package
-(ETTh1 only). Names are the official file or folder names (``ETTm1.csv`` …).
+(ETTh1 and the UCR set ECG200). Names are the official file or folder names
+(``ETTm1.csv``, ``ECG200`` …).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from timetok.errors import DataError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 # The modules that define a kind and register its datasets.
-KIND_MODULES = ("timetok.data.series",)
+KIND_MODULES = ("timetok.data.series", "timetok.data.labelled")
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,15 @@ def _load_kinds() -> None:
 
 
 def datasets() -> dict[str, DatasetSpec]:
-    """Every registered dataset, by name."""
+    """Every registered dataset, by name: kind by kind in ``KIND_MODULES`` order (whatever
+    order the modules were imported in), each kind's in the order it registered them."""
     _load_kinds()
-    return DATASETS
+
+    def rank(spec: DatasetSpec) -> int:
+        module = KINDS[spec.kind].describe.__module__
+        return KIND_MODULES.index(module) if module in KIND_MODULES else len(KIND_MODULES)
+
+    return {spec.name: spec for spec in sorted(DATASETS.values(), key=rank)}
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -134,7 +142,6 @@ def resolve_path(
         if (folder / spec.filename).exists():
             return folder / spec.filename
     looked = ", ".join(str(d) for d in dirs)
-    raise DataError(
-        f"{spec.filename} not found (looked in {looked}); run 'timetok data fetch {spec.name}' "
-        "or pass data_dir"
-    )
+    fix = (f"run 'timetok data fetch {spec.name}' or pass data_dir" if spec.url else
+           f"pass data_dir, the folder that holds {spec.filename}")
+    raise DataError(f"{spec.filename} not found (looked in {looked}); {fix}")

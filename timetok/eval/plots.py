@@ -133,3 +133,41 @@ def _save(fig, path: Path) -> None:
     finally:
         _pyplot().close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_confusion(path: Path, matrix: np.ndarray, classes: list[str]) -> None:
+    """Confusion matrix, rows the true class, each row as shares of that class."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix, dtype=float)
+    shares = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
+    size = max(4.0, 0.6 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45, ha="right")
+    ax.set_yticks(ticks, classes)
+    for i, j in np.ndindex(matrix.shape):
+        ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=8,
+                color="white" if shares[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_history(path: Path, history_csv: Path, columns: list[str], title: str) -> None:
+    """Curves of ``columns`` of a run's ``history.csv`` against the epoch."""
+    import csv
+
+    plt = _pyplot()
+    with history_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    epochs = [int(row["epoch"]) for row in rows]
+    for column in columns:
+        values = [float(row[column]) if row.get(column) else np.nan for row in rows]
+        ax.plot(epochs, values, marker="o", ms=3, label=column)
+    ax.set(xlabel="epoch", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

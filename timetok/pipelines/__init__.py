@@ -1,0 +1,1 @@
+"""User-facing APIs over trained model folders: data on its original scale in, answers out."""
