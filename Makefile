@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-mae test lint bench clean
 
 $(BIN)/timetok: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ demo: $(BIN)/timetok
 	$(BIN)/timetok lm evaluate --model $(DEMO)/forecaster --dataset etth1
 	$(BIN)/timetok lm forecast --model $(DEMO)/forecaster/H96 --input timetok/data/bundled/ETTh1.csv \
 		--samples 100 --output $(DEMO)/forecast.csv
+
+# TimeMAE on the bundled UCR ECG200: pretrain, finetune, evaluate; a few CPU minutes.
+MAE := runs/demo-mae
+demo-mae: $(BIN)/timetok
+	$(BIN)/timetok mae pretrain --dataset ecg200 --d-model 32 --n-layers 4 --d-ff 128 \
+		--n-epochs 100 --save-path $(MAE)/pretrain --overwrite
+	$(BIN)/timetok mae finetune --model $(MAE)/pretrain --dataset ecg200 --n-epochs 100 \
+		--save-path $(MAE)/finetune --overwrite
+	$(BIN)/timetok mae evaluate --model $(MAE)/finetune --dataset ecg200
 
 test: $(BIN)/timetok
 	$(BIN)/ruff check .

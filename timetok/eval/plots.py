@@ -171,3 +171,26 @@ def plot_history(path: Path, history_csv: Path, columns: list[str], title: str) 
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_grouped_bars(path: Path, rows: list[dict], metric: str, title: str) -> None:
+    """One group of bars per dataset, a bar per method, error bars from ``<metric> sd``."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(datasets)), 4.2))
+    for i, method in enumerate(methods):
+        found = {r["dataset"]: r for r in rows if r["method"] == method}
+        xs = [d + (i - (len(methods) - 1) / 2) * width for d in range(len(datasets))]
+        ys = [found[d][metric] if d in found else np.nan for d in datasets]
+        errs = [(found[d].get(f"{metric} sd") or 0) if d in found else 0 for d in datasets]
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=method)
+    ax.set_xticks(range(len(datasets)), datasets)
+    low = np.nanmin([r[metric] for r in rows]) if rows else 0
+    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set(ylabel=metric, title=title)
+    ax.legend(fontsize=7, ncol=min(len(methods), 5), loc="upper center",
+              bbox_to_anchor=(0.5, -0.08))
+    fig.tight_layout()
+    _save(fig, path)
