@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+from torch.utils.data import DataLoader, Dataset
 
 from timetok.train.checkpoints import checkpoint_state
 
@@ -64,7 +65,37 @@ class TaskModule(L.LightningModule):
 
 
 class TaskDataModule(L.LightningDataModule):
-    """A Lightning data module that also says what travels with an exported model."""
+    """A Lightning data module that also says what travels with an exported model.
+
+    A subclass names the torch dataset of each split (:meth:`split_dataset`) and keeps
+    ``batch_size`` and ``num_workers`` in its hyper-parameters; the loaders follow: training
+    shuffles and drops its last, partial batch when the split holds more than one batch,
+    validation and test keep every item in order.
+    """
+
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` ("train", "val" or "test")."""
+        raise NotImplementedError
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        items = self.split_dataset(split)
+        return DataLoader(
+            items,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(items) > self.hparams.batch_size,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
 
     def save_artifacts(self, directory: Path) -> dict:
         """Write what a model needs beside its weights to read new data the way it was

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset
 
 from timetok.data.series import SplitData, load_splits
 from timetok.errors import DataError
@@ -87,21 +87,5 @@ class WindowDataModule(TaskDataModule):
         self.data.scaler.save(Path(directory) / "scaler.json")
         return {"dataset": self.hparams.dataset, "columns": self.data.columns}
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.windows(split),
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def split_dataset(self, split: str):
+        return self.windows(split)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from timetok.data.labelled import LabelledData, load_labelled
 from timetok.errors import ConfigError
 from timetok.train.base import TaskDataModule
@@ -61,22 +59,5 @@ class LabelledDataModule(TaskDataModule):
         atomic_write_text(Path(directory) / "labels.json", json.dumps(labels, indent=2))
         return {"dataset": data.name, "classes": data.classes, "split_rule": data.split_rule}
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        samples = self.data.dataset(split)
-        return DataLoader(
-            samples,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(samples) > self.hparams.batch_size,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def split_dataset(self, split: str):
+        return self.data.dataset(split)
