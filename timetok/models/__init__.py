@@ -3,6 +3,7 @@
 from timetok.models.base import MODEL_REGISTRY, PretrainedModel
 from timetok.models.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.models.forecaster import ForecasterConfig, TokenForecaster
+from timetok.models.setvae import SeqSetVAE, SeqSetVAEConfig
 from timetok.models.timemae import TimeMAE, TimeMAEConfig
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
 
@@ -12,6 +13,8 @@ __all__ = [
     "CodeLanguageModel",
     "ForecasterConfig",
     "PretrainedModel",
+    "SeqSetVAE",
+    "SeqSetVAEConfig",
     "TimeMAE",
     "TimeMAEConfig",
     "TimeSeriesTokenizer",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from timetok.train.checkpoints import checkpoint_state
 
@@ -77,6 +77,10 @@ class TaskDataModule(L.LightningDataModule):
         """The dataset of ``split`` ("train", "val" or "test")."""
         raise NotImplementedError
 
+    def collate(self, items: list) -> Any:
+        """Items of :meth:`split_dataset` -> a batch (PyTorch's default stacking)."""
+        return default_collate(items)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         items = self.split_dataset(split)
         return DataLoader(
@@ -84,6 +88,7 @@ class TaskDataModule(L.LightningDataModule):
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             drop_last=shuffle and len(items) > self.hparams.batch_size,
+            collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
