@@ -13,6 +13,9 @@ _LAZY = {
     "Classifier": "timetok.pipelines.classify",
     "TimeMAE": "timetok.models.timemae",
     "TimeMAEConfig": "timetok.models.timemae",
+    "MortalityClassifier": "timetok.pipelines.mortality",
+    "SeqSetVAE": "timetok.models.setvae",
+    "SeqSetVAEConfig": "timetok.models.setvae",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -15,6 +15,7 @@ from timetok.cli.data import data
 from timetok.cli.lm import lm
 from timetok.cli.mae import mae
 from timetok.cli.options import OrderedGroup
+from timetok.cli.setvae import setvae
 from timetok.cli.tokenizer import tokenizer
 from timetok.errors import TimetokError
 
@@ -34,6 +35,7 @@ cli.add_command(data)
 cli.add_command(tokenizer)
 cli.add_command(lm)
 cli.add_command(mae)
+cli.add_command(setvae)
 # The forecaster's commands before they had a group: kept so no user's script breaks.
 for _command in lm.commands.values():
     _alias = copy.copy(_command)

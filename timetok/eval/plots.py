@@ -194,3 +194,64 @@ def plot_grouped_bars(path: Path, rows: list[dict], metric: str, title: str) -> 
               bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_roc(path: Path, fpr: list[float], tpr: list[float], auroc: float) -> None:
+    """The ROC curve against the diagonal of a random ranking."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, color="tab:blue", lw=1.5, label=f"AUROC {auroc:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="random")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1),
+           ylim=(0, 1.01), title="ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_precision_recall(path: Path, precision: list[float], recall: list[float],
+                          auprc: float, prevalence: float) -> None:
+    """Precision against recall, with the prevalence (a random ranking's precision)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(recall, precision, color="tab:blue", lw=1.5, label=f"AUPRC {auprc:.3f}")
+    ax.axhline(prevalence, color="grey", lw=0.8, ls="--", label=f"prevalence {prevalence:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01),
+           title="precision-recall")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_calibration(path: Path, bins: list[dict]) -> None:
+    """Reliability diagram: the observed share of positives against the mean predicted
+    probability per bin (``calibration_bins``), each point sized by its stays."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    predicted = [b["predicted"] for b in bins]
+    observed = [b["observed"] for b in bins]
+    sizes = np.array([b["stays"] for b in bins], dtype=float)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfectly calibrated")
+    ax.plot(predicted, observed, color="tab:blue", lw=1)
+    ax.scatter(predicted, observed, s=20 + 180 * sizes / max(sizes.max(initial=0), 1),
+               color="tab:blue", label="bins (size: stays)")
+    ax.set(xlabel="mean predicted probability", ylabel="observed share of deaths",
+           xlim=(0, 1), ylim=(0, 1), title="calibration")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_kl_per_dim(path: Path, kl: list[float], free_bits: float, active: int) -> None:
+    """KL to the prior of each latent dimension (nats per set) with the free-bits floor: a
+    collapsed dimension sits at or below the floor."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(kl) + 2), 3.2))
+    ax.bar(np.arange(len(kl)), kl, color="tab:blue")
+    ax.set_xticks(np.arange(0, len(kl), max(1, len(kl) // 16)))
+    ax.axhline(free_bits, color="tab:red", lw=0.8, ls="--", label=f"free bits {free_bits:g}")
+    ax.set(xlabel="latent dimension", ylabel="KL (nats per set)",
+           title=f"KL per dimension on validation: {active} of {len(kl)} active")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
