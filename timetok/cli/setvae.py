@@ -312,11 +312,10 @@ def evaluate(model_dir, part, bins, batch_size, out, as_json, **s) -> None:
     with writing(out_dir, "--out"):
         write_report(out_dir, report, markdown)
         atomic_write_text(out_dir / "predictions.csv", "stay_id,label,probability\n" + rows)
-        plot_roc(out_dir / "roc.png", report["roc"]["fpr"], report["roc"]["tpr"],
-                 report["auroc"])
-        plot_precision_recall(out_dir / "precision_recall.png", report["pr"]["precision"],
-                              report["pr"]["recall"], report["auprc"], report["prevalence"])
-        plot_calibration(out_dir / "calibration.png", report["calibration"])
+        curves = {Path(model_dir).name: report}
+        plot_roc(out_dir / "roc.png", curves)
+        plot_precision_recall(out_dir / "precision_recall.png", curves)
+        plot_calibration(out_dir / "calibration.png", curves)
     click.echo(json.dumps(headline | {"out": str(out_dir)}, indent=2) if as_json else markdown)
     if not as_json:
         click.echo(f"\nreport, predictions and curves in {out_dir}")

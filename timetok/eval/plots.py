@@ -196,48 +196,57 @@ def plot_grouped_bars(path: Path, rows: list[dict], metric: str, title: str) -> 
     _save(fig, path)
 
 
-def plot_roc(path: Path, fpr: list[float], tpr: list[float], auroc: float) -> None:
-    """The ROC curve against the diagonal of a random ranking."""
+def plot_roc(path: Path, reports: dict[str, dict]) -> None:
+    """ROC curves (``mortality_report``'s ``roc``), one per label, against the diagonal of
+    a random ranking."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, color="tab:blue", lw=1.5, label=f"AUROC {auroc:.3f}")
+    for label, report in reports.items():
+        ax.plot(report["roc"]["fpr"], report["roc"]["tpr"], lw=1.5,
+                label=f"{label} (AUROC {report['auroc']:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="random")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1),
            ylim=(0, 1.01), title="ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     _save(fig, path)
 
 
-def plot_precision_recall(path: Path, precision: list[float], recall: list[float],
-                          auprc: float, prevalence: float) -> None:
-    """Precision against recall, with the prevalence (a random ranking's precision)."""
+def plot_precision_recall(path: Path, reports: dict[str, dict]) -> None:
+    """Precision against recall (``mortality_report``'s ``pr``), one curve per label, with
+    the prevalence (a random ranking's precision)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(recall, precision, color="tab:blue", lw=1.5, label=f"AUPRC {auprc:.3f}")
+    for label, report in reports.items():
+        ax.plot(report["pr"]["recall"], report["pr"]["precision"], lw=1.5,
+                label=f"{label} (AUPRC {report['auprc']:.3f})")
+    prevalence = next(iter(reports.values()))["prevalence"]
     ax.axhline(prevalence, color="grey", lw=0.8, ls="--", label=f"prevalence {prevalence:.3f}")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01),
            title="precision-recall")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     _save(fig, path)
 
 
-def plot_calibration(path: Path, bins: list[dict]) -> None:
-    """Reliability diagram: the observed share of positives against the mean predicted
-    probability per bin (``calibration_bins``), each point sized by its stays."""
+def plot_calibration(path: Path, reports: dict[str, dict]) -> None:
+    """Reliability diagram: per label, the observed share of positives against the mean
+    predicted probability per bin (``mortality_report``'s ``calibration``), each point
+    sized by its stays."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    predicted = [b["predicted"] for b in bins]
-    observed = [b["observed"] for b in bins]
-    sizes = np.array([b["stays"] for b in bins], dtype=float)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfectly calibrated")
-    ax.plot(predicted, observed, color="tab:blue", lw=1)
-    ax.scatter(predicted, observed, s=20 + 180 * sizes / max(sizes.max(initial=0), 1),
-               color="tab:blue", label="bins (size: stays)")
+    for label, report in reports.items():
+        bins = report["calibration"]
+        predicted = [b["predicted"] for b in bins]
+        observed = [b["observed"] for b in bins]
+        sizes = np.array([b["stays"] for b in bins], dtype=float)
+        line, = ax.plot(predicted, observed, lw=1)
+        ax.scatter(predicted, observed, s=20 + 180 * sizes / max(sizes.max(initial=0), 1),
+                   color=line.get_color(), label=f"{label} (size: stays)")
     ax.set(xlabel="mean predicted probability", ylabel="observed share of deaths",
            xlim=(0, 1), ylim=(0, 1), title="calibration")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     _save(fig, path)
 

@@ -212,7 +212,29 @@ class SetEncoder(nn.Module):
     def forward(self, values: Tensor, variables: Tensor, offsets: Tensor, observed: Tensor
                 ) -> tuple[Tensor, Tensor]:
         """``values, variables, offsets, observed [n, K]`` (each set holding at least one
-        observation) -> ``mu, logvar [n, latent_dim]``."""
+        observation) -> ``mu, logvar [n, latent_dim]``.
+
+        Sets are encoded in groups of similar size (up to 1, 2, 4, 8 ... observations), each
+        group cut to its largest set: attention then spends its work on observations, not
+        on the padding up to the batch's largest set (on PhysioNet, 1-hour buckets, a batch
+        of 64 stays holds 24,000 observations in 150,000 padded slots)."""
+        first = torch.argsort((~observed).to(torch.int8), dim=1, stable=True)  # observed first
+        values, variables, offsets, observed = (t.gather(1, first) for t in
+                                                (values, variables, offsets, observed))
+        counts = observed.sum(1)
+        group = torch.ceil(torch.log2(counts.float())).long()  # width 2**group holds the set
+        mu = values.new_empty(len(values), self.posterior.out_features // 2)
+        logvar = torch.empty_like(mu)
+        for g in group.unique().tolist():
+            rows = (group == g).nonzero().squeeze(1)
+            width = min(2 ** g, values.shape[1])
+            mu[rows], logvar[rows] = self._encode(values[rows, :width], variables[rows, :width],
+                                                  offsets[rows, :width], observed[rows, :width])
+        return mu, logvar
+
+    def _encode(self, values: Tensor, variables: Tensor, offsets: Tensor, observed: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """One group of sets ``[n, k]`` -> ``mu, logvar [n, latent_dim]``."""
         tokens = (self.variable(variables) + self.value_direction(variables) * values[..., None]
                   + self.offset(offsets[..., None]))  # (n, K, d)
         padding = ~observed
