@@ -15,12 +15,15 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from timetok.train.checkpoints import checkpoint_state
+from timetok.train.optim import adamw_cosine
 
 
 class TaskModule(L.LightningModule):
     """A Lightning module the runner can train, select and export.
 
-    Subclasses hold their ``PretrainedModel`` as ``self.model`` and may override:
+    Subclasses hold their ``PretrainedModel`` as ``self.model`` and ``lr``,
+    ``weight_decay`` and ``warmup_steps`` in their hyper-parameters (the optimiser: AdamW
+    over the trainable parameters, linear warm-up, cosine decay), and may override:
 
     - ``monitor`` / ``monitor_mode``: the logged metric that picks the best checkpoint and
       stops early, and whether lower (``min``: losses) or higher (``max``: AUROC,
@@ -34,6 +37,11 @@ class TaskModule(L.LightningModule):
     monitor: ClassVar[str] = "val_loss"
     monitor_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "samples"
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps, self.trainer)
 
     def count_items(self, batch: Any) -> int:
         """Throughput items in a training batch: by default its samples."""

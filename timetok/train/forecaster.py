@@ -13,7 +13,6 @@ from timetok.models.forecaster import ForecasterConfig, TokenForecaster
 from timetok.train.base import TaskModule
 from timetok.train.checkpoints import checkpoint_state
 from timetok.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.train.optim import adamw_cosine
 from timetok.utils import atomic_write_text
 
 # The forecaster's parts, for --freeze and the parameter table (embeddings before the
@@ -46,11 +45,6 @@ class _ForecasterModule(TaskModule):
 
     def count_items(self, batch: Any) -> int:
         return batch[0].numel()  # context steps of every channel
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps, self.trainer)
 
     def _common_step(self, batch, stage: str) -> torch.Tensor:
         """One batch's loss, logged under ``stage`` (train or val)."""

@@ -13,7 +13,6 @@ from timetok.errors import CheckpointError
 from timetok.models.timemae import TimeMAE, TimeMAEConfig
 from timetok.train.base import TaskModule
 from timetok.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.train.optim import adamw_cosine
 
 # The model's parts, for --freeze and the parameter table. `pretext` holds what only
 # pretraining reads: the momentum target, the regressor and the codeword classifier.
@@ -35,11 +34,6 @@ class _MAEModule(TaskModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = TimeMAE(TimeMAEConfig(**config))
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps, self.trainer)
 
     def training_step(self, batch, batch_idx):
         return self._common_step(batch, "train", batch_idx)

@@ -31,7 +31,6 @@ from timetok.models.base import (
 from timetok.models.setvae import PARTS, SeqSetVAE, SeqSetVAEConfig
 from timetok.train.base import TaskModule
 from timetok.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.train.optim import adamw_cosine
 from timetok.train.records_data import StaySplits
 
 logger = logging.getLogger(__name__)
@@ -52,11 +51,6 @@ class _SetVAEModule(TaskModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = SeqSetVAE(SeqSetVAEConfig(**config))
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        return adamw_cosine(params, hp.lr, hp.weight_decay, hp.warmup_steps, self.trainer)
 
     def count_items(self, batch) -> int:
         return len(batch.labels)

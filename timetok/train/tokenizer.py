@@ -12,7 +12,6 @@ import torch
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
 from timetok.nn.quantizer import CodeUsage
 from timetok.train.base import TaskModule
-from timetok.train.optim import adamw_cosine
 
 
 class TokenizerModule(TaskModule):
@@ -74,13 +73,6 @@ class TokenizerModule(TaskModule):
         if not self.trainer.sanity_checking:
             self._log_usage("val")
         self.usage["val"].reset()
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_cosine(
-            self.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps,
-            self.trainer,
-        )
 
 
 def train_tokenizer(
