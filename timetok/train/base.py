@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from timetok.train.checkpoints import checkpoint_state
@@ -37,6 +38,29 @@ class TaskModule(L.LightningModule):
     monitor: ClassVar[str] = "val_loss"
     monitor_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "samples"
+    progress_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # shown in the progress bar
+
+    def step(self, batch: Any, stage: str, batch_idx: int) -> Tensor:
+        """The loss of one batch of ``stage`` ("train" or "val"), its figures logged."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self.step(batch, "train", batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        self.step(batch, "val", batch_idx)
+
+    def log_values(self, stage: str, values: dict, batch_size: int) -> None:
+        """Log ``values`` as ``<stage>_<name>``: per step and epoch in training, per epoch
+        (averaged over the processes) in validation. A torchmetrics ``Metric`` accumulates
+        and syncs itself over the epoch."""
+        from torchmetrics import Metric
+
+        for name, value in values.items():
+            sync = stage != "train" and not isinstance(value, Metric)
+            self.log(f"{stage}_{name}", value, on_step=stage == "train", on_epoch=True,
+                     sync_dist=sync, batch_size=batch_size,
+                     prog_bar=name in self.progress_metrics)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -46,15 +46,6 @@ class _ForecasterModule(TaskModule):
     def count_items(self, batch: Any) -> int:
         return batch[0].numel()  # context steps of every channel
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
-        """One batch's loss, logged under ``stage`` (train or val)."""
-        raise NotImplementedError
-
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
 
 
 class PretrainModule(_ForecasterModule):
@@ -69,18 +60,16 @@ class PretrainModule(_ForecasterModule):
         super().__init__(config, lr, weight_decay, warmup_steps)
         freeze(self.model, PARTS, FREEZE_POLICIES["tokenizer"])
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, future = batch
         codes, _ = self.model.tokenize(x, future)
         out = self.model.lm.loss(codes)
         top5 = out.logits.topk(5, dim=-1).indices
-        log = dict(on_step=stage == "train", on_epoch=True, sync_dist=stage != "train",
-                   batch_size=len(codes))
-        self.log(f"{stage}_loss", out.loss, prog_bar=True, **log)
-        self.log(f"{stage}_perplexity", out.loss.detach().exp(), **log)
-        self.log(f"{stage}_top1", (top5[..., 0] == out.targets).float().mean(), **log)
-        self.log(f"{stage}_top5", (top5 == out.targets[..., None]).any(-1).float().mean(),
-                 **log)
+        self.log_values(stage, {
+            "loss": out.loss, "perplexity": out.loss.detach().exp(),
+            "top1": (top5[..., 0] == out.targets).float().mean(),
+            "top5": (top5 == out.targets[..., None]).any(-1).float().mean(),
+        }, len(codes))
         return out.loss
 
 
@@ -102,14 +91,11 @@ class FinetuneModule(_ForecasterModule):
         self.table = parameter_table(self.model, PARTS)
         require_trainable(self.table, freeze_policy)
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, y = batch
         out = self.model(x, y)
-        log = dict(on_step=stage == "train", on_epoch=True, sync_dist=stage != "train",
-                   batch_size=len(x))
-        for head, loss in out.losses.items():
-            self.log(f"{stage}_mse_{head}", loss, **log)
-        self.log(f"{stage}_loss", out.loss / len(out.losses), prog_bar=True, **log)
+        values = {f"mse_{head}": loss for head, loss in out.losses.items()}
+        self.log_values(stage, {**values, "loss": out.loss / len(out.losses)}, len(x))
         return out.loss
 
     def on_run_start(self, trainer, datamodule, run_dir: Path, resume: bool) -> dict:

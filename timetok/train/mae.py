@@ -28,31 +28,12 @@ MONITORS = {"accuracy": "val_accuracy", "macro_f1": "val_macro_f1"}
 
 
 class _MAEModule(TaskModule):
-    throughput_unit: ClassVar[str] = "samples"
+    progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
 
     def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
         super().__init__()
         self.save_hyperparameters()
         self.model = TimeMAE(TimeMAEConfig(**config))
-
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train", batch_idx)
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val", batch_idx)
-
-    def _common_step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _log(self, stage: str, values: dict, batch_size: int) -> None:
-        from torchmetrics import Metric
-
-        for name, value in values.items():
-            # A metric object syncs and averages itself over the epoch.
-            sync = stage != "train" and not isinstance(value, Metric)
-            self.log(f"{stage}_{name}", value, on_step=stage == "train", on_epoch=True,
-                     sync_dist=sync, batch_size=batch_size,
-                     prog_bar=name in ("loss", "accuracy"))
 
 
 class MAEPretrainModule(_MAEModule):
@@ -70,13 +51,13 @@ class MAEPretrainModule(_MAEModule):
 
             self.usage = CodeUsage(self.model.config.vocab_size)
 
-    def _common_step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, _, observed = batch
         generator = None
         if stage == "val":
             generator = torch.Generator(device=x.device).manual_seed(batch_idx)
         out = self.model.pretrain(x, observed, generator=generator)
-        self._log(stage, {"loss": out.loss, "mrr": out.mrr, "mcc": out.mcc,
+        self.log_values(stage, {"loss": out.loss, "mrr": out.mrr, "mcc": out.mcc,
                           "mcc_accuracy": out.mcc_accuracy}, len(x))
         if self.usage is not None and stage == "train":
             self.usage.update(out.codes)
@@ -127,7 +108,7 @@ class MAEFinetuneModule(_MAEModule):
             self.model.encoder.eval()
         return self
 
-    def _common_step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, y, observed = batch
         logits = self.model(x, observed).logits
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
@@ -136,7 +117,7 @@ class MAEFinetuneModule(_MAEModule):
             metric = self.metrics[f"{stage}_{name}"]
             metric(logits.detach(), y)  # updates the epoch's state, keeps the batch's value
             values[name] = metric
-        self._log(stage, values, len(x))
+        self.log_values(stage, values, len(x))
         return loss
 
 

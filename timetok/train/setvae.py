@@ -46,6 +46,7 @@ LOSSES = ("ce", "focal")
 
 class _SetVAEModule(TaskModule):
     throughput_unit: ClassVar[str] = "stays"
+    progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "auroc")
 
     def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
         super().__init__()
@@ -55,23 +56,6 @@ class _SetVAEModule(TaskModule):
     def count_items(self, batch) -> int:
         return len(batch.labels)
 
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
-
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _log(self, stage: str, values: dict, batch_size: int) -> None:
-        from torchmetrics import Metric
-
-        for name, value in values.items():
-            # A metric object syncs and computes itself over the epoch.
-            sync = stage != "train" and not isinstance(value, Metric)
-            self.log(f"{stage}_{name}", value, on_step=stage == "train", on_epoch=True,
-                     sync_dist=sync, batch_size=batch_size, prog_bar=name in ("loss", "auroc"))
 
 
 class SetVAEPretrainModule(_SetVAEModule):
@@ -87,13 +71,13 @@ class SetVAEPretrainModule(_SetVAEModule):
         super().__init__(config, lr, weight_decay, warmup_steps)
         self._sums: torch.Tensor | None = None  # the validation epoch's posterior_sums
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         train = stage == "train"
         beta = self.model.beta_at(self.global_step) if train else self.model.config.beta
         out = self.model.pretrain(batch, beta=beta)
         values = {"loss": out.loss, "recon_value": out.recon_value,
                   "recon_observed": out.recon_observed, "kl": out.kl, "kl_loss": out.kl_loss}
-        self._log(stage, values, len(batch.labels))
+        self.log_values(stage, values, len(batch.labels))
         if train:
             self.log("beta", beta, on_step=True, on_epoch=False)
         else:
@@ -220,7 +204,7 @@ class SetVAEFinetuneModule(_SetVAEModule):
                 module.eval()
         return self
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
         logits = self.model(batch).logits
         weight = logits.new_tensor([1.0, hp.pos_weight])
@@ -234,7 +218,7 @@ class SetVAEFinetuneModule(_SetVAEModule):
             for name, metric in self.metrics.items():
                 metric.update(probability, batch.labels)
                 values[name] = metric  # computed over the epoch, then reset
-        self._log(stage, values, len(batch.labels))
+        self.log_values(stage, values, len(batch.labels))
         return loss
 
 

@@ -41,22 +41,13 @@ class TokenizerModule(TaskModule):
     def from_config(cls, config: TokenizerConfig, **kwargs) -> TokenizerModule:
         return cls(dataclasses.asdict(config), **kwargs)
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, _ = batch
         out = self.model(x)
-        on_step = stage == "train"
-        log = dict(on_step=on_step, on_epoch=True, sync_dist=not on_step, batch_size=len(x))
-        self.log(f"{stage}_loss", out.loss, prog_bar=True, **log)
-        self.log(f"{stage}_recon", out.recon_loss, **log)
-        self.log(f"{stage}_vq_loss", out.vq_loss, **log)
+        self.log_values(stage, {"loss": out.loss, "recon": out.recon_loss,
+                                "vq_loss": out.vq_loss}, len(x))
         self.usage[stage].update(out.codes)
         return out.loss
-
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
 
     def _log_usage(self, stage: str) -> None:
         usage = self.usage[stage]
