@@ -14,6 +14,7 @@ from timetok.cli.options import (
     compose,
     dataset_names,
     json_option,
+    optimiser_options,
     option,
     pass_settings,
     print_summary,
@@ -86,11 +87,7 @@ def _datamodule(s: dict):
              "inputs_embeds and the visible slices' position_ids.")
 @option("--mrr-weight", type=click.FloatRange(min=0), default=5.0, show_default=True)
 @option("--mcc-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
-        default=1e-3, show_default=True)
-@option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
-@option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True)
+@optimiser_options(batch_size=128)
 @option("--save-path", type=click.Path(file_okay=False), default=None,
         help="Run folder [default: runs/mae-DATASET].")
 @run_options
@@ -142,11 +139,7 @@ def pretrain(**s) -> None:
         show_default=True, help="Validation metric that picks the best checkpoint.")
 @option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
         show_default=True)
-@option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
-        default=1e-3, show_default=True)
-@option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
-@option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True)
+@optimiser_options(batch_size=128)
 @option("--patience", type=click.IntRange(min=1), default=None,
         help="Validations without improvement before stopping early.")
 @option("--save-path", type=click.Path(file_okay=False), default=None,

@@ -23,6 +23,22 @@ class OrderedGroup(click.Group):
         return list(self.commands)
 
 
+def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 100,
+                      lr: float = 1e-3):
+    """``--batch-size``, ``--lr``, ``--weight-decay`` and ``--warmup-steps`` with a command's
+    defaults (AdamW with warm-up and cosine decay: see ``TaskModule``)."""
+    return compose(
+        option("--batch-size", type=click.IntRange(min=1), default=batch_size,
+               show_default=True),
+        option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+               default=lr, show_default=True),
+        option("--weight-decay", type=click.FloatRange(min=0), default=weight_decay,
+               show_default=True),
+        option("--warmup-steps", type=click.IntRange(min=0), default=warmup_steps,
+               show_default=True),
+    )
+
+
 def option(*names: str, **kwargs):
     """``click.option`` that also accepts ``--snake_case`` for every ``--kebab-case`` name."""
     flags = [n for n in names if n.startswith("--") and "/" not in n]

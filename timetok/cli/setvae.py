@@ -14,6 +14,7 @@ from timetok.cli.options import (
     check_writable,
     compose,
     json_option,
+    optimiser_options,
     option,
     pass_settings,
     print_summary,
@@ -66,13 +67,7 @@ def size_options(defaults: bool):
         for name in SIZES))
 
 
-training_options = compose(
-    option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-    option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
-           default=1e-3, show_default=True),
-    option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True),
-    option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True),
-)
+training_options = optimiser_options(batch_size=32)
 
 
 @click.group(cls=OrderedGroup)

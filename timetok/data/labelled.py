@@ -39,6 +39,7 @@ from timetok.data.labelled_formats import Table, read
 from timetok.data.registry import (
     DataKind,
     DatasetSpec,
+    credit,
     get_spec,
     register,
     register_kind,
@@ -257,11 +258,7 @@ def render(report: dict) -> str:
         span = (f", {row['min_length']}-{row['max_length']} steps"
                 if row["min_length"] != row["max_length"] else "")
         lines.append(f"  {split:<5} {row['samples']:>7,} samples{span}  {balance}")
-    credit = [f"licence {report['licence']}"] if report["licence"] else []
-    credit += [f"cite {report['citation']}"] if report["citation"] else []
-    if credit:
-        lines.append("; ".join(credit))
-    return "\n".join(lines)
+    return "\n".join(lines + credit(report))
 
 
 register_kind(DataKind("labelled", "samples with a class each: a multivariate series and its "

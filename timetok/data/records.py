@@ -51,6 +51,7 @@ from timetok.data.registry import (
     DataKind,
     DatasetSpec,
     cache_dir,
+    credit,
     get_spec,
     register,
     register_kind,
@@ -473,11 +474,7 @@ def render(report: dict) -> str:
              "distinct times",
              f"splits: {report['splits']}", "load report:"]
     lines += [f"  {line}" for line in RecordsReport.from_dict(report["report"]).lines()]
-    credit = [f"licence {report['licence']}"] if report["licence"] else []
-    credit += [f"cite {report['citation']}"] if report["citation"] else []
-    if credit:
-        lines.append("; ".join(credit))
-    return "\n".join(lines)
+    return "\n".join(lines + credit(report))
 
 
 register_kind(DataKind("records", "irregular stays: observations (time, variable, value), "

@@ -58,6 +58,13 @@ KINDS: dict[str, DataKind] = {}
 DATASETS: dict[str, DatasetSpec] = {}
 
 
+def credit(report: dict) -> list[str]:
+    """The ``licence ...; cite ...`` line of a kind's report, if it names either."""
+    parts = [f"licence {report['licence']}"] if report.get("licence") else []
+    parts += [f"cite {report['citation']}"] if report.get("citation") else []
+    return ["; ".join(parts)] if parts else []
+
+
 def register_kind(kind: DataKind) -> DataKind:
     KINDS[kind.name] = kind
     return kind

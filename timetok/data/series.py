@@ -16,6 +16,7 @@ import numpy as np
 from timetok.data.registry import (
     DataKind,
     DatasetSpec,
+    credit,
     get_spec,
     register,
     register_kind,
@@ -250,9 +251,7 @@ def render(report: dict) -> str:
              f"{report['stride']}:"]
     lines += [f"  {split:<5} rows [{row['start']}, {row['end']})  {row['windows']:>7} windows"
               for split, row in report["splits"].items()]
-    if report["licence"]:
-        lines.append(f"licence {report['licence']}; cite {report['citation']}")
-    return "\n".join(lines)
+    return "\n".join(lines + credit(report))
 
 
 register_kind(DataKind("series", "one multivariate series, split by rows into windows",
