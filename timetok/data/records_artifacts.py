@@ -108,7 +108,10 @@ class Vocabulary:
 
     def remap(self, records: Records) -> Records:
         """``records`` with variable indices and static columns in this vocabulary's order
-        (statics it lacks stay missing); refuses a variable or static it does not name."""
+        (statics it lacks stay missing); refuses a variable or static it does not name.
+        Stays already in this order come back as they are, uncopied."""
+        if (records.variable_names, records.static_names) == (self.variables, self.statics):
+            return records
         extra = sorted(set(records.variable_names) - set(self.variables))
         used = np.unique(records.variables)
         extra = [name for name in extra if records.variable_names.index(name) in used]

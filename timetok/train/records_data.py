@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from timetok.data.records_artifacts import (
 )
 from timetok.errors import ConfigError
 from timetok.train.base import TaskDataModule
-
-logger = logging.getLogger(__name__)
 
 PARTS = ("train", "val", "test")
 
@@ -124,9 +121,6 @@ class RecordsDataModule(TaskDataModule):
             hp = self.hparams
             self._data = load_splits(hp.dataset, hp.split, hp.bucket, hp.sets, hp.limit,
                                      hp.data_dir, hp.data_path)
-            if self.trainer is None or self.trainer.is_global_zero:
-                for line in self._data.records.report.lines():
-                    logger.info("%s: %s", hp.dataset, line)
         return self._data
 
     def setup(self, stage: str | None = None) -> None:
