@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-mae demo-setvae test lint bench clean
+.PHONY: demo demo-mae demo-setvae demo-doppler test lint bench clean
 
 $(BIN)/timetok: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,19 @@ demo-setvae: $(BIN)/timetok
 	$(BIN)/timetok setvae evaluate --model $(SETVAE)/finetune
 	$(BIN)/timetok setvae predict --model $(SETVAE)/finetune --split 0 \
 		--output $(SETVAE)/risk.csv
+
+# Micro-Doppler generation on 8 simulated people (64x64): simulate, train both stages,
+# generate, validate; a few CPU minutes, no data needed.
+DOPPLER := runs/demo-doppler
+demo-doppler: $(BIN)/timetok
+	$(BIN)/timetok doppler simulate --users 8 --per-user 30 --size 64 --out $(DOPPLER)/data \
+		--overwrite
+	$(BIN)/timetok doppler train --data $(DOPPLER)/data --image-size 64 --tokenizer-epochs 15 \
+		--prior-epochs 40 --codebook-size 256 --d-model 128 --n-layers 2 --n-heads 4 --d-ff 256 \
+		--save-path $(DOPPLER)/model --overwrite
+	$(BIN)/timetok doppler generate --model $(DOPPLER)/model --samples 8 --top-k 100 \
+		--out $(DOPPLER)/generated --overwrite
+	$(BIN)/timetok doppler validate --model $(DOPPLER)/model
 
 test: $(BIN)/timetok
 	$(BIN)/ruff check .

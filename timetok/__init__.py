@@ -16,6 +16,8 @@ _LAZY = {
     "MortalityClassifier": "timetok.pipelines.mortality",
     "SeqSetVAE": "timetok.models.setvae",
     "SeqSetVAEConfig": "timetok.models.setvae",
+    "SpectrogramGenerator": "timetok.models.spectrogram",
+    "SpectrogramTokenizer": "timetok.models.spectrogram",
 }
 
 __all__ = [*_LAZY, "__version__"]

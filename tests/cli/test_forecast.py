@@ -208,7 +208,7 @@ def test_the_commands_before_the_lm_group_still_work(cli, pipeline, tmp_path):
     assert out.is_file()
     listed = [line.split()[0] for line in cli("--help").out.split("Commands:")[1].splitlines()
               if line.strip()]
-    assert listed == ["data", "tokenizer", "lm", "mae", "setvae"]
+    assert listed == ["data", "tokenizer", "lm", "mae", "setvae", "doppler"]
 
 
 def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):

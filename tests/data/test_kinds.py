@@ -67,6 +67,6 @@ def test_a_series_loader_refuses_a_dataset_of_another_kind(cli, labelled, tmp_pa
 
 def test_registering_needs_a_known_kind_and_a_new_name(labelled):
     with pytest.raises(DataError, match="unknown kind"):
-        registry.register(DatasetSpec("x", "images", "", None))
+        registry.register(DatasetSpec("x", "graphs", "", None))
     with pytest.raises(DataError, match="already registered"):
         registry.register(DatasetSpec("toy", "labelled", "another", "other.npz"))

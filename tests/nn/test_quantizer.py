@@ -46,3 +46,17 @@ def test_code_usage_per_level():
     usage.update(torch.tensor([[[0, 1], [1, 1]]]))
     assert usage.counts.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0]]
     assert usage.compute()["usage"] == pytest.approx((0.5 + 0.25) / 2)
+
+
+def test_dead_code_restarts_are_counted_in_training_only():
+    torch.manual_seed(0)
+    quantizer = Quantizer("vq", 8, 64, kmeans_init=False)
+    quantizer.train()
+    for _ in range(5):  # a narrow batch: most codes go unused and are re-seeded
+        quantizer(torch.randn(2, 4, 8) * 0.01)
+    restarted = quantizer.restarts
+    assert restarted > 0
+    quantizer.eval()
+    quantizer(torch.randn(2, 4, 8))
+    assert quantizer.restarts == restarted
+    assert Quantizer("fsq", 4, 256).restarts == 0

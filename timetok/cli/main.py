@@ -12,6 +12,7 @@ import click
 
 from timetok import __version__, console
 from timetok.cli.data import data
+from timetok.cli.doppler import doppler
 from timetok.cli.lm import lm
 from timetok.cli.mae import mae
 from timetok.cli.options import OrderedGroup
@@ -26,7 +27,8 @@ from timetok.errors import TimetokError
 @click.option("-v", "--verbose", count=True,
               help="More log output: library messages and warnings (-vv for debug).")
 def cli(verbose: int) -> None:
-    """Self-supervised tokenizers and encoders for time series: pretrain, then finetune."""
+    """Self-supervised tokenizers and encoders for time series and spectrograms: pretrain,
+    then finetune."""
     if verbose:
         console.verbose(logging.DEBUG if verbose > 1 else logging.INFO)
 
@@ -36,6 +38,7 @@ cli.add_command(tokenizer)
 cli.add_command(lm)
 cli.add_command(mae)
 cli.add_command(setvae)
+cli.add_command(doppler)
 # The forecaster's commands before they had a group: kept so no user's script breaks.
 for _command in lm.commands.values():
     _alias = copy.copy(_command)

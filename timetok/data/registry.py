@@ -2,9 +2,9 @@
 
 A dataset has a *kind* (``series``: one multivariate CSV cut into windows; ``labelled``:
 samples with a class each; ``records``: irregular stays, observations at their own times;
-later ``images``), and each kind is a module that registers itself and its datasets on
-import (listed in ``KIND_MODULES``): the kind with :func:`register_kind`, each dataset
-with :func:`register`. ``timetok data list`` and
+``images``: grayscale spectrograms, each of one user), and each kind is a module that
+registers itself and its datasets on import (listed in ``KIND_MODULES``): the kind with
+:func:`register_kind`, each dataset with :func:`register`. ``timetok data list`` and
 ``timetok data info`` read this registry and know no kind in particular.
 
 Files resolve, in order, from an explicit ``data_dir``, the ``TIMETOK_DATA_DIR``
@@ -26,7 +26,8 @@ from timetok.errors import DataError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 # The modules that define a kind and register its datasets.
-KIND_MODULES = ("timetok.data.series", "timetok.data.labelled", "timetok.data.records")
+KIND_MODULES = ("timetok.data.series", "timetok.data.labelled", "timetok.data.records",
+                "timetok.data.images")
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,25 @@ def plot_kl_per_dim(path: Path, kl: list[float], free_bits: float, active: int) 
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_usage_snapshots(path: Path, snapshots: dict[int, np.ndarray], most: int = 6) -> None:
+    """The code-frequency distribution (most used first) at up to ``most`` epochs spread
+    over training: a flattening curve is a codebook coming into use."""
+    plt = _pyplot()
+    epochs = sorted(snapshots)
+    keep = sorted({epochs[int(i)] for i in np.linspace(0, len(epochs) - 1, min(most,
+                                                                               len(epochs)))})
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    colours = plt.cm.viridis(np.linspace(0, 1, len(keep)))
+    for colour, epoch in zip(colours, keep, strict=True):
+        counts = snapshots[epoch]
+        freq = np.sort(counts)[::-1] / max(counts.sum(), 1)
+        used = int((counts > 0).sum())
+        ax.plot(np.where(freq > 0, freq, np.nan), color=colour,
+                label=f"epoch {epoch}: {used}/{len(counts)} used")
+    ax.set(xlabel="code (sorted by frequency)", ylabel="share of positions", yscale="log",
+           title="codebook usage over training (validation images)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

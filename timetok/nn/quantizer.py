@@ -105,6 +105,21 @@ class Quantizer(nn.Module):
             resolved = fsq_levels_for(codebook_size, fsq_levels)
             self.impl = FSQ(levels=resolved, dim=dim)
             self.codebook_size = math.prod(resolved)
+        self.restarts = 0  # codes re-seeded by dead-code restart since construction
+        for layer in [] if kind == "fsq" else self.impl.layers if kind == "rvq" else [self.impl]:
+            self._count_restarts(layer._codebook)
+
+    def _count_restarts(self, codebook: nn.Module) -> None:
+        """Wrap the library's code replacement so each re-seeded code is counted (it
+        re-seeds at most one code per batch vector, deferring the rest)."""
+        replace = codebook.replace
+
+        def counting(batch_samples, batch_mask, seq_mask=None):
+            vectors = batch_samples.shape[-2] if seq_mask is None else int(seq_mask.sum())
+            self.restarts += int(batch_mask.sum(dim=-1).clamp(max=vectors).sum())
+            return replace(batch_samples, batch_mask, seq_mask)
+
+        codebook.replace = counting
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``z: [B, N, D]`` -> quantized ``[B, N, D]``, indices, scalar loss."""

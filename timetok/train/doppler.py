@@ -1,0 +1,263 @@
+"""Training the spectrogram generator (system 3): the 2-D tokenizer, then the user prior.
+
+One data module serves both stages: images and their users, split per user (every user
+in every split), and — once :meth:`SpectrogramDataModule.encode_with` has run a frozen
+tokenizer over them — the code grids the prior learns from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from timetok.data.images import ImageSet, load_images, split_per_user
+from timetok.errors import DataError
+from timetok.models.spectrogram import (
+    GeneratorConfig,
+    SpectrogramGenerator,
+    SpectrogramTokenizer,
+    SpectrogramTokenizerConfig,
+)
+from timetok.nn.quantizer import CodeUsage
+from timetok.train.base import TaskDataModule, TaskModule
+from timetok.utils import atomic_write_text
+
+DATA_NAME = "images.json"  # what the data were, beside an exported model
+
+
+class SpectrogramDataModule(TaskDataModule):
+    """Images of ``dataset`` (a registered name, or ``image-folder`` with ``data_path``),
+    at ``image_size``, split within each user into train/val/test (``val``, ``test``
+    shares, ``seed``)."""
+
+    def __init__(self, dataset: str = "image-folder", data_path: str | None = None,
+                 data_dir: str | None = None, image_size: int = 128, resize: bool = True,
+                 val: float = 0.1, test: float = 0.2, seed: int = 0, batch_size: int = 32,
+                 num_workers: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        self._data: ImageSet | None = None
+        self.index: dict[str, np.ndarray] = {}
+        self.codes: torch.Tensor | None = None
+
+    def load(self) -> ImageSet:
+        """Read and split the images once (also usable outside a Trainer)."""
+        if self._data is None:
+            hp = self.hparams
+            self._data = load_images(hp.dataset, data_dir=hp.data_dir, data_path=hp.data_path,
+                                     size=hp.image_size, resize=hp.resize)
+            self.index = split_per_user(self._data.users, hp.val, hp.test, hp.seed)
+        return self._data
+
+    @property
+    def users(self) -> list[str]:
+        return self.load().user_names
+
+    def images(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A split's images ``[N, S, S]`` and user ids ``[N]``."""
+        data = self.load()
+        return data.images[self.index[split]], data.users[self.index[split]]
+
+    @torch.no_grad()
+    def encode_with(self, tokenizer: SpectrogramTokenizer, batch_size: int = 64) -> None:
+        """Code grids of every image by a frozen tokenizer: the prior's data from now on."""
+        data = self.load()
+        device = next(tokenizer.parameters()).device
+        was_training = tokenizer.training
+        tokenizer.eval()
+        self.codes = torch.cat([
+            tokenizer.encode(torch.from_numpy(chunk).to(device)).cpu()
+            for chunk in np.array_split(data.images, max(1, -(-len(data.images) // batch_size)))
+        ])
+        tokenizer.train(was_training)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    def split_dataset(self, split: str) -> TensorDataset:
+        data = self.load()
+        rows = self.index[split]
+        users = torch.from_numpy(data.users[rows]).long()
+        if self.codes is not None:
+            return TensorDataset(self.codes[rows], users)
+        return TensorDataset(torch.from_numpy(data.images[rows]), users)
+
+    def save_artifacts(self, directory: Path) -> dict:
+        """``images.json``: the source, size, users and split, so validation re-reads the
+        same held-out images."""
+        hp, data = self.hparams, self.load()
+        info = {"dataset": hp.dataset, "data_path": hp.data_path, "image_size": hp.image_size,
+                "users": data.user_names, "split": {"val": hp.val, "test": hp.test,
+                                                     "seed": hp.seed},
+                "images": {split: len(rows) for split, rows in self.index.items()}}
+        atomic_write_text(Path(directory) / DATA_NAME, json.dumps(info, indent=2))
+        return {"dataset": hp.dataset, "users": len(data.user_names),
+                "images": info["images"]}
+
+
+def read_data_info(model_dir: Path) -> dict:
+    """The ``images.json`` a trained model carries."""
+    path = Path(model_dir) / DATA_NAME
+    if not path.is_file():
+        raise DataError(f"{path} not found; pass a folder written by 'timetok doppler train'")
+    return json.loads(path.read_text())
+
+
+class CodebookMonitor:
+    """Per epoch: code counts (usage, entropy, dead codes), distinct codes per user, and
+    snapshots of the usage distribution for the plot after training."""
+
+    def __init__(self, codebook_size: int, n_users: int):
+        self.usage = CodeUsage(codebook_size)
+        self.per_user = torch.zeros(n_users, codebook_size, dtype=torch.bool)
+        self.snapshots: dict[int, np.ndarray] = {}
+
+    def update(self, codes: torch.Tensor, users: torch.Tensor) -> None:
+        self.usage.update(codes)
+        flat = codes.detach().reshape(len(codes), -1).cpu()
+        self.per_user[users.cpu()[:, None].expand_as(flat), flat] = True
+
+    def compute(self, counts: torch.Tensor, per_user: torch.Tensor, epoch: int
+                ) -> dict[str, float]:
+        self.snapshots[epoch] = counts[0].cpu().numpy()
+        distinct = per_user.sum(dim=1).float()
+        seen = distinct[distinct > 0]
+        return {**self.usage.compute(counts),
+                "codes_per_user": float(seen.mean()) if len(seen) else 0.0,
+                "codes_per_user_min": float(seen.min()) if len(seen) else 0.0}
+
+    def reset(self) -> None:
+        self.usage.reset()
+        self.per_user.zero_()
+
+
+class SpectrogramTokenizerModule(TaskModule):
+    """Stage one: reconstruction + VQ loss; codebook figures per epoch, restarts per step."""
+
+    throughput_unit: ClassVar[str] = "images"
+    progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "usage")
+
+    def __init__(self, config: dict, n_users: int, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, warmup_steps: int = 100):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SpectrogramTokenizer(SpectrogramTokenizerConfig(**config))
+        self.monitors = {stage: CodebookMonitor(self.model.codebook_size, n_users)
+                         for stage in ("train", "val")}
+
+    def step(self, batch: Any, stage: str, batch_idx: int) -> torch.Tensor:
+        images, users = batch
+        out = self.model(images)
+        self.log_values(stage, {"loss": out.loss, "recon": out.recon_loss,
+                                "vq_loss": out.vq_loss}, len(images))
+        self.monitors[stage].update(out.codes, users)
+        return out.loss
+
+    def _log_codebook(self, stage: str) -> None:
+        monitor = self.monitors[stage]
+        reduce = self.trainer.strategy.reduce
+        counts = reduce(monitor.usage.counts.to(self.device), reduce_op="sum").cpu()
+        per_user = reduce(monitor.per_user.to(self.device, torch.float), reduce_op="sum").cpu()
+        for name, value in monitor.compute(counts, per_user > 0, self.current_epoch).items():
+            self.log(f"{stage}_{name}", value, prog_bar=name == "usage" and stage == "val")
+        monitor.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_codebook("train")
+        self.log("train_restarts", float(self.model.quantizer.restarts))  # since the start
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_codebook("val")
+        self.monitors["val"].reset()
+
+    def summary_lines(self, summary: dict) -> list[str]:
+        return [f"codebook restarts during training: {self.model.quantizer.restarts}"]
+
+
+class PriorModule(TaskModule):
+    """Stage two: next-code cross-entropy after the user prefix, the user dropped for a
+    ``condition_dropout`` share of sequences (classifier-free guidance)."""
+
+    throughput_unit: ClassVar[str] = "images"
+
+    def __init__(self, config: dict, lr: float = 5e-4, weight_decay: float = 0.01,
+                 warmup_steps: int = 100):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SpectrogramGenerator(GeneratorConfig(**config))
+
+    @classmethod
+    def around(cls, tokenizer: SpectrogramTokenizer, users: list[str], sizes: dict,
+               **optimiser) -> PriorModule:
+        """A prior module whose frozen tokenizer holds ``tokenizer``'s weights."""
+        import dataclasses
+
+        config = {"tokenizer": dataclasses.asdict(tokenizer.config), "users": users, **sizes}
+        module = cls(config, **optimiser)
+        module.model.tokenizer.load_state_dict(tokenizer.state_dict())
+        return module
+
+    def step(self, batch: Any, stage: str, batch_idx: int) -> torch.Tensor:
+        codes, users = batch
+        if stage == "train" and self.model.config.condition_dropout:
+            drop = torch.rand(len(users), device=users.device) < self.model.config.condition_dropout
+            users = torch.where(drop, torch.full_like(users, self.model.n_users), users)
+        loss = self.model.loss(codes, users)
+        self.log_values(stage, {"loss": loss}, len(codes))
+        return loss
+
+
+def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
+                                datamodule: SpectrogramDataModule, out_dir: Path, options,
+                                *, lr: float = 1e-3, weight_decay: float = 1e-4,
+                                warmup_steps: int = 100, resume: bool = False,
+                                settings: dict | None = None) -> tuple[TaskModule, dict]:
+    """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
+    (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
+    epoch, ``codebook_snapshots.png``: the distribution over training)."""
+    import dataclasses
+
+    import lightning as L
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from timetok.eval.plots import plot_code_usage, plot_history, plot_usage_snapshots
+    from timetok.train.runner import train_and_export
+
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    module = SpectrogramTokenizerModule(dataclasses.asdict(config), len(datamodule.users),
+                                        lr=lr, weight_decay=weight_decay,
+                                        warmup_steps=warmup_steps)
+    summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
+    if rank_zero_only.rank == 0:
+        snapshots = module.monitors["val"].snapshots
+        if snapshots:
+            plot_code_usage(out_dir / "codebook_usage.png", snapshots[max(snapshots)][None])
+            plot_usage_snapshots(out_dir / "codebook_snapshots.png", snapshots)
+        plot_history(out_dir / "codebook_history.png", out_dir / "history.csv",
+                     ["val_usage", "val_codes_per_user"], "codebook during training")
+        summary["restarts"] = module.model.quantizer.restarts
+    return module, summary
+
+
+def train_prior(tokenizer: SpectrogramTokenizer, datamodule: SpectrogramDataModule,
+                out_dir: Path, options, sizes: dict, *, lr: float = 5e-4,
+                weight_decay: float = 0.01, warmup_steps: int = 100, resume: bool = False,
+                settings: dict | None = None) -> tuple[PriorModule, dict]:
+    """Stage two: encode the images with the frozen ``tokenizer``, train the prior, export
+    the whole generator (tokenizer + prior) into ``out_dir``."""
+    import lightning as L
+
+    from timetok.train.runner import train_and_export
+
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    datamodule.encode_with(tokenizer)
+    module = PriorModule.around(tokenizer, datamodule.users, sizes, lr=lr,
+                                weight_decay=weight_decay, warmup_steps=warmup_steps)
+    summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
+    return module, summary
