@@ -41,11 +41,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def default_file_mode() -> int:
-    """What ``open`` would give a new file under the current umask (mkstemp gives 0600)."""
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def default_file_mode() -> int:
+    """What ``open`` would give a new file under the current umask (mkstemp gives 0600)."""
+    return 0o666 & ~_umask()
+
+
+def default_dir_mode() -> int:
+    """What ``mkdir`` would give a new folder under the current umask (mkdtemp: 0700)."""
+    return 0o777 & ~_umask()
 
 
 def unwritable_reason(path: str | os.PathLike, folder: bool) -> str | None:

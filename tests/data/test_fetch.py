@@ -318,3 +318,73 @@ def test_file_checksum_rejects_unknown_algorithm(tmp_path: Path) -> None:
     path.write_bytes(b"x")
     with pytest.raises(DataError, match="unsupported checksum algorithm 'sha1'"):
         file_checksum(path, "sha1")
+
+
+# --- a dataset served as several files (PhysioNet 2012) ----------------------------------
+
+
+def _physionet_server(tmp_path: Path, sums_for: tuple[str, ...] | None = None) -> Path:
+    """PhysioNet's download folder: ``set-x.tar.gz``, ``Outcomes-x.txt`` and
+    ``SHA256SUMS.txt`` (listing ``sums_for``, or every file)."""
+    from tests.data.test_records import pack, write_physionet
+
+    layout = write_physionet(tmp_path / "layout")
+    served = tmp_path / "served"
+    served.mkdir()
+    for s in "abc":
+        pack(layout / f"set-{s}", served / f"set-{s}.tar.gz", top=f"set-{s}/")
+        (served / f"Outcomes-{s}.txt").write_bytes((layout / f"Outcomes-{s}.txt").read_bytes())
+    names = sorted(p.name for p in served.iterdir())
+    lines = [f"{hashlib.sha256((served / n).read_bytes()).hexdigest()}  {n}"
+             for n in names if sums_for is None or n in sums_for]
+    (served / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
+    return served
+
+
+def test_physionet_fetch_downloads_verifies_and_loads(serve, tmp_path, cli, isolated_env):
+    from timetok.data.records import load_records
+
+    url = serve(_physionet_server(tmp_path)) + "/"
+    result = cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d")
+    assert result.rc == 0, result.err
+    folder = tmp_path / "d" / "physionet2012"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Outcomes-a.txt", "Outcomes-b.txt", "Outcomes-c.txt", "SHA256SUMS.txt",
+        "set-a.tar.gz", "set-b.tar.gz", "set-c.tar.gz"]
+    records = load_records("physionet2012", data_dir=tmp_path / "d", cache=False)
+    assert records.path == folder and len(records) == 4  # the fixture's stays with data
+    again = cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d")
+    assert again.rc == 0 and "already there" in again.out
+
+
+def _refused(result, fragment: str) -> None:
+    """Exit 2 and one error line last (progress bars of the files before it may precede)."""
+    assert result.rc == 2 and "Traceback" not in result.err, result.err
+    last = result.err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, result.err
+
+
+def test_physionet_fetch_refuses_a_corrupt_file_and_leaves_nothing(serve, tmp_path, cli):
+    served = _physionet_server(tmp_path)
+    (served / "set-b.tar.gz").write_bytes(b"tampered")
+    url = serve(served) + "/"
+    _refused(cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d"),
+             "checksum mismatch for set-b.tar.gz")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_physionet_fetch_refuses_a_file_the_sums_do_not_list(serve, tmp_path, cli):
+    url = serve(_physionet_server(tmp_path, sums_for=("set-a.tar.gz",))) + "/"
+    _refused(cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d"),
+             "lists no sum for set-b.tar.gz")
+
+
+def test_physionet_fetch_force_keeps_the_old_folder_when_it_fails(serve, tmp_path, cli):
+    folder = tmp_path / "d" / "physionet2012"
+    folder.mkdir(parents=True)
+    (folder / "keep.txt").write_text("old")
+    (tmp_path / "empty-server").mkdir()
+    url = serve(tmp_path / "empty-server") + "/"
+    _refused(cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d",
+                 "--force"), "404")
+    assert (folder / "keep.txt").read_text() == "old"

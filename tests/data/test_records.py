@@ -407,7 +407,7 @@ def test_data_list_info_and_fetch(cli, tmp_path):
         assert fragment in result.out
     report = json.loads(cli("data", "info", "physionet2012", "--data-path", folder, "--json").out)
     assert report["report"]["empty_parameter"] == {"set-c": 1} and report["stays"] == 4
-    cli("data", "fetch", "physionet2012").assert_error("has no official download")
+    cli("data", "fetch", "records-csv").assert_error("has no official download")
 
 
 def test_data_info_reports_a_bad_record_in_one_line(cli, tmp_path):

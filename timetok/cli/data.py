@@ -88,6 +88,9 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
     if spec.url is None:
         raise DataError(f"dataset {spec.name!r} has no official download; pass --data-path")
     folder = Path(data_dir or os.environ.get("TIMETOK_DATA_DIR") or cache_dir())
+    if spec.files:
+        _fetch_folder(spec, folder / spec.name, url, force)
+        return
     dest = folder / spec.filename
     if dest.is_file() and not force:
         if spec.checksum:
@@ -101,3 +104,29 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
     fetch_file(url or spec.url, dest, spec.checksum)
     credit = "; ".join(part for part in (spec.licence, spec.citation) if part)
     click.echo(f"saved {dest}" + (f" ({credit})" if credit else ""))
+
+
+def _fetch_folder(spec, dest: Path, url: str | None, force: bool) -> None:
+    """A dataset served as several files: all of them into ``dest``, verified, atomically."""
+    import shutil
+
+    from timetok.data.fetch import fetch_files
+
+    if dest.is_dir() and not force:
+        click.echo(f"{dest} is already there (pass --force to download again)")
+        return
+    old = None
+    if dest.exists():  # --force: set aside, put back should the download fail
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+    try:
+        fetch_files(url or spec.url, spec.files, dest, spec.checksums)
+    except BaseException:
+        if old is not None:
+            old.rename(dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    credit = "; ".join(part for part in (spec.licence, spec.citation) if part)
+    click.echo(f"saved {len(spec.files)} files into {dest}" + (f" ({credit})" if credit else ""))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import string
 import tempfile
 import urllib.error
@@ -31,9 +32,9 @@ from pathlib import Path
 from typing import IO
 
 from timetok.errors import DataError
-from timetok.utils import default_file_mode
+from timetok.utils import default_dir_mode, default_file_mode
 
-__all__ = ["fetch_file", "file_checksum"]
+__all__ = ["fetch_file", "fetch_files", "file_checksum"]
 
 logger = logging.getLogger(__name__)
 
@@ -297,4 +298,69 @@ def fetch_file(
         _remove_empty(created)
         raise
     logger.info("downloaded %s to %s", url, dest)
+    return dest
+
+
+def _read_sums(path: Path, where: str) -> dict[str, str]:
+    """``name -> sha256`` from a file in sha256sum's format (``<hex>  [*]<name>``)."""
+    sums = {}
+    for line in path.read_text(errors="replace").splitlines():
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if len(digest) == 64 and all(c in string.hexdigits for c in digest) and name:
+            sums[name] = digest.lower()
+    if not sums:
+        raise DataError(f"{where} lists no sha256 sums; the server's layout changed - download "
+                        "the files by hand")
+    return sums
+
+
+def fetch_files(
+    base_url: str,
+    names: tuple[str, ...] | list[str],
+    dest: Path,
+    checksums: str,
+    *,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``names`` from the folder address ``base_url`` into the folder ``dest``.
+
+    ``checksums`` names the server's own list of sha256 sums in that folder; it is read
+    first, and every file is verified against its entry as :func:`fetch_file` writes it.
+    Everything lands in a temporary folder beside ``dest``, renamed onto ``dest`` (which
+    must not exist) only once every file has arrived intact: ``dest`` appears complete or
+    not at all.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        raise DataError(f"{dest} already exists; remove it or pass force to download again")
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+    except OSError as exc:
+        raise DataError(
+            f"cannot write into {str(dest.parent)!r}: {_one_line(exc.strerror or exc)}; "
+            "choose a writable destination folder"
+        ) from None
+    try:
+        listing = tmp / checksums
+        hasher = _new_hasher("sha256")
+        with listing.open("wb") as handle:
+            _download(base + checksums, handle, hasher, label=checksums, progress=False,
+                      timeout=timeout)
+        sums = _read_sums(listing, base + checksums)
+        missing = [name for name in names if name not in sums]
+        if missing:
+            raise DataError(f"{base + checksums} lists no sum for {', '.join(missing)}; the "
+                            "server's layout changed - download the files by hand")
+        for name in names:
+            fetch_file(base + name, tmp / name, f"sha256:{sums[name]}", progress=progress,
+                       timeout=timeout)
+        os.chmod(tmp, default_dir_mode())
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return dest

@@ -9,9 +9,11 @@ cleaning are in :mod:`timetok.data.records_formats`, a user's long table in
 :mod:`timetok.data.records_long`; :class:`RecordsReport` says what became of every line.
 
 ``physionet2012`` resolves to ``physionet2012_raw_abc.tar.gz`` in ``data_dir`` (the
-shared copy of the official files); pass a folder of the official files (``set-a/`` or
-``set-a.tar.gz`` ..., ``Outcomes-a.txt`` ...) or any such archive as ``data_path``.
-PhysioNet serves these as separate files, so ``timetok data fetch`` cannot get them.
+shared copy of the official files), or to the folder ``physionet2012/`` that ``timetok
+data fetch physionet2012`` fills with PhysioNet's six files (``set-{a,b,c}.tar.gz``,
+``Outcomes-{a,b,c}.txt``, each checked against PhysioNet's ``SHA256SUMS.txt``); pass a
+folder of the official files (``set-a/`` or ``set-a.tar.gz`` ..., ``Outcomes-a.txt`` ...)
+or any such archive as ``data_path``.
 
 - **Splits**: :meth:`Records.split` gives the literature's protocol (Raindrop, Warpformer,
   ViTST): five fixed 80/10/10 train/val/test splits of the stays, stratified by label,
@@ -482,6 +484,9 @@ register_kind(DataKind("records", "irregular stays: observations (time, variable
 register(DatasetSpec("physionet2012", "records", "PhysioNet/CinC 2012 ICU stays: 36 variables "
                      "at irregular times over 48 h, 5 statics, in-hospital death",
                      "physionet2012_raw_abc.tar.gz", "12,000 stays x 36 variables",
+                     url="https://physionet.org/files/challenge-2012/1.0.0/",
+                     files=("set-a.tar.gz", "set-b.tar.gz", "set-c.tar.gz", "Outcomes-a.txt",
+                            "Outcomes-b.txt", "Outcomes-c.txt"), checksums="SHA256SUMS.txt",
                      licence="ODC-By 1.0",
                      citation="Silva et al., CinC 2012; Goldberger et al., PhysioNet 2000",
                      protocol="physionet2012"))

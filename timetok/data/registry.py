@@ -42,6 +42,12 @@ class DatasetSpec:
     licence: str = ""  # the licence's short name: "CC BY-ND 4.0"
     citation: str = ""  # whom to credit: "Zhou et al., Informer, AAAI 2021"
     protocol: Any = None  # the kind's split protocol (series: a row-borders function)
+    # A download of several files: their names under ``url`` (a folder's address), each
+    # verified against the server's own list of sha256 sums (``checksums``, a file under
+    # ``url`` in sha256sum's format); ``data fetch`` writes them into a folder named like
+    # the dataset, which resolves like ``filename``.
+    files: tuple[str, ...] = ()
+    checksums: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,9 +152,11 @@ def resolve_path(
     if spec.filename is None:
         raise DataError(f"dataset {spec.name!r} needs a file: pass data_path")
     dirs = search_dirs(data_dir)
+    names = [spec.filename, *([spec.name] if spec.files else [])]
     for folder in dirs:
-        if (folder / spec.filename).exists():
-            return folder / spec.filename
+        for name in names:
+            if (folder / name).exists():
+                return folder / name
     looked = ", ".join(str(d) for d in dirs)
     fix = (f"run 'timetok data fetch {spec.name}' or pass data_dir" if spec.url else
            f"pass data_dir, the folder that holds {spec.filename}")
