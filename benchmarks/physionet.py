@@ -14,6 +14,9 @@ AUPRC as mean ± sd over the splits. Per split, in one run:
 
 Writes ``benchmarks/results/<name>.{json,md}`` and, for split 0, ROC, precision-recall and
 calibration PNGs of every method; CPU time per epoch and for the whole run in the table.
+``--merge A,B,...`` instead gathers the measured records of earlier result files (splits
+run separately; a later file's figure replaces an earlier one's for the same split and
+method) into one table, each record keeping the command and commit that produced it.
 
     python benchmarks/physionet.py --data-dir ../shared/data/physionet2012 --profile cpu
 """
@@ -65,7 +68,13 @@ def main() -> int:
                         help="keep the first N stays (a smoke run); the protocol uses all")
     parser.add_argument("--name", default="physionet")
     parser.add_argument("--runs", default="runs/bench-physionet")
+    parser.add_argument("--merge", default=None,
+                        help="result names to gather into --name instead of running")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.name, args.merge.split(","),
+              "python benchmarks/physionet.py " + shlex.join(sys.argv[1:]))
+        return 0
 
     from rich.console import Console
 
@@ -77,11 +86,23 @@ def main() -> int:
     command = "python benchmarks/physionet.py " + shlex.join(sys.argv[1:])
     where, started = machine(), time.perf_counter()
     per_split, timings = [], {}
+
+    def save(final: bool) -> None:
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        records = measured_records(per_split, timings, where, command)
+        records += [record("physionet", "p12", "all", "timetok", metric, value, "measured",
+                           command, where)
+                    for metric, value in (("cpu_s", cpu.ru_utime + cpu.ru_stime),
+                                          ("wall_s", time.perf_counter() - started))]
+        write(args.name, records, final, args.name)
+
+    from timetok.eval.report import record
+
     for split in [int(s) for s in args.splits.split(",")]:
         scores = run_split(args, split, console, timings)
         per_split += [{"split": split, "method": m, **v} for m, v in scores.items()]
-        write(args.name, per_split, timings, where, command, started)
-    write(args.name, per_split, timings, where, command, started, final=True)
+        save(final=False)
+    save(final=True)
     return 0
 
 
@@ -209,28 +230,62 @@ def plot_curves(name: str, curves: dict[str, dict]) -> None:
     plot_calibration(RESULTS / f"{name}_calibration.png", curves)
 
 
-def write(name: str, per_split: list[dict], timings: dict, where: str, command: str,
-          started: float, final: bool = False) -> None:
-    """Records, the Markdown tables (mean ± sd over splits, per split, timings)."""
-    from timetok.eval.report import markdown_table, record, write_results
-    from timetok.utils import atomic_write_text
+def measured_records(per_split: list[dict], timings: dict, where: str, command: str
+                     ) -> list[dict]:
+    """Test AUROC and AUPRC per split and method, and seconds per epoch, as records."""
+    from timetok.eval.report import record
 
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_s, wall_s = cpu.ru_utime + cpu.ru_stime, time.perf_counter() - started
     records = [record("physionet", "p12", f"split={r['split']}", r["method"], metric,
                       r[metric], "measured", command, where)
                for r in per_split for metric in ("auroc", "auprc")]
-    records += [record("physionet", "p12", "5 splits", m, metric, value, "published",
-                       REFERENCE)
-                for m, auroc, auprc in PUBLISHED
-                for metric, value in (("auroc", auroc), ("auprc", auprc))]
-    records += [record("physionet", "p12", f"split={s}", m, "wall_s_per_epoch", v,
-                       "measured", command, where) for (s, m), v in timings.items()]
-    records += [record("physionet", "p12", "all", "timetok", metric, value, "measured",
-                       command, where) for metric, value in (("cpu_s", cpu_s),
-                                                             ("wall_s", wall_s))]
+    return records + [record("physionet", "p12", f"split={s}", m, "wall_s_per_epoch", v,
+                             "measured", command, where) for (s, m), v in timings.items()]
+
+
+def merge(name: str, sources: list[str], command: str) -> None:
+    """One table from the measured records of ``sources`` (later ones win per split,
+    method and metric); the run totals are summed."""
+    import json
+
+    chosen: dict[tuple, dict] = {}
+    totals: dict[str, float] = {}
+    for source in sources:
+        for r in json.loads((RESULTS / f"{source}.json").read_text()):
+            if r["source"] != "measured":
+                continue
+            if r["setting"] == "all":
+                totals[r["metric"]] = totals.get(r["metric"], 0.0) + r["value"]
+            else:
+                chosen[(r["setting"], r["method"], r["metric"])] = r
+    where = "; ".join(sorted({r["machine"] for r in chosen.values()}))
+    from timetok.eval.report import record
+
+    records = list(chosen.values()) + [
+        record("physionet", "p12", "all", "timetok", metric, value, "measured", command,
+               where) for metric, value in totals.items()]
+    write(name, records, True, sources[0], sources, command)
+
+
+def write(name: str, records: list[dict], final: bool, figures: str,
+          sources: list[str] | None = None, merged_by: str = "") -> None:
+    """Records (plus the published figures) and the Markdown tables: mean ± sd over
+    splits, per split, timings; ``figures`` names the run whose split-0 plots to show."""
+    from timetok.eval.report import markdown_table, record, write_results
+    from timetok.utils import atomic_write_text
+
+    records = records + [record("physionet", "p12", "5 splits", m, metric, value,
+                                "published", REFERENCE)
+                         for m, auroc, auprc in PUBLISHED
+                         for metric, value in (("auroc", auroc), ("auprc", auprc))]
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_results(RESULTS / f"{name}.json", records)
+    scores: dict[tuple[int, str], dict] = {}
+    for r in records:
+        if r["source"] == "measured" and r["metric"] in ("auroc", "auprc"):
+            split = int(r["setting"].removeprefix("split="))
+            scores.setdefault((split, r["method"]), {"split": split, "method": r["method"]})[
+                r["metric"]] = r["value"]
+    per_split = sorted(scores.values(), key=lambda row: row["split"])
     summary = []
     for method in dict.fromkeys(r["method"] for r in per_split):
         runs = [r for r in per_split if r["method"] == method]
@@ -242,21 +297,29 @@ def write(name: str, per_split: list[dict], timings: dict, where: str, command: 
         summary.append(row)
     summary += [{"method": m, "auroc": auroc, "auprc": auprc, "source": "published"}
                 for m, auroc, auprc in PUBLISHED]
-    timing_rows = [{"split": s, "run": m, "seconds per epoch (fit for gbt)": v}
-                   for (s, m), v in timings.items()]
+    timing_rows = [{"split": r["setting"].removeprefix("split="), "run": r["method"],
+                    "seconds per epoch (fit for gbt)": r["value"]}
+                   for r in records if r["metric"] == "wall_s_per_epoch"]
+    totals = {r["metric"]: r["value"] for r in records if r["setting"] == "all"}
+    commands = sorted({r["command"] for r in records if r["source"] == "measured"})
+    where = "; ".join(sorted({r["machine"] for r in records if r["source"] == "measured"}))
     text = (f"# PhysioNet 2012 in-hospital mortality{'' if final else ' (partial)'}\n\n"
             f"Machine: {where}. Test AUROC and AUPRC, mean ± sd over splits; selection on "
-            f"validation only; published figures from {REFERENCE}. Whole run: "
-            f"{wall_s / 60:.1f} min wall, {cpu_s / 60:.1f} min CPU.\n\n"
-            f"![ROC]({name}_roc.png) ![PR]({name}_pr.png) "
-            f"![calibration]({name}_calibration.png)\n\n"
+            f"validation only; published figures from {REFERENCE}. "
+            f"{'Runs' if sources else 'Whole run'}: {totals.get('wall_s', 0) / 60:.1f} min "
+            f"wall, {totals.get('cpu_s', 0) / 60:.1f} min CPU.\n\n"
+            f"![ROC]({figures}_roc.png) ![PR]({figures}_pr.png) "
+            f"![calibration]({figures}_calibration.png)\n\n"
             + markdown_table(summary, ["method", "auroc", "auroc sd", "auprc", "auprc sd",
                                        "splits", "source"])
             + "\n\nPer split:\n\n"
             + markdown_table(per_split, ["split", "method", "auroc", "auprc"])
             + "\n\nTimings:\n\n"
             + markdown_table(timing_rows, ["split", "run", "seconds per epoch (fit for gbt)"])
-            + f"\n\nCommand: `{command}`\n")
+            + "\n\n" + ("Gathered from " + ", ".join(f"`{s}.json`" for s in sources)
+                        + f" by `{merged_by}`; runs:\n\n" if sources else "Command: ")
+            + "\n".join(f"- `{c}`" if sources else f"`{c}`" for c in commands
+                        if "--merge" not in c) + "\n")
     atomic_write_text(RESULTS / f"{name}.md", text)
 
 
