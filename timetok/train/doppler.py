@@ -119,8 +119,9 @@ class CodebookMonitor:
 
     def update(self, codes: torch.Tensor, users: torch.Tensor) -> None:
         self.usage.update(codes)
-        flat = codes.detach().reshape(len(codes), -1).cpu()
-        self.per_user[users.cpu()[:, None].expand_as(flat), flat] = True
+        flat = codes.detach().reshape(len(codes), -1)  # kept where the codes are: no sync
+        self.per_user = self.per_user.to(flat.device)
+        self.per_user[users.to(flat.device)[:, None].expand_as(flat), flat] = True
 
     def compute(self, counts: torch.Tensor, per_user: torch.Tensor, epoch: int
                 ) -> dict[str, float]:
