@@ -162,14 +162,15 @@ def skip_data(seed: int = 3):
 
 @pytest.mark.parametrize("scale", ["revin", "standard"])
 def test_linear_skip_starts_at_the_least_squares_forecast(tmp_path, scale):
-    from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear
-    from timetok.nn.revin import RevIN
+    from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear, linear_revin
 
     model = make(horizon=16, linear_skip=True, skip_scale=scale)
-    train, _, context = skip_data()
-    model.init_linear_skip(train)
-    expected = (apply_rlinear(fit_linear(train, transform=RevIN(1).pair_transform), context)
-                if scale == "revin" else apply_linear(fit_linear(train), context))
+    train, val, context = skip_data()
+    fit = model.init_linear_skip(train, val)
+    revin = linear_revin() if scale == "revin" else None
+    assert fit.ridge == fit_linear(train, revin, val_windows=val).ridge
+    expected = (apply_rlinear(fit.weights, context) if scale == "revin"
+                else apply_linear(fit.weights, context))
     torch.testing.assert_close(model.predict(context)["linear"], expected,
                                atol=1e-4, rtol=1e-4)
     assert not any("skip" in name for name, _ in model.named_parameters())  # fitted, fixed
@@ -185,8 +186,9 @@ def test_skip_scale_auto_keeps_the_scale_with_the_lower_validation_error():
     errors = {}
     for scale in ("revin", "standard"):
         model = make(horizon=16, linear_skip=True, skip_scale=scale)
-        model.init_linear_skip(train)
+        fit = model.init_linear_skip(train, val)
         errors[scale] = linear_mse(val, lambda x, m=model: m.predict(x)["linear"])
+        assert fit.val_mse == pytest.approx(errors[scale], rel=1e-4)  # from sums
     assert errors["revin"] != pytest.approx(errors["standard"], rel=1e-3)
     model = make(horizon=16, linear_skip=True)
     model.init_linear_skip(train, val)

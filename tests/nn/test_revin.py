@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from timetok.nn.revin import RevIN
@@ -31,7 +32,18 @@ def test_constant_window_survives():
 
 def test_a_future_is_normalised_with_its_context_statistics():
     context, future = torch.randn(5, 40) * 3 + 2, torch.randn(5, 8)
-    x, y = RevIN(1).pair_transform(context, future)
+    x, y, scale = RevIN(1).pair_transform(context, future)
     mean, std = context.mean(1, keepdim=True), context.std(1, unbiased=False, keepdim=True)
     torch.testing.assert_close(x, (context - mean) / std, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(y, (future - mean) / std, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scale, std, atol=1e-4, rtol=1e-4)
+
+
+def test_the_deviation_floor_holds_flat_windows_only():
+    x = torch.stack([torch.randn(64), 3 + 1e-6 * torch.randn(64)], dim=1)[None]  # [1, 64, 2]
+    plain, floored = RevIN(2), RevIN(2, min_std=0.1)
+    (y, _), (y_floor, stats_floor) = plain.normalize(x), floored.normalize(x)
+    torch.testing.assert_close(y_floor[..., 0], y[..., 0])  # a varied window: untouched
+    assert float(stats_floor.std[0, 0, 1]) == pytest.approx(0.1)
+    assert y_floor[..., 1].abs().max() < 1e-4 < y[..., 1].abs().max()
+    torch.testing.assert_close(floored.denormalize(y_floor, stats_floor), x)

@@ -5,9 +5,12 @@ Baselines are computed on the same windows as the model:
 - ``seasonal-naive``: the last full season repeated (24 steps hourly, 96 at 15 minutes);
 - ``dlinear``: one linear map from the context to the horizon, shared by all channels,
   fitted on the training windows. DLinear's trend/remainder split is itself linear, so
-  least squares gives the optimum that model class can reach; we solve it in closed form;
+  least squares gives the optimum that model class can reach; we solve it in closed form,
+  with the ridge penalty that does best on the validation windows;
 - ``rlinear``: the same on the RevIN scale (each window normalised by its context's mean
-  and deviation, RLinear), which is where ``timetok-linear``'s skip starts;
+  and deviation, the deviation floored at ``timetok.nn.lstsq.MIN_STD``: RLinear), fitted
+  for the error on the data's scale as a trained RLinear is; ``timetok-linear``'s skip
+  starts here;
 - ``tokenizer-ceiling``: the true future encoded and decoded by the tokenizer, the best
   any decoder-path forecast could do with perfect codes.
 """
@@ -23,8 +26,7 @@ from torch.utils.data import DataLoader
 
 from timetok.data.series import SplitData
 from timetok.errors import ConfigError
-from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear
-from timetok.nn.revin import RevIN
+from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear, linear_revin
 from timetok.nn.sampling import Sampling
 
 SEASONS = {"etth1": 24, "etth2": 24, "ettm1": 96, "ettm2": 96}
@@ -150,9 +152,9 @@ def evaluate_forecaster(
     windows = data.windows("test", context, horizon, stride)
     loader = DataLoader(windows, batch_size=batch_size, shuffle=False)
     season = SEASONS.get(data.name)
-    train = data.windows("train", context, horizon, channel_independent=True)
-    linear = fit_linear(train)
-    rlinear = fit_linear(train, transform=RevIN(1).pair_transform)
+    train, val = (data.windows(split, context, horizon) for split in ("train", "val"))
+    linear = fit_linear(train, val_windows=val).weights
+    rlinear = fit_linear(train, linear_revin(), val_windows=val).weights
     methods: dict[str, Callable[[Tensor], Tensor]] = {
         "repeat-last": lambda x: repeat_last(x, horizon),
         "dlinear": lambda x: apply_linear(linear, x),

@@ -10,12 +10,14 @@ learns the next code (pretraining). Finetuning adds two forecast heads:
   by the frozen tokenizer decoder, and RevIN is inverted with the context's statistics;
 - ``linear``: the context positions' hidden states, flattened, through one linear layer
   to ``H`` steps (PatchTST-style). With ``linear_skip`` (TiDE's global residual), a linear
-  map from the context straight to the horizon is added: the least-squares map over the
-  training windows, fitted once and kept fixed (Adam's per-weight steps would only wander
-  from the optimum), while the hidden-state layer starts at zero, so finetuning starts
-  from the best linear forecast and learns what the codes add to it. The map works on
-  the codes' RevIN scale (RLinear) or on the standardised scale (DLinear's class);
-  ``skip_scale="auto"`` fits both and keeps the one with the lower validation MSE.
+  map from the context straight to the horizon is added: the ridge least-squares map over
+  the training windows (:mod:`timetok.nn.lstsq`, its penalty chosen on validation
+  windows), fitted once and kept fixed (Adam's per-weight steps would only wander from
+  the optimum), while the hidden-state layer starts at zero, so finetuning starts from
+  the best linear forecast and learns what the codes add to it. The map works on the
+  RevIN scale (RLinear, the deviation floored so that a flat context cannot blow it up)
+  or on the standardised scale (DLinear's class); ``skip_scale="auto"`` fits both and
+  keeps the one with the lower validation MSE.
 
 With the skip, the decoder head's forecast also comes blended with it: ``blend`` is
 ``skip + w * (decoder - skip)``, one weight in [0, 1] per horizon step and channel (or per
@@ -44,6 +46,7 @@ from timetok.errors import ConfigError
 from timetok.models.base import PretrainedModel
 from timetok.models.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+from timetok.nn.lstsq import LinearFit, fit_linear, linear_revin
 from timetok.nn.revin import RevinStats
 from timetok.nn.sampling import Sampling
 
@@ -220,37 +223,38 @@ class TokenForecaster(PretrainedModel):
         self.lm.code_embedding.weight.copy_(vectors)
 
     @torch.no_grad()
-    def init_linear_skip(self, windows, val_windows=None) -> None:
-        """Fit the skip by least squares on channel-independent training ``windows`` (pairs
-        ``([L, 1], [H, 1])``) and zero the hidden-state layer, if any. With
-        ``skip_scale="auto"`` both scales are fitted and ``val_windows`` decide; the config
-        records the choice."""
-        from timetok.nn.lstsq import apply_linear, apply_rlinear, fit_linear, linear_mse
-
+    def init_linear_skip(self, windows, val_windows=None) -> LinearFit:
+        """Fit the skip by ridge least squares on training ``windows`` (pairs
+        ``([L, C], [H, C])``, channels read independently; :func:`fit_linear`) and zero the
+        hidden-state layer, if any. With ``val_windows`` the penalty is the one with the
+        lowest validation MSE (else a fixed 1e-3), and with ``skip_scale="auto"`` both
+        scales are fitted and the lower validation MSE decides; the config records the
+        choice. Returns the kept fit."""
         if not self.has_skip:
             raise ConfigError("this model has no linear skip; finetune with linear_skip=True")
-        revin = self.tokenizer.revin if self.tokenizer.config.revin else None
         scales = [self.config.skip_scale]
         if scales == ["auto"]:  # without RevIN both scales are one
-            scales = ["revin", "standard"] if revin is not None else ["standard"]
+            scales = ["revin", "standard"] if self.tokenizer.config.revin else ["standard"]
         if len(scales) > 1 and val_windows is None:
             raise ConfigError("choosing the skip's scale needs validation windows; pass them "
                               "or set skip_scale to revin or standard")
-        fits = {scale: fit_linear(windows, transform=revin.pair_transform
-                                  if scale == "revin" and revin is not None else None)
+        fits = {scale: fit_linear(windows, linear_revin() if self._skip_on_revin(scale)
+                                  else None, val_windows=val_windows)
                 for scale in scales}
-        if len(fits) > 1:
-            forecasts = {"revin": lambda x: apply_rlinear(fits["revin"], x, revin),
-                         "standard": lambda x: apply_linear(fits["standard"], x)}
-            errors = {scale: linear_mse(val_windows, forecasts[scale]) for scale in fits}
-            scales = [min(errors, key=errors.get)]
-        self.config = dataclasses.replace(self.config, skip_scale=scales[0])
-        weights = fits[scales[0]]  # (L + 1, H)
+        scale = scales[0] if len(fits) == 1 else min(fits, key=lambda s: fits[s].val_mse)
+        self.config = dataclasses.replace(self.config, skip_scale=scale)
+        weights = fits[scale].weights  # (L + 1, H)
         self.skip_weight.copy_(weights[:-1].T)
         self.skip_bias.copy_(weights[-1])
         if self.linear_head is not None:
             self.linear_head.weight.zero_()
             self.linear_head.bias.zero_()
+        return fits[scale]
+
+    def _skip_on_revin(self, scale: str | None = None) -> bool:
+        """Whether the skip (of ``scale``, default the config's) works on the RevIN scale:
+        :func:`linear_revin`'s, whose floored deviation a flat context cannot blow up."""
+        return (scale or self.config.skip_scale) == "revin" and self.tokenizer.config.revin
 
     @torch.no_grad()
     def fit_blend(self, windows, batch_size: int = 256) -> dict[str, float]:
@@ -342,12 +346,13 @@ class TokenForecaster(PretrainedModel):
             out.pop("skip", None)
         return out
 
-    def _skip(self, flat: Tensor, stats: RevinStats | None) -> Tensor:
+    def _skip(self, flat: Tensor) -> Tensor:
         """The fixed linear forecast ``[S, H]`` of contexts ``[S, L]``, standardised scale."""
-        if self.config.skip_scale == "revin" and stats is not None:  # the codes' statistics
-            normed = self.tokenizer.revin.normalize_with(flat[..., None], stats)[..., 0]
-            y = F.linear(normed, self.skip_weight, self.skip_bias)
-            return self.tokenizer.denormalize(y[..., None], stats)[..., 0]
+        if self._skip_on_revin():
+            revin = linear_revin()
+            normed, stats = revin.normalize(flat[..., None])
+            y = F.linear(normed[..., 0], self.skip_weight, self.skip_bias)
+            return revin.denormalize(y[..., None], stats)[..., 0]
         return F.linear(flat, self.skip_weight, self.skip_bias)
 
     def _forecasts(self, x: Tensor, blend: bool = True) -> dict[str, Tensor]:
@@ -373,7 +378,7 @@ class TokenForecaster(PretrainedModel):
         hidden = self._head_inputs(codes, n_future if "decoder" in self.config.heads else 0)
         out = {}
         if self.has_skip:
-            out["skip"] = self._skip(rearrange(x, "b t c -> (b c) t"), stats)
+            out["skip"] = self._skip(rearrange(x, "b t c -> (b c) t"))
         if "decoder" in self.config.heads:
             logits = self.lm.lm_head(hidden[:, n_context - 1:])  # (S, F, K)
             probs = torch.softmax(logits / self.config.temperature, dim=-1)

@@ -19,12 +19,16 @@ class RevIN(nn.Module):
     """Normalise each window and channel to zero mean and unit variance, and back.
 
     With ``affine`` a learned per-channel scale and shift follow the normalisation; the
-    inverse divides them out first, so ``denormalize(normalize(x))`` returns ``x``.
+    inverse divides them out first, so ``denormalize(normalize(x))`` returns ``x``. The
+    deviation is ``sqrt(var + eps)``, raised to ``min_std`` where it is lower (0: never),
+    so a (near) flat window is not blown up.
     """
 
-    def __init__(self, n_channels: int, affine: bool = False, eps: float = 1e-5):
+    def __init__(self, n_channels: int, affine: bool = False, eps: float = 1e-5,
+                 min_std: float = 0.0):
         super().__init__()
         self.eps = eps
+        self.min_std = min_std
         self.affine = affine
         if affine:
             self.weight = nn.Parameter(torch.ones(n_channels))
@@ -33,7 +37,8 @@ class RevIN(nn.Module):
     def normalize(self, x: Tensor) -> tuple[Tensor, RevinStats]:
         """``x: [B, T, C]`` -> normalised ``[B, T, C]`` and the statistics to invert it."""
         mean = x.mean(dim=1, keepdim=True).detach()
-        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
+        std = std.clamp_min(self.min_std).detach()
         stats = RevinStats(mean, std)
         return self.normalize_with(x, stats), stats
 
@@ -44,10 +49,13 @@ class RevIN(nn.Module):
             y = y * self.weight + self.bias
         return y
 
-    def pair_transform(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Series ``x: [S, L]`` and their futures ``[S, H]``, both on the scale of ``x``."""
+    def pair_transform(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Series ``x: [S, L]`` and their futures ``[S, H]``, both on the scale of ``x``,
+        and each series' deviation ``[S, 1]``: an error there times it is the error on the
+        series' own scale (without ``affine``)."""
         normed, stats = self.normalize(x[..., None])
-        return normed[..., 0], self.normalize_with(y[..., None], stats)[..., 0]
+        return (normed[..., 0], self.normalize_with(y[..., None], stats)[..., 0],
+                stats.std[..., 0])
 
     def denormalize(self, y: Tensor, stats: RevinStats) -> Tensor:
         if self.affine:
