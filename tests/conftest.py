@@ -155,3 +155,33 @@ def encoded(cli, tiny_run: TinyRun, tmp_path: Path) -> Path:
                  "--output", codes)
     assert result.rc == 0, result.err
     return codes
+
+
+@dataclass(frozen=True)
+class TinyForecaster:
+    path: Path  # a finetuned-shape model folder (config, weights, scaler.json), uncalibrated
+    csv: Path  # the 300 x 2 CSV its scaler was fitted on (columns a, b)
+
+
+@pytest.fixture(scope="session")
+def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> TinyForecaster:
+    """An untrained H=8 forecaster over a context of 32, saved as ``lm finetune`` exports
+    one but without ``calibration.json``; treat it as read-only (copy it to calibrate)."""
+    import torch
+
+    from timetok.data.series import load_splits
+    from timetok.models.forecaster import ForecasterConfig, TokenForecaster
+    from timetok.models.tokenizer import TokenizerConfig
+
+    root = tmp_path_factory.mktemp("tiny-forecaster")
+    csv = write_series_csv(root / "series.csv")
+    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
+                                block_hidden_size=16, res_hidden_size=8, num_embeddings=16)
+    torch.manual_seed(0)
+    model = TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, horizon=8,
+                                             d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                                             max_horizon=16))
+    folder = root / "model"
+    model.save_pretrained(folder)
+    load_splits("custom", 32, data_path=csv).scaler.save(folder / "scaler.json")
+    return TinyForecaster(folder, csv)

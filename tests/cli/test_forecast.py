@@ -55,6 +55,9 @@ def test_finetune_writes_one_model_per_horizon(pipeline):
         model = TokenForecaster.from_pretrained(pipeline["ft"] / f"H{horizon}")
         assert model.config.horizon == horizon
         assert (pipeline["ft"] / f"H{horizon}" / "scaler.json").is_file()
+        calibration = json.loads((pipeline["ft"] / f"H{horizon}" / "calibration.json")
+                                 .read_text())
+        assert calibration["head"] == "blend" and calibration["horizon"] == horizon
 
 
 def test_evaluate_reports_every_method(cli, pipeline):

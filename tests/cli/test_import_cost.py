@@ -39,7 +39,8 @@ def test_importing_the_cli_imports_no_heavy_library():
     "argv",
     [["--help"], ["data", "--help"], ["data", "info", "--help"], ["tokenizer", "--help"],
      ["tokenizer", "train", "--help"], ["tokenizer", "eval", "--help"], ["lm", "--help"],
-     ["lm", "finetune", "--help"], ["mae", "--help"], ["mae", "pretrain", "--help"]],
+     ["lm", "finetune", "--help"], ["lm", "forecast", "--help"], ["lm", "calibrate", "--help"],
+     ["mae", "--help"], ["mae", "pretrain", "--help"]],
     ids=lambda argv: "-".join(argv),
 )
 def test_help_imports_no_heavy_library(argv):

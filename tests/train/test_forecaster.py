@@ -24,3 +24,26 @@ def test_pretraining_trains_every_position_that_sampling_reaches():
     fed = config.n_context + config.n_future(config.max_horizon) - 1
     position_grads = module.model.lm.transformer.wpe.weight.grad[:fed]
     assert (position_grads.abs().sum(dim=1) > 0).all()
+
+
+def test_finetuning_exports_a_calibration_of_the_default_forecast(tmp_path):
+    from tests.conftest import write_series_csv
+    from timetok.eval.calibration import Calibration
+    from timetok.models.forecaster import TokenForecaster
+    from timetok.train.data import WindowDataModule
+    from timetok.train.forecaster import finetune_module
+
+    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
+                                num_embeddings=16, block_hidden_size=16, res_hidden_size=8)
+    TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, max_horizon=16,
+                                     d_model=16, n_layers=1, n_heads=2, d_ff=32)
+                    ).save_pretrained(tmp_path / "lm")
+    csv = write_series_csv(tmp_path / "series.csv")
+    data = WindowDataModule("custom", 32, 8, channel_independent=True, data_path=str(csv))
+    data.load()
+    module = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer")
+    summary = module.prepare_export(data)
+    assert summary["calibration_windows"] == len(data.windows("val", False))
+    module.save_artifacts(tmp_path / "ft")
+    calibration = Calibration.load(tmp_path / "ft")
+    assert (calibration.head, calibration.horizon, calibration.channels) == ("linear", 8, 2)

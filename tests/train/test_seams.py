@@ -104,6 +104,21 @@ def test_a_metric_that_goes_up_picks_the_best_checkpoint_and_stops_early(tmp_pat
     assert summary["throughput_unit"] == "rows" and summary["throughput_per_s"] > 0
 
 
+class ArtifactModule(ScoredModule):
+    """Writes a file of its own beside the exported weights."""
+
+    def save_artifacts(self, directory):
+        assert (directory / "model.safetensors").is_file()  # after the weights
+        (directory / "extra.json").write_text("{}")
+        return {"extra": True}
+
+
+def test_the_module_writes_its_own_artifacts_beside_the_weights(tmp_path):
+    summary = train_and_export(ArtifactModule([0.5]), ToyData(), tmp_path,
+                               options(n_epochs=1))
+    assert (tmp_path / "extra.json").is_file() and summary["extra"] is True
+
+
 def test_a_diverging_run_stops_with_an_error_and_exports_nothing(tmp_path):
     with pytest.raises(TrainingError, match="diverged at step 3"):
         train_and_export(ScoredModule([0.1] * 3, poison_at=2), ToyData(), tmp_path,

@@ -1,5 +1,5 @@
 """``timetok lm``: the token language model (system 2): pretrain, finetune, evaluate,
-forecast."""
+calibrate, forecast."""
 
 from __future__ import annotations
 
@@ -332,6 +332,51 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
         click.echo(f"\nreport in {out_dir}")
 
 
+@lm.command()
+@option("--model", "model_dir", required=True, type=click.Path(),
+        help="Finetuned model folder; its calibration.json is written anew.")
+@data_options
+@option("--head", type=click.Choice(["blend", "decoder", "linear"]), default=None,
+        help="Point forecast to calibrate [default: blend, else linear, else decoder, as the "
+             "model has them].")
+@option("--max-windows", type=click.IntRange(min=1), default=2000, show_default=True,
+        help="Validation windows read, evenly spread over the split.")
+def calibrate(model_dir, dataset, data_path, data_dir, head, max_windows) -> None:
+    """Calibrate a finetuned model's forecast quantiles on the validation split.
+
+    The point forecast's residuals on the validation windows give, per step and channel,
+    the quantiles that 'forecast --quantiles' adds to the forecast and that calibrate
+    'forecast --samples'. Finetuning writes them already; this re-computes them.
+    """
+    from timetok.data.series import load_splits
+    from timetok.eval.calibration import FILE, calibrate_folder
+    from timetok.models.base import read_json
+
+    dataset_names(dataset, one=True)
+    folder = Path(model_dir)
+    context = read_json(folder / "config.json", "model config").get("context_points", 512)
+    check_writable(folder / FILE, "--model", folder=False)
+    data = load_splits(dataset, context, data_dir=data_dir, data_path=data_path)
+    with writing(folder / FILE, "--model"):
+        calibration = calibrate_folder(folder, data, head, max_windows)
+    click.echo(f"wrote {folder / FILE}: the {calibration.head!r} forecast's residual "
+               f"quantiles over {calibration.windows} validation windows of {data.name} "
+               f"({calibration.horizon} steps, pooled over {calibration.span})")
+
+
+def quantile_levels(text: str) -> list[float]:
+    """``--quantiles 0.1,0.5,0.9`` -> levels in (0, 1), distinct, ascending."""
+    from timetok.errors import ConfigError
+    from timetok.eval.calibration import check_levels
+
+    try:
+        levels = [float(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise ConfigError(f"--quantiles takes levels in (0, 1) separated by commas, e.g. "
+                          f"0.1,0.5,0.9; got {text!r}") from None
+    return check_levels(levels)
+
+
 @lm.command("forecast")
 @option("--model", "model_dir", required=True, type=click.Path(), help="Model folder.")
 @option("--input", "input_path", required=True, type=click.Path(),
@@ -339,7 +384,13 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
 @option("--horizon", type=click.IntRange(min=1), default=None,
         help="Steps to forecast [default: the model's].")
 @option("--samples", "num_samples", type=click.IntRange(min=1), default=None,
-        help="Sample this many paths: mean, median and 10/50/90 % quantiles.")
+        help="Sample this many paths: mean, median and 10/50/90 % quantiles. The paths "
+             "take the calibrated quantiles where the model has a calibration reaching the "
+             "horizon (timetok lm calibrate), else they are the language model's own.")
+@option("--quantiles", default=None,
+        help="Write these calibrated quantiles beside the point forecast, e.g. 0.1,0.5,0.9 "
+             "(levels within 0.01-0.99; the model needs a calibration: timetok lm "
+             "calibrate).")
 @option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @option("--top-k", type=click.IntRange(min=1), default=None)
 @option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
@@ -350,9 +401,10 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
 @option("--output", type=click.Path(dir_okay=False), default="forecast.csv",
         show_default=True, help="CSV to write (.csv); a PNG of the same name goes beside it.")
 @option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k, top_p, head,
-                 truth, output, seed) -> None:
-    """Forecast the future of a series CSV: a point forecast, or sampled paths with bands."""
+def forecast_cmd(model_dir, input_path, horizon, num_samples, quantiles, temperature, top_k,
+                 top_p, head, truth, output, seed) -> None:
+    """Forecast the future of a series CSV: a point forecast, with calibrated quantiles, or
+    sampled paths with bands."""
     import numpy as np
     import torch
 
@@ -362,6 +414,10 @@ def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k
     from timetok.pipelines.forecast import Forecaster
     from timetok.utils import atomic_write_text
 
+    levels = quantile_levels(quantiles) if quantiles is not None else None
+    if levels and num_samples:
+        raise ConfigError("--quantiles and --samples cannot be combined: --quantiles writes "
+                          "the calibrated quantiles themselves; pass one of them")
     output = Path(output)
     figure = output.with_suffix(".png")
     if output.suffix.lower() != ".csv":
@@ -381,23 +437,35 @@ def forecast_cmd(model_dir, input_path, horizon, num_samples, temperature, top_k
     if true is not None and true.shape[1] != len(series.columns):
         raise DataError(f"--truth {truth} has {true.shape[1]} column(s), --input has "
                         f"{len(series.columns)}; pass the true future of the same columns")
-    stats, reach = {}, forecaster.point_horizon
+    stats, reach, band = {}, forecaster.point_horizon, "samples, 10-90 %"
     if not num_samples or (reach and reach >= (horizon or reach)):
         # The point forecast, with samples too where the heads reach the horizon: it is
         # what the plot draws, the samples' band around it.
         stats["forecast"] = forecaster.predict(series.values, horizon, head=head)
+    if levels:
+        values = forecaster.predict_quantiles(series.values, levels, horizon, head)  # (Q, H, C)
+        stats |= {f"q{q:g}": v for q, v in zip(levels, values, strict=True)}
+        band = "calibrated, 10-90 %"
     if num_samples:
+        calibrated = forecaster.calibrated_for(horizon)
         paths = forecaster.predict(series.values, horizon, num_samples, None, temperature,
-                                   top_k, top_p)  # (S, H, C)
+                                   top_k, top_p, calibrated)  # (S, H, C)
         stats |= {"mean": paths.mean(0), "median": np.median(paths, 0),
                   "q10": np.quantile(paths, 0.1, 0), "q50": np.quantile(paths, 0.5, 0),
                   "q90": np.quantile(paths, 0.9, 0)}
+        band = f"{'calibrated' if calibrated else 'raw'} samples, 10-90 %"
     columns = [f"{c}_{k}" for c in series.columns for k in stats]
     values = np.stack([stats[k][:, i] for i in range(len(series.columns)) for k in stats], 1)
     lines = ["step," + ",".join(columns)]
     lines += [f"{t + 1}," + ",".join(f"{v:.6g}" for v in row) for t, row in enumerate(values)]
     with writing(output, "--output"):
         atomic_write_text(output, "\n".join(lines) + "\n")
-        plot_forecast(figure, series.values[-forecaster.context_points:], stats,
-                      series.columns, true)
+        shown = stats  # plot_forecast draws its band from q10 to q90
+        if levels and {0.1, 0.9} <= set(levels):
+            shown = stats | {"q10": stats["q0.1"], "q90": stats["q0.9"]}
+        plot_forecast(figure, series.values[-forecaster.context_points:], shown,
+                      series.columns, true, band=band)
     click.echo(f"wrote {output} and {figure}")
+    if num_samples and not calibrated:
+        click.echo("the sampled paths are the language model's own, not calibrated: the "
+                   "model has no calibration reaching the horizon (timetok lm calibrate)")

@@ -59,10 +59,11 @@ def plot_code_usage(path: Path, counts: np.ndarray) -> None:
 
 def plot_forecast(path: Path, context: np.ndarray, stats: dict[str, np.ndarray],
                   columns: list[str], truth: np.ndarray | None = None,
-                  max_channels: int = 8) -> None:
-    """Context, the point forecast (or, without one, the samples' median), the samples'
-    10-90 % band when there are samples, and the truth when known. Up to ``max_channels``
-    channels, evenly picked; the title says when some are left out."""
+                  max_channels: int = 8, band: str = "samples, 10-90 %") -> None:
+    """Context, the point forecast (or, without one, the samples' median), the 10-90 %
+    band (``q10`` to ``q90``, labelled ``band``) when there is one, and the truth when
+    known. Up to ``max_channels`` channels, evenly picked; the title says when some are
+    left out."""
     plt = _pyplot()
     n_channels = context.shape[1]
     channels = np.linspace(0, n_channels - 1, min(n_channels, max_channels)).astype(int)
@@ -76,7 +77,7 @@ def plot_forecast(path: Path, context: np.ndarray, stats: dict[str, np.ndarray],
         ax.plot(np.arange(n_context), context[:, c], color="black", lw=1, label="context")
         if "q10" in stats:
             ax.fill_between(future, stats["q10"][:, c], stats["q90"][:, c], alpha=0.25,
-                            color="tab:blue", label="samples, 10-90 %")
+                            color="tab:blue", label=band)
         ax.plot(future, point[:, c], color="tab:blue", lw=1.2, label=label)
         if truth is not None:
             ax.plot(future[: len(truth)], truth[: len(point), c], color="tab:green", lw=1,

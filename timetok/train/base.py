@@ -30,9 +30,10 @@ class TaskModule(L.LightningModule):
       stops early, and whether lower (``min``: losses) or higher (``max``: AUROC,
       accuracy) is better;
     - ``throughput_unit`` and :meth:`count_items`: what one throughput item is;
-    - :meth:`on_run_start`, :meth:`select_weights`, :meth:`prepare_export` and
-      :meth:`summary_lines`: a run's start, the choice of the exported weights, work on
-      them before export, and what a finished run reports.
+    - :meth:`on_run_start`, :meth:`select_weights`, :meth:`prepare_export`,
+      :meth:`save_artifacts` and :meth:`summary_lines`: a run's start, the choice of the
+      exported weights, work on them before export, files written beside them, and what a
+      finished run reports.
     """
 
     monitor: ClassVar[str] = "val_loss"
@@ -89,6 +90,11 @@ class TaskModule(L.LightningModule):
     def prepare_export(self, datamodule: L.LightningDataModule) -> dict:
         """Fit closed-form parts on the selected weights before they are saved; returns
         figures for the summary."""
+        return {}
+
+    def save_artifacts(self, directory: Path) -> dict:
+        """Write what the exported model reads beside its weights (from
+        :meth:`prepare_export`'s work) into ``directory``; returns figures for the summary."""
         return {}
 
     def summary_lines(self, summary: dict) -> list[str]:

@@ -90,6 +90,7 @@ class FinetuneModule(_ForecasterModule):
         freeze(self.model, PARTS, frozen)
         self.table = parameter_table(self.model, PARTS)
         require_trainable(self.table, freeze_policy)
+        self.calibration = None  # fitted by prepare_export
 
     def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -123,13 +124,29 @@ class FinetuneModule(_ForecasterModule):
 
     def prepare_export(self, datamodule) -> dict:
         """With the exported weights in place: fit the blend of the decoder head and the
-        skip on the validation windows; returns their validation MSEs for the summary."""
-        if not self.model.has_blend:
-            return {}
-        shared = self.model.config.blend_channels == 1
-        fit = self.model.fit_blend(datamodule.windows("val", channel_independent=shared))
-        return {"blend_weight_mean": fit["weight"],
-                **{f"val_mse_{name}": fit[name] for name in ("skip", "decoder", "blend")}}
+        skip on the validation windows, then calibrate the default point forecast's
+        quantiles on them (:mod:`timetok.eval.calibration`); returns the blend's validation
+        MSEs for the summary."""
+        from timetok.eval.calibration import calibrate_model
+
+        summary = {}
+        if self.model.has_blend:
+            shared = self.model.config.blend_channels == 1
+            fit = self.model.fit_blend(datamodule.windows("val", channel_independent=shared))
+            summary = {"blend_weight_mean": fit["weight"],
+                       **{f"val_mse_{n}": fit[n] for n in ("skip", "decoder", "blend")}}
+        # Channels read jointly where the data allows: residual quantiles per channel.
+        self.calibration = calibrate_model(
+            self.model, datamodule.windows("val", channel_independent=False),
+            dataset=datamodule.hparams.dataset,
+        )
+        return summary | {"calibration_windows": self.calibration.windows}
+
+    def save_artifacts(self, directory: Path) -> dict:
+        """``calibration.json``, from :meth:`prepare_export`."""
+        if self.calibration is not None:
+            self.calibration.save(directory)
+        return {}
 
     def summary_lines(self, summary: dict) -> list[str]:
         if "val_mse_blend" not in summary:

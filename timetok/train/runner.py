@@ -1,12 +1,13 @@
 """How to run any timetok training: Trainer, checkpoints, history, resume and export.
 
 A run folder holds the exported model (``config.json``, ``model.safetensors`` and what the
-data module says travels with it, e.g. ``scaler.json``), ``run.yaml`` (the settings),
-``history.csv`` (one row per epoch), ``training.json`` (steps, wall time, throughput) and
-``checkpoints/`` with ``best.ckpt`` (the best value of the module's monitored metric) and
-``last.ckpt`` (for ``--resume``). Every file is written atomically: a killed run leaves
-complete files or none. The runner knows no system: it talks to the training module and
-the data module through the seams of :mod:`timetok.train.base`.
+training and data modules say travels with it, e.g. ``calibration.json``, ``scaler.json``),
+``run.yaml`` (the settings), ``history.csv`` (one row per epoch), ``training.json`` (steps,
+wall time, throughput) and ``checkpoints/`` with ``best.ckpt`` (the best value of the
+module's monitored metric) and ``last.ckpt`` (for ``--resume``). Every file is written
+atomically: a killed run leaves complete files or none. The runner knows no system: it
+talks to the training module and the data module through the seams of
+:mod:`timetok.train.base`.
 """
 
 from __future__ import annotations
@@ -277,6 +278,7 @@ def train_and_export(
         summary["exported"] = module.select_weights(out_dir, summary)
         summary |= module.prepare_export(datamodule)
         module.model.save_pretrained(out_dir)
+        summary |= module.save_artifacts(out_dir)
         summary |= datamodule.save_artifacts(out_dir)
         summary |= {
             "parameters": sum(p.numel() for p in module.model.parameters()),

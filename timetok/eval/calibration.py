@@ -1,0 +1,251 @@
+"""Calibrated forecast quantiles from validation residuals (split-conformal style).
+
+A point forecast's errors on validation windows, ``y - ŷ`` on the standardised scale, are
+summarised per horizon step and channel by their empirical quantiles at ``LEVELS``; the
+forecast's quantile at level ``q`` is the point forecast plus the residuals' ``q``
+quantile (interpolated between grid levels). Where validation windows are few, each step
+pools its neighbouring steps' residuals, enough for ``MIN_VALUES`` values per step.
+
+The quantiles are marginal over windows: a band is as wide after a calm context as after
+a volatile one. A model folder keeps them in ``calibration.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+
+from timetok.errors import CheckpointError, ConfigError
+from timetok.utils import atomic_write_text
+
+FILE = "calibration.json"
+LEVELS = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
+MIN_VALUES = 1000  # residuals behind each step's quantiles; fewer windows pool steps
+MAX_WINDOWS = 2000  # validation windows read, evenly spread (stride-1 neighbours repeat)
+POINT_OUTPUTS = ("blend", "linear", "decoder")  # the default point forecast, in order
+CALIBRATE_HINT = "run 'timetok lm calibrate --model DIR --dataset NAME'"
+
+
+def default_output(outputs: Iterable[str]) -> str:
+    """A model's default point forecast: the blend, else the linear head's, else the
+    decoder head's."""
+    outputs = list(outputs)
+    return next(name for name in POINT_OUTPUTS if name in outputs)
+
+
+def check_levels(levels: Iterable[float], low: float = 0.0, high: float = 1.0) -> list[float]:
+    """Quantile levels, distinct and within (0, 1) (and [``low``, ``high``] where those are
+    tighter), sorted ascending."""
+    levels = [float(q) for q in levels]
+    if not levels:
+        raise ConfigError("quantiles must name at least one level, e.g. 0.1,0.5,0.9")
+    for q in levels:
+        if not 0 < q < 1:
+            raise ConfigError(f"quantiles must lie in (0, 1), got {q:g}")
+        if not low <= q <= high:
+            raise ConfigError(f"quantiles must lie in [{low:g}, {high:g}], the calibrated "
+                              f"range, got {q:g}")
+    repeated = sorted({q for q in levels if levels.count(q) > 1})
+    if repeated:
+        raise ConfigError(f"quantiles must name each level once, got "
+                          f"{', '.join(f'{q:g}' for q in repeated)} more than once")
+    return sorted(levels)
+
+
+def interpolate(grid: np.ndarray, table: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per step and channel, the quantile function tabulated at levels ``grid`` ``[G]`` by
+    ``table`` ``[G, H, C]``, read at levels ``u`` ``[..., H, C]`` (linear between grid
+    levels, held at the ends)."""
+    table = np.broadcast_to(table, (len(grid), *u.shape[-2:]))
+    u = np.clip(u, grid[0], grid[-1])
+    j = np.clip(np.searchsorted(grid, u, side="right") - 1, 0, len(grid) - 2)
+    w = (u - grid[j]) / (grid[j + 1] - grid[j])
+    steps = np.arange(u.shape[-2])[:, None]
+    channels = np.arange(u.shape[-1])[None, :]
+    low, high = table[j, steps, channels], table[j + 1, steps, channels]
+    return low + w * (high - low)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Residual quantiles of one point forecast (``head``), per step and channel.
+
+    ``residuals`` ``[G, H, C]`` holds the quantiles at ``levels`` ``[G]`` on the
+    standardised scale; ``C`` is 1 when the channels share them. ``windows``: validation
+    windows read; ``span``: steps pooled per step.
+    """
+
+    head: str
+    levels: np.ndarray
+    residuals: np.ndarray
+    windows: int
+    span: int = 1
+    dataset: str = ""
+
+    def __post_init__(self):
+        levels = np.asarray(self.levels, dtype=np.float64)
+        residuals = np.asarray(self.residuals, dtype=np.float64)
+        if (levels.ndim != 1 or len(levels) < 2 or not (np.diff(levels) > 0).all()
+                or levels[0] <= 0 or levels[-1] >= 1):
+            raise ConfigError("calibration levels must increase within (0, 1), at least two")
+        if residuals.ndim != 3 or residuals.shape[0] != len(levels) or not residuals.size:
+            raise ConfigError(f"calibration residuals must be [levels, horizon, channels], "
+                              f"got shape {residuals.shape} for {len(levels)} levels")
+        if not np.isfinite(residuals).all():
+            raise ConfigError("calibration residuals hold NaN or infinite values")
+        object.__setattr__(self, "levels", levels)
+        object.__setattr__(self, "residuals", np.sort(residuals, axis=0))  # monotone in q
+
+    @property
+    def horizon(self) -> int:
+        return self.residuals.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.residuals.shape[2]
+
+    @classmethod
+    def from_residuals(cls, residuals: np.ndarray, head: str, levels: Sequence[float] = LEVELS,
+                       min_values: int = MIN_VALUES, dataset: str = "") -> Calibration:
+        """Quantiles of ``residuals`` ``[N, H, C]`` (``y - ŷ``, standardised), each step
+        pooling the steps within ``span // 2`` of its own (fewer at the horizon's ends),
+        ``span`` the least odd number giving ``min_values`` residuals per channel (at most
+        the horizon's length)."""
+        n, horizon, channels = residuals.shape
+        if not n:
+            raise ConfigError("no residuals to calibrate on; pass validation windows")
+        half = min(max(math.ceil((min_values / n - 1) / 2), 0), horizon - 1)
+        if half == 0:
+            table = np.quantile(residuals, levels, axis=0)
+        else:
+            table = np.stack([
+                np.quantile(residuals[:, max(h - half, 0):h + half + 1].reshape(-1, channels),
+                            levels, axis=0)
+                for h in range(horizon)
+            ], axis=1)
+        return cls(head, np.asarray(levels), table, n, 2 * half + 1, dataset)
+
+    def quantiles(self, levels: Sequence[float], horizon: int | None = None) -> np.ndarray:
+        """Residual quantiles at ``levels`` ``[Q, H, C]`` over the first ``horizon`` steps."""
+        horizon = horizon or self.horizon
+        if horizon > self.horizon:
+            raise ConfigError(f"the calibration reaches {self.horizon} steps, {horizon} were "
+                              "asked")
+        table = self.residuals[:, :horizon]
+        u = np.broadcast_to(np.asarray(levels, dtype=np.float64)[:, None, None],
+                            (len(levels), *table.shape[1:]))
+        return interpolate(self.levels, table, u)
+
+    def map_paths(self, paths: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """Sample paths ``[B, S, H, C]`` -> paths whose per-step quantiles are the
+        calibrated ones around ``point`` ``[B, H, C]`` (standardised scale).
+
+        Ensemble copula coupling: the path ranked ``r`` of ``S`` at a step and channel
+        takes the calibrated quantile at level ``(r + 0.5) / S`` (held at the grid's
+        ends); so each step's values are calibrated and the paths keep the sampled ranks'
+        order across steps (ties in sample order).
+        """
+        samples, horizon = paths.shape[1], paths.shape[2]
+        ranks = np.argsort(np.argsort(paths, axis=1, kind="stable"), axis=1, kind="stable")
+        u = (ranks + 0.5) / samples
+        table = self.residuals[:, :horizon]
+        return (point[:, None] + interpolate(self.levels, table, u)).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"head": self.head, "horizon": self.horizon, "channels": self.channels,
+                "windows": self.windows, "span": self.span, "dataset": self.dataset,
+                "levels": self.levels.tolist(),
+                "residual_quantiles": self.residuals.round(6).tolist()}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``calibration.json`` into the model folder ``directory``."""
+        path = Path(directory) / FILE
+        atomic_write_text(path, json.dumps(self.to_dict()))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Calibration:
+        """Read a model folder's ``calibration.json``."""
+        path = Path(directory) / FILE
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["head"], data["levels"], data["residual_quantiles"],
+                       int(data["windows"]), int(data.get("span", 1)), data.get("dataset", ""))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"cannot read {path}: {err}; {CALIBRATE_HINT} to write it "
+                                  "anew") from None
+
+
+@torch.no_grad()
+def collect_residuals(forecast: Callable[[Tensor], Tensor], windows,
+                      max_windows: int = MAX_WINDOWS, batch_size: int = 256) -> np.ndarray:
+    """``y - forecast(x)`` ``[N, H, C]`` over at most ``max_windows`` of ``windows`` (pairs
+    ``([L, C], [H, C])``, standardised), evenly spread; forecasts longer than ``H`` are
+    cut."""
+    if not len(windows):
+        raise ConfigError("no validation windows to calibrate on; use a longer series")
+    index = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows))
+                      .round().astype(int))
+    parts = []
+    for x, y in DataLoader(Subset(windows, index.tolist()), batch_size=batch_size):
+        parts.append((y - forecast(x).float().cpu()[:, :y.shape[1]]).numpy())
+    return np.concatenate(parts)
+
+
+def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
+                    max_windows: int = MAX_WINDOWS, min_values: int = MIN_VALUES,
+                    batch_size: int = 256) -> Calibration:
+    """The calibration of a finetuned ``TokenForecaster``'s point forecast ``head`` (default:
+    its default output) on validation ``windows`` (pairs ``([L, C], [H, C])``,
+    standardised with the model's scaler)."""
+    if not model.config.horizon:
+        raise ConfigError("a pretrained language model has no point forecast to calibrate; "
+                          "finetune it first")
+    head = head or default_output(model.outputs)
+    if head not in model.outputs:
+        raise ConfigError(f"this model forecasts with {', '.join(model.outputs)}, not {head!r}; "
+                          "pick one of those")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        residuals = collect_residuals(lambda x: model.predict(x.to(device))[head], windows,
+                                      max_windows, batch_size)
+    finally:
+        model.train(was_training)
+    return Calibration.from_residuals(residuals, head, min_values=min_values, dataset=dataset)
+
+
+def calibrate_folder(model_dir: str | os.PathLike, data, head: str | None = None,
+                     max_windows: int = MAX_WINDOWS) -> Calibration:
+    """Calibrate a finetuned model folder on the validation split of ``data`` (a
+    ``SplitData``), standardised with the folder's own scaler, and write its
+    ``calibration.json``."""
+    from timetok.data.scaler import Scaler
+    from timetok.data.windows import WindowDataset
+    from timetok.models.forecaster import TokenForecaster
+
+    model_dir = Path(model_dir)
+    model = TokenForecaster.from_pretrained(model_dir).eval()
+    values = data.splits["val"]
+    if (model_dir / "scaler.json").is_file():
+        scaler = Scaler.load(model_dir / "scaler.json")
+        if len(scaler.mean) != data.n_channels:
+            raise ConfigError(f"the model was trained on {len(scaler.mean)} channel(s), "
+                              f"{data.name} has {data.n_channels}; calibrate on the data it "
+                              "was finetuned on")
+        values = scaler.transform(data.scaler.inverse_transform(values))
+    windows = WindowDataset(values, model.config.context_points, model.config.horizon,
+                            where=f"the validation split of {data.name}")
+    calibration = calibrate_model(model, windows, head, data.name, max_windows)
+    calibration.save(model_dir)
+    return calibration
