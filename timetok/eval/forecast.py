@@ -13,6 +13,9 @@ Baselines are computed on the same windows as the model:
   starts here;
 - ``tokenizer-ceiling``: the true future encoded and decoded by the tokenizer, the best
   any decoder-path forecast could do with perfect codes.
+
+DLinear, RLinear and PatchTST trained as their papers train them are in
+:mod:`timetok.eval.baselines`, scored on the same test windows.
 """
 
 from __future__ import annotations
