@@ -17,6 +17,8 @@ In one run:
 Targets (the issue's): codebook usage >= 95 %, user accuracy on generated >= 0.9 x on real,
 feature Fréchet distance <= 1.5 x the real train-vs-test floor, no memorised copies.
 Writes ``benchmarks/results/<name>.{json,md}`` and the PNG grids beside them.
+``--ceiling-only`` scores the tokenizer ceiling of an earlier run's folders alone
+(``<name>_ceiling.{json,md}``).
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -60,6 +62,8 @@ def main() -> int:
     parser.add_argument("--runs", default="runs/bench-doppler")
     parser.add_argument("--name", default="doppler")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="score the tokenizer ceiling of the runs in --runs, nothing else")
     args = parser.parse_args()
 
     from timetok.console import quiet
@@ -78,6 +82,11 @@ def main() -> int:
                          value=value))
         print(f"{dataset:14s} {method:24s} {metric:20s} {value:.4f}", flush=True)
 
+    if args.ceiling_only:
+        for metric, value in ceiling(runs).items():
+            add(f"simulated-{profile['users']}", "tokenizer-ceiling", metric, value)
+        write(f"{args.name}_ceiling", rows, {}, where, command, profile)
+        return 0
     sim, simulate_s = simulate(runs / "sim", profile, args.seed)
     n_images = profile["users"] * profile["per_user"]
     dataset = f"simulated-{profile['users']}"
@@ -101,6 +110,9 @@ def main() -> int:
             add(dataset, method, metric, value)
         if method == "timetok":
             copy_figure(runs / "validation" / method / "grid.png", f"{args.name}_grid.png")
+
+    for metric, value in ceiling(runs).items():
+        add(dataset, "tokenizer-ceiling", metric, value)
 
     parrad = Path(args.parrad) / "radar_parrad_sample"
     if parrad.is_dir():
@@ -183,6 +195,30 @@ def validate(runs: Path, method: str, options: dict, profile: dict, device: str,
     return validate_generator(runs / "generator", out, device=device, seed=seed,
                               classifier_epochs=profile["classifier_epochs"],
                               classifier_dir=runs / "classifier", **options)
+
+
+def ceiling(runs: Path) -> dict[str, float]:
+    """The run's classifier on the tokenizer's reconstructions of the real test images:
+    accuracy and Fréchet distance to the real test images, against the real figures."""
+    import numpy as np
+
+    from timetok.eval.doppler import UserClassifier, frechet_distance
+    from timetok.models.spectrogram import SpectrogramGenerator
+    from timetok.pipelines.doppler import real_splits, reconstruction_figures
+
+    classifier = UserClassifier.load(runs / "classifier")
+    tokenizer = SpectrogramGenerator.from_pretrained(runs / "generator").tokenizer
+    splits = real_splits(runs / "generator")
+    (train, _), (test, users) = splits["train"], splits["test"]
+    _, recon = reconstruction_figures(tokenizer, test, users)
+    real = float((classifier.predict(test) == users).mean())
+    rebuilt = float((classifier.predict(recon) == users).mean())
+    features = [classifier.features(a).astype(np.float64) for a in (train, test, recon)]
+    floor = frechet_distance(features[0], features[1])
+    fd = frechet_distance(features[2], features[1])
+    return {"user_acc_real": real, "user_acc_generated": rebuilt,
+            "user_acc_ratio": rebuilt / real if real else float("nan"), "fd_generated": fd,
+            "fd_floor": floor, "fd_ratio": fd / floor if floor else float("nan")}
 
 
 def report_metrics(report: dict) -> dict[str, float]:
@@ -273,18 +309,25 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
     timing_rows = [{"what": k, "value": v} for k, v in timings.items()]
     timing_rows.append({"what": "whole run, CPU s", "value": cpu.ru_utime + cpu.ru_stime})
     sim = table.get((f"simulated-{profile['users']}", "simulator"), {})
+    rate = f" (simulated at {sim['images_per_s']:.0f} images/s)" if sim else ""
+
+    def figures(*pairs: tuple[str, str]) -> str:
+        shown = [f"![{label}]({name}_{suffix}.png)" for label, suffix in pairs
+                 if (RESULTS / f"{name}_{suffix}.png").is_file()]
+        return " ".join(shown) + "\n\n" if shown else ""
+
     text = (f"# Micro-Doppler generation\n\nMachine: {where}. {profile['users']} simulated "
-            f"users x {profile['per_user']} images at {profile['size']}x{profile['size']} "
-            f"(simulated at {sim.get('images_per_s', float('nan')):.0f} images/s), split per "
-            "user 70/10/20; targets: codebook usage >= 0.95, user accuracy ratio >= 0.9, "
-            "Fréchet ratio <= 1.5, no memorised copies.\n\n"
-            f"![generated]({name}_grid.png)\n\n## Generation (test images of every user)\n\n"
-            + markdown_table(gen_rows, ["method", *generation])
-            + "\n\n## Tokenizer: reconstruction and codebook\n\n"
-            + markdown_table(recon_rows, ["dataset", "method", *recon, "source"])
-            + f"\n\n![reconstructions]({name}_reconstructions.png) "
-            f"![PARRAD]({name}_parrad_reconstructions.png) ![codebook]({name}_codebook.png)"
-            "\n\n## Time\n\n" + markdown_table(timing_rows, ["what", "value"])
+            f"users x {profile['per_user']} images at {profile['size']}x{profile['size']}"
+            f"{rate}, split per user 70/10/20; targets: codebook usage >= 0.95, user "
+            "accuracy ratio >= 0.9, Fréchet ratio <= 1.5, no memorised copies.\n\n"
+            + figures(("generated", "grid")) + "## Generation (test images of every user)\n\n"
+            + markdown_table(gen_rows, ["method", *generation]) + "\n\n"
+            + ("## Tokenizer: reconstruction and codebook\n\n"
+               + markdown_table(recon_rows, ["dataset", "method", *recon, "source"]) + "\n\n"
+               + figures(("reconstructions", "reconstructions"),
+                         ("PARRAD", "parrad_reconstructions"), ("codebook", "codebook"))
+               if any("recon_mse" in r for r in recon_rows) else "")
+            + "## Time\n\n" + markdown_table(timing_rows, ["what", "value"])
             + f"\n\nCommand: `{command}`\n")
     atomic_write_text(RESULTS / f"{name}.md", text)
 

@@ -70,10 +70,11 @@ def main() -> int:
     parser.add_argument("--runs", default="runs/bench-physionet")
     parser.add_argument("--merge", default=None,
                         help="result names to gather into --name instead of running")
+    parser.add_argument("--note", default="", help="a line for the merged table (--merge)")
     args = parser.parse_args()
     if args.merge:
         merge(args.name, args.merge.split(","),
-              "python benchmarks/physionet.py " + shlex.join(sys.argv[1:]))
+              "python benchmarks/physionet.py " + shlex.join(sys.argv[1:]), args.note)
         return 0
 
     from rich.console import Console
@@ -242,7 +243,7 @@ def measured_records(per_split: list[dict], timings: dict, where: str, command: 
                              "measured", command, where) for (s, m), v in timings.items()]
 
 
-def merge(name: str, sources: list[str], command: str) -> None:
+def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     """One table from the measured records of ``sources`` (later ones win per split,
     method and metric); the run totals are summed."""
     import json
@@ -263,11 +264,11 @@ def merge(name: str, sources: list[str], command: str) -> None:
     records = list(chosen.values()) + [
         record("physionet", "p12", "all", "timetok", metric, value, "measured", command,
                where) for metric, value in totals.items()]
-    write(name, records, True, sources[0], sources, command)
+    write(name, records, True, sources[0], sources, command, note)
 
 
 def write(name: str, records: list[dict], final: bool, figures: str,
-          sources: list[str] | None = None, merged_by: str = "") -> None:
+          sources: list[str] | None = None, merged_by: str = "", note: str = "") -> None:
     """Records (plus the published figures) and the Markdown tables: mean ± sd over
     splits, per split, timings; ``figures`` names the run whose split-0 plots to show."""
     from timetok.eval.report import markdown_table, record, write_results
@@ -308,10 +309,12 @@ def write(name: str, records: list[dict], final: bool, figures: str,
             f"validation only; published figures from {REFERENCE}. "
             f"{'Runs' if sources else 'Whole run'}: {totals.get('wall_s', 0) / 60:.1f} min "
             f"wall, {totals.get('cpu_s', 0) / 60:.1f} min CPU.\n\n"
-            f"![ROC]({figures}_roc.png) ![PR]({figures}_pr.png) "
-            f"![calibration]({figures}_calibration.png)\n\n"
+            + (f"![ROC]({figures}_roc.png) ![PR]({figures}_pr.png) "
+               f"![calibration]({figures}_calibration.png) (split 0)\n\n"
+               if (RESULTS / f"{figures}_roc.png").is_file() else "")
             + markdown_table(summary, ["method", "auroc", "auroc sd", "auprc", "auprc sd",
                                        "splits", "source"])
+            + (f"\n\n{note}" if note else "")
             + "\n\nPer split:\n\n"
             + markdown_table(per_split, ["split", "method", "auroc", "auprc"])
             + "\n\nTimings:\n\n"
