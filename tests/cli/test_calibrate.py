@@ -81,7 +81,7 @@ def test_forecast_bad_quantiles(cli, tiny_forecaster, model, tmp_path, args, fra
 def test_forecast_quantiles_without_calibration(cli, tiny_forecaster, model, tmp_path):
     out = tmp_path / "f.csv"
     forecast(cli, tiny_forecaster, model, out, "--quantiles", "0.1,0.9").assert_error(
-        "no calibration", "timetok lm calibrate --model")
+        "no calibration", "timetok lm calibrate")
     assert not out.exists()
 
 

@@ -32,7 +32,7 @@ LEVELS = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 MIN_VALUES = 1000  # residuals behind each step's quantiles; fewer windows pool steps
 MAX_WINDOWS = 2000  # validation windows read, evenly spread (stride-1 neighbours repeat)
 POINT_OUTPUTS = ("blend", "linear", "decoder")  # the default point forecast, in order
-CALIBRATE_HINT = "run 'timetok lm calibrate --model DIR --dataset NAME'"
+CALIBRATE_HINT = "run 'timetok lm calibrate' on the model folder and its dataset"
 
 
 def default_output(outputs: Iterable[str]) -> str:
