@@ -31,6 +31,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh hidden folder beside ``path`` to fill; when the block ends without an error
+    it replaces ``path`` (whatever that held is removed), when it raises it is removed and
+    ``path`` is left as it was. Readers see the old folder or the complete new one."""
+    import secrets
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()  # the umask's mode, unlike mkdtemp's 0700
+    try:
+        yield tmp
+        if path.exists():
+            old = path.parent / f".{path.name}.{secrets.token_hex(4)}.old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
     with atomic_path(path) as tmp:
@@ -41,20 +67,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def default_file_mode() -> int:
     """What ``open`` would give a new file under the current umask (mkstemp gives 0600)."""
-    return 0o666 & ~_umask()
-
-
-def default_dir_mode() -> int:
-    """What ``mkdir`` would give a new folder under the current umask (mkdtemp: 0700)."""
-    return 0o777 & ~_umask()
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def unwritable_reason(path: str | os.PathLike, folder: bool) -> str | None:

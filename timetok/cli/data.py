@@ -107,26 +107,13 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
 
 
 def _fetch_folder(spec, dest: Path, url: str | None, force: bool) -> None:
-    """A dataset served as several files: all of them into ``dest``, verified, atomically."""
-    import shutil
-
+    """A dataset served as several files: all of them into ``dest``, verified, atomically
+    (a failed ``--force`` keeps the old folder)."""
     from timetok.data.fetch import fetch_files
 
     if dest.is_dir() and not force:
         click.echo(f"{dest} is already there (pass --force to download again)")
         return
-    old = None
-    if dest.exists():  # --force: set aside, put back should the download fail
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-    try:
-        fetch_files(url or spec.url, spec.files, dest, spec.checksums)
-    except BaseException:
-        if old is not None:
-            old.rename(dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    fetch_files(url or spec.url, spec.files, dest, spec.checksums)
     credit = "; ".join(part for part in (spec.licence, spec.citation) if part)
     click.echo(f"saved {len(spec.files)} files into {dest}" + (f" ({credit})" if credit else ""))

@@ -248,30 +248,16 @@ def _users(value: str | None, model) -> list[int | str]:
 
 
 def write_images(out: Path, images, users: list[str]) -> None:
-    """``out/<user>/<n>.png`` and ``.npy``, the simulator's layout, built in a temporary
-    folder and renamed onto ``out``."""
-    import shutil
-    import tempfile
+    """``out/<user>/<n>.png`` and ``.npy``, the simulator's layout, written atomically."""
+    from timetok.data.images import save_image
+    from timetok.utils import atomic_folder
 
-    import numpy as np
-    from PIL import Image
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_folder(out) as tmp:
         counters: dict[str, int] = {}
         for image, user in zip(images, users, strict=True):
             n = counters[user] = counters.get(user, -1) + 1
-            folder = tmp / user
-            folder.mkdir(exist_ok=True)
-            np.save(folder / f"{n}.npy", image.astype(np.float32))
-            Image.fromarray((image * 255).round().astype(np.uint8)).save(folder / f"{n}.png")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            (tmp / user).mkdir(exist_ok=True)
+            save_image(tmp / user / str(n), image)
 
 
 @doppler.command()

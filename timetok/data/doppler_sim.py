@@ -32,8 +32,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from timetok.errors import ConfigError
+from timetok.utils import atomic_folder
 
 __all__ = [
     "SCATTERER_NAMES",
@@ -459,7 +458,7 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
     run leaves no partial dataset; an existing non-empty ``out_dir`` is replaced only with
     ``overwrite=True``.
     """
-    from PIL import Image
+    from timetok.data.images import save_image
 
     out = Path(out_dir)
     if per_user < 1:
@@ -474,18 +473,14 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
         _check_prf(user, radar)
     user_width, image_width = max(2, len(str(n_users - 1))), max(3, len(str(per_user - 1)))
     names = [f"user{u:0{user_width}d}" for u in range(n_users)]
-    tmp = _fresh_folder(out, "tmp")
-    try:
+    with atomic_folder(out) as tmp:
         with _progress_bar(progress, n_users * per_user) as advance:
             for u, (user, name) in enumerate(zip(users, names, strict=True)):
                 folder = tmp / name
                 folder.mkdir()
                 images = simulate_user(user, per_user, radar, seed, user_index=u)
                 for i, image in enumerate(images):
-                    stem = folder / f"{i:0{image_width}d}"
-                    np.save(stem.with_suffix(".npy"), image)
-                    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(
-                        stem.with_suffix(".png"))
+                    save_image(folder / f"{i:0{image_width}d}", image)
                     advance()
         info = {
             "seed": seed, "n_users": n_users, "per_user": per_user, "radar": asdict(radar),
@@ -496,34 +491,7 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
                      "time_s": time_axis(radar).tolist()},
         }
         (tmp / "users.json").write_text(json.dumps(info, indent=2) + "\n")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _fresh_folder(out: Path, suffix: str) -> Path:
-    """A new empty hidden folder beside ``out`` (the umask's mode, unlike mkdtemp's 0700)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        path = out.parent / f".{out.name}.{secrets.token_hex(4)}.{suffix}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder ``tmp`` onto ``out``, removing what ``out`` held."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = _fresh_folder(out, "old")
-    os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import string
 import tempfile
 import urllib.error
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from timetok.errors import DataError
-from timetok.utils import default_dir_mode, default_file_mode
+from timetok.utils import atomic_folder, default_file_mode
 
 __all__ = ["fetch_file", "fetch_files", "file_checksum"]
 
@@ -328,39 +327,27 @@ def fetch_files(
 
     ``checksums`` names the server's own list of sha256 sums in that folder; it is read
     first, and every file is verified against its entry as :func:`fetch_file` writes it.
-    Everything lands in a temporary folder beside ``dest``, renamed onto ``dest`` (which
-    must not exist) only once every file has arrived intact: ``dest`` appears complete or
-    not at all.
+    Everything lands in a temporary folder beside ``dest``, renamed onto it (replacing what
+    it held) only once every file has arrived intact: a failure leaves ``dest`` as it was.
     """
-    dest = Path(dest)
-    if dest.exists():
-        raise DataError(f"{dest} already exists; remove it or pass force to download again")
     base = base_url if base_url.endswith("/") else base_url + "/"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+        with atomic_folder(dest) as tmp:
+            listing = tmp / checksums
+            with listing.open("wb") as handle:
+                _download(base + checksums, handle, _new_hasher("sha256"), label=checksums,
+                          progress=False, timeout=timeout)
+            sums = _read_sums(listing, base + checksums)
+            missing = [name for name in names if name not in sums]
+            if missing:
+                raise DataError(f"{base + checksums} lists no sum for {', '.join(missing)}; "
+                                "the server's layout changed - download the files by hand")
+            for name in names:
+                fetch_file(base + name, tmp / name, f"sha256:{sums[name]}",
+                           progress=progress, timeout=timeout)
     except OSError as exc:
         raise DataError(
-            f"cannot write into {str(dest.parent)!r}: {_one_line(exc.strerror or exc)}; "
+            f"cannot write into {str(Path(dest).parent)!r}: {_one_line(exc.strerror or exc)}; "
             "choose a writable destination folder"
         ) from None
-    try:
-        listing = tmp / checksums
-        hasher = _new_hasher("sha256")
-        with listing.open("wb") as handle:
-            _download(base + checksums, handle, hasher, label=checksums, progress=False,
-                      timeout=timeout)
-        sums = _read_sums(listing, base + checksums)
-        missing = [name for name in names if name not in sums]
-        if missing:
-            raise DataError(f"{base + checksums} lists no sum for {', '.join(missing)}; the "
-                            "server's layout changed - download the files by hand")
-        for name in names:
-            fetch_file(base + name, tmp / name, f"sha256:{sums[name]}", progress=progress,
-                       timeout=timeout)
-        os.chmod(tmp, default_dir_mode())
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

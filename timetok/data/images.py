@@ -295,6 +295,15 @@ def split_per_user(users: np.ndarray, val: float = 0.1, test: float = 0.2, seed:
     return {split: np.sort(np.concatenate(p)).astype(np.int64) for split, p in parts.items()}
 
 
+def save_image(stem: Path, image: np.ndarray) -> None:
+    """``stem.npy`` (the exact float32 image) and ``stem.png`` (an 8-bit preview): the
+    layout :func:`load_image_folder` reads, ``.npy`` first."""
+    from PIL import Image
+
+    np.save(stem.with_suffix(".npy"), image.astype(np.float32))
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(stem.with_suffix(".png"))
+
+
 # --- by name ---------------------------------------------------------------------------
 
 
