@@ -146,6 +146,18 @@ class SpectrogramTokenizer(PretrainedModel):
         return rearrange(indices, "b (h w) -> b h w", h=self.config.grid)
 
     @torch.no_grad()
+    def encode_images(self, images: np.ndarray, batch_size: int = 64) -> Tensor:
+        """Codes ``[N, g, g]`` (on the CPU) of ``[N, S, S]`` images held in memory, encoded
+        in eval mode a batch at a time on the model's device."""
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        codes = [self.encode(torch.from_numpy(images[i:i + batch_size]).to(device)).cpu()
+                 for i in range(0, len(images), batch_size)]
+        self.train(was_training)
+        return torch.cat(codes)
+
+    @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[B, g, g]`` -> images ``[B, S, S]`` in [0, 1]."""
         quantized = self.quantizer.decode_indices(rearrange(codes, "b h w -> b (h w)"))

@@ -43,10 +43,8 @@ def codebook_figures(model: SpectrogramGenerator, images: np.ndarray, generated_
                      torch.Tensor | None, batch_size: int = 64) -> dict[str, float]:
     """Codebook use on the real ``images`` (the share of codes used, perplexity) and, when
     given, on the generated code grids."""
-    device = next(model.parameters()).device
     usage = CodeUsage(model.tokenizer.codebook_size)
-    for chunk in np.array_split(images, max(1, -(-len(images) // batch_size))):
-        usage.update(model.tokenizer.encode(torch.from_numpy(chunk).to(device)))
+    usage.update(model.tokenizer.encode_images(images, batch_size))
     real = usage.compute()
     figures = {"usage_real": real["usage"], "perplexity_real": real["perplexity"],
                "codebook_size": model.tokenizer.codebook_size}
@@ -135,10 +133,7 @@ def reconstruction_figures(tokenizer, images: np.ndarray, users: np.ndarray,
     scale, the share of the codebook used and the distinct codes per user (min and mean);
     returns the figures and the reconstructions."""
     device = next(tokenizer.parameters()).device
-    tokenizer.eval()
-    codes = torch.cat([tokenizer.encode(torch.from_numpy(chunk).to(device)).cpu()
-                       for chunk in np.array_split(images, max(1, -(-len(images) //
-                                                                     batch_size)))])
+    codes = tokenizer.encode_images(images, batch_size)
     recon = torch.cat([tokenizer.decode(chunk.to(device)).float().cpu()
                        for chunk in codes.split(batch_size)]).numpy()
     mse = float(np.mean((recon - images) ** 2))

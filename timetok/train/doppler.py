@@ -63,18 +63,9 @@ class SpectrogramDataModule(TaskDataModule):
         data = self.load()
         return data.images[self.index[split]], data.users[self.index[split]]
 
-    @torch.no_grad()
     def encode_with(self, tokenizer: SpectrogramTokenizer, batch_size: int = 64) -> None:
         """Code grids of every image by a frozen tokenizer: the prior's data from now on."""
-        data = self.load()
-        device = next(tokenizer.parameters()).device
-        was_training = tokenizer.training
-        tokenizer.eval()
-        self.codes = torch.cat([
-            tokenizer.encode(torch.from_numpy(chunk).to(device)).cpu()
-            for chunk in np.array_split(data.images, max(1, -(-len(data.images) // batch_size)))
-        ])
-        tokenizer.train(was_training)
+        self.codes = tokenizer.encode_images(self.load().images, batch_size)
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
