@@ -56,8 +56,8 @@ SAMPLES, SAMPLE_STRIDE = 32, 5
 # Validation windows of finetuning and of the trained baselines: every 16th.
 VAL_STRIDE = 16
 # The in-run baselines a forecast is set against in "wins and losses".
-IN_RUN = ("repeat-last", "seasonal-naive", "dlinear", "rlinear", "dlinear-trained",
-          "rlinear-trained", "patchtst")
+TRAINED = ("dlinear-trained", "rlinear-trained", "patchtst")
+IN_RUN = ("repeat-last", "seasonal-naive", "dlinear", "rlinear", *TRAINED)
 TIE = 1e-4  # an MSE closer than this to the other is a tie (as in forecast_seeds.py)
 
 
@@ -142,6 +142,8 @@ def main() -> int:
         and PatchTST/64's published MSE; then the means over the pairs holding all three."""
         mse = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
                for r in records if r["metric"] == "mse" and r["setting"] != "H=0"}
+        val = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
+               for r in records if r["metric"] == "val_mse"}
         table, means = [], []
 
         def verdict(a: float, b: float | None) -> str:
@@ -156,9 +158,17 @@ def main() -> int:
                        key=lambda m: mse[(dataset, horizon, m)])
             base_mse = mse[(dataset, horizon, base)]
             patchtst = mse.get((dataset, horizon, "PatchTST/64"))
+            # The issue's rule, checked where it is set: on the validation windows.
+            ours_val = val.get((dataset, horizon, method))
+            rivals = [m for m in TRAINED if (dataset, horizon, m) in val]
+            rival = min(rivals, key=lambda m: val[(dataset, horizon, m)]) if rivals else None
+            rival_val = val[(dataset, horizon, rival)] if rival else None
             table.append({"dataset": dataset, "H": horizon, "ours": method, "mse": ours_mse,
                           "best in-run baseline": base, "baseline mse": base_mse,
                           "vs baseline": verdict(ours_mse, base_mse),
+                          "val mse": ours_val, "best trained on val": rival,
+                          "val vs trained": verdict(ours_val, rival_val)
+                          if ours_val is not None else "",
                           "PatchTST/64 (published)": patchtst,
                           "vs PatchTST/64": verdict(ours_mse, patchtst)})
             if patchtst is not None:
@@ -186,10 +196,15 @@ def main() -> int:
                  "chosen before testing) against the in-run baseline with the lowest test MSE "
                  "(closed-form or trained, chosen on test, which favours the baselines) and "
                  "against PatchTST/64's published test MSE (L=512, fully trained); the last "
-                 "row averages the pairs that hold all three.\n\n")
+                 "row averages the pairs that hold all three. `val mse` is the exported "
+                 "forecast's validation MSE (the blend's weights were fitted on those windows), "
+                 "set against the trained baseline with the lowest validation MSE on the same "
+                 "windows: the issue asks that ours be no worse there.\n\n")
         text += markdown_table(wins_and_losses(), ["dataset", "H", "ours", "mse",
                                                    "best in-run baseline", "baseline mse",
-                                                   "vs baseline", "PatchTST/64 (published)",
+                                                   "vs baseline", "val mse",
+                                                   "best trained on val", "val vs trained",
+                                                   "PatchTST/64 (published)",
                                                    "vs PatchTST/64"])
         if probabilistic:
             text += (f"\n\nProbabilistic forecasts (CRPS and coverage standardised, WQL on "
@@ -267,6 +282,8 @@ def main() -> int:
                              "blend val": summary.get("val_mse_blend", ""),
                              "blend weight": summary.get("blend_weight_mean", "")})
             ours[(dataset, horizon)] = f"timetok-{default_output(models[-1].outputs)}"
+            if "val_mse_blend" in summary:
+                add(dataset, horizon, "timetok-blend", "val_mse", summary["val_mse_blend"])
             report = evaluate_forecaster(
                 models, data, horizon, batch_size=64, stride=profile["eval_stride"],
                 track=lambda it, h=horizon: track(it, description=f"eval H={h}",
@@ -291,6 +308,7 @@ def main() -> int:
                     continue
                 add(dataset, horizon, name, "mse", result["test_mse"])
                 add(dataset, horizon, name, "mae", result["test_mae"])
+                add(dataset, horizon, name, "val_mse", result["val_mse"])
                 rows.append({"dataset": dataset, "H": horizon, "method": name,
                              "mse": result["test_mse"], "mae": result["test_mae"],
                              "source": "measured", "windows": report["windows"]})
