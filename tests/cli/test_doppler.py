@@ -94,6 +94,17 @@ def test_generate_refuses_bad_sampling_and_users(run, cli, tmp_path, flags, frag
     assert not out.exists()
 
 
+def test_generate_refuses_a_cuda_device_where_there_is_none(run, cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    out = tmp_path / "out"
+    cli("doppler", "generate", "--model", run / "run", "--device", "cuda", "--out",
+        out).assert_error("no CUDA device is visible", "--device cpu or auto")
+    assert not out.exists()
+
+
 def _folder(root, sizes=((20, 20),), users=("a", "b")):
     for user in users:
         (root / user).mkdir(parents=True)

@@ -231,8 +231,22 @@ def sampling_options(func):
                     "result)."),
         option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
         option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True),
-        option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ..."),
+        option("--device", default="auto", show_default=True,
+               help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ..."),
     )(func)
+
+
+def _device(value: str) -> str:
+    """``auto`` as the GPU when one is visible, else the CPU; a CUDA device only where
+    there is one."""
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {value}: no CUDA device is visible here; pass --device "
+                          "cpu or auto")
+    return value
 
 
 def _sampling(top_k, top_p, temperature):
@@ -279,6 +293,7 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     from timetok.models.spectrogram import SpectrogramGenerator
 
     sampling = _sampling(top_k, top_p, temperature)
+    device = _device(device)
     out = Path(out)
     check_writable(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -323,6 +338,7 @@ def validate(model_dir, data_path, generated, samples, temperature, top_k, top_p
     from timetok.pipelines.doppler import validate_generator
 
     sampling = _sampling(top_k, top_p, temperature)
+    device = _device(device)
     model_dir = resolve_generator(model_dir)
     out = Path(out) if out else model_dir / "validation"
     check_writable(out, "--out")
