@@ -14,12 +14,14 @@ from timetok.cli.options import (
     check_new_run,
     check_writable,
     compose,
+    device_option,
     int_list,
     json_option,
     optimiser_options,
     option,
     pass_settings,
     print_summary,
+    resolve_device,
     run_options,
     run_options_from,
     saved_settings,
@@ -231,22 +233,8 @@ def sampling_options(func):
                     "result)."),
         option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
         option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True),
-        option("--device", default="auto", show_default=True,
-               help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ..."),
+        device_option,
     )(func)
-
-
-def _device(value: str) -> str:
-    """``auto`` as the GPU when one is visible, else the CPU; a CUDA device only where
-    there is one."""
-    import torch
-
-    if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if value.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {value}: no CUDA device is visible here; pass --device "
-                          "cpu or auto")
-    return value
 
 
 def _sampling(top_k, top_p, temperature):
@@ -293,7 +281,7 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     from timetok.models.spectrogram import SpectrogramGenerator
 
     sampling = _sampling(top_k, top_p, temperature)
-    device = _device(device)
+    device = resolve_device(device)
     out = Path(out)
     check_writable(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -338,7 +326,7 @@ def validate(model_dir, data_path, generated, samples, temperature, top_k, top_p
     from timetok.pipelines.doppler import validate_generator
 
     sampling = _sampling(top_k, top_p, temperature)
-    device = _device(device)
+    device = resolve_device(device)
     model_dir = resolve_generator(model_dir)
     out = Path(out) if out else model_dir / "validation"
     check_writable(out, "--out")

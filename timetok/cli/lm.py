@@ -15,11 +15,13 @@ from timetok.cli.options import (
     check_writable,
     data_options,
     dataset_names,
+    device_option,
     int_list,
     json_option,
     option,
     pass_settings,
     print_summary,
+    resolve_device,
     run_options,
     run_options_from,
     saved_settings,
@@ -275,9 +277,10 @@ def _model_dirs(model_dir: Path, horizons: list[int]) -> dict[int, Path]:
 @option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
 @option("--out", type=click.Path(file_okay=False), default=None,
         help="Report folder [default: MODEL/eval-DATASET].")
+@device_option
 @json_option
 def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_size, samples,
-             sample_stride, temperature, top_k, top_p, out, as_json) -> None:
+             sample_stride, temperature, top_k, top_p, out, device, as_json) -> None:
     """Test MSE/MAE per horizon beside in-run baselines and published figures."""
     from rich.progress import track
 
@@ -290,6 +293,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
     from timetok.nn.sampling import Sampling
 
     dataset_names(dataset, one=True)
+    device = resolve_device(device)
     dirs = _model_dirs(Path(model_dir), int_list(horizons, "--horizons"))
     out_dir = Path(out or Path(model_dir) / f"eval-{get_spec(dataset).name}")
     check_writable(out_dir, "--out")
@@ -306,6 +310,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, horizons, stride, batch_si
             Sampling(temperature, top_k, top_p),
             track=lambda it, h=horizon: track(it, description=f"H={h}", disable=as_json,
                                               transient=True),
+            device=device,
         )
         reports.append(report)
         for method, metrics in report["methods"].items():

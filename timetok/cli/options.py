@@ -258,6 +258,24 @@ def json_option(func):
     return option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
 
 
+def device_option(func):
+    return option("--device", default="auto", show_default=True,
+                  help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ...")(func)
+
+
+def resolve_device(value: str) -> str:
+    """``--device``: ``auto`` is the GPU when one is visible, else the CPU; a CUDA device
+    only where there is one."""
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {value}: no CUDA device is visible here; pass --device "
+                          "cpu or auto")
+    return value
+
+
 def pass_settings(func):
     """Hand the command its parameters with files and a resumed run's settings merged in."""
 
