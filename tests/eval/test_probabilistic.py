@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from timetok.errors import CheckpointError, ConfigError
-from timetok.eval.calibration import LEVELS, Calibration, calibrate_folder, check_levels
+from timetok.eval.calibration import (
+    LEVELS,
+    SCALE_FLOOR,
+    Calibration,
+    calibrate_folder,
+    check_levels,
+    context_scale,
+    validation_crps,
+)
 from timetok.eval.probabilistic import (
     CRPS_LEVELS,
     WQL_LEVELS,
@@ -100,12 +108,72 @@ def test_mapped_paths_take_the_calibrated_quantiles_and_keep_their_ranks():
     np.testing.assert_allclose(np.sort(mapped, axis=1), expected, rtol=1e-5, atol=1e-5)
 
 
+def heteroscedastic(n: int, calm: float, seed: int = 0):
+    """Contexts ``[n, 96, 2]`` of two regimes (spread ``calm`` or 1) and residuals whose
+    spread follows their context's."""
+    rng = np.random.default_rng(seed)
+    spread = np.where(np.arange(n) % 2, 1.0, calm)[:, None, None]
+    contexts = rng.normal(size=(n, 96, 2)) * spread
+    return contexts, rng.normal(size=(n, 6, 2)) * spread
+
+
+def test_scaled_quantiles_follow_each_context_spread():
+    contexts, errors = heteroscedastic(4000, calm=0.5)
+    scales = context_scale(contexts, 96)
+    assert abs(scales[1::2].mean() - (1 + SCALE_FLOOR)) < 0.02
+    scaled = Calibration.from_residuals(errors, "blend", scales=scales, scale_window=96)
+    marginal = Calibration.from_residuals(errors, "blend")
+    assert scaled.scale_window == 96 and marginal.scale_window == 0
+    q = scaled.quantiles([0.1, 0.9], scale=scaled.scales(contexts))  # (Q, B, H, C)
+    assert q.shape == (2, 4000, 6, 2) and (q[1] > q[0]).all()
+    inside = (errors >= q[0]) & (errors <= q[1])
+    # 80 % inside in each regime; the marginal bands cover calm windows nearly always and
+    # volatile ones too rarely
+    for regime in (slice(0, None, 2), slice(1, None, 2)):
+        assert abs(inside[regime].mean() - 0.8) < 0.04  # the floor widens calm bands
+    m = marginal.quantiles([0.1, 0.9])
+    inside_m = (errors >= m[0]) & (errors <= m[1])
+    assert inside_m[0::2].mean() > 0.93 and inside_m[1::2].mean() < 0.75
+    # and the scaled bands score the better CRPS, which is how calibrate_model chooses
+    assert validation_crps(scaled, errors, scales) < validation_crps(marginal, errors, scales)
+    # a flat context keeps a band: the floor
+    assert (context_scale(np.zeros((1, 96, 2)), 96) == SCALE_FLOOR).all()
+
+
+def test_homoscedastic_residuals_keep_the_marginal_calibration_as_good():
+    contexts, errors = heteroscedastic(4000, calm=1.0)
+    scales = context_scale(contexts, 96)
+    scaled = Calibration.from_residuals(errors, "blend", scales=scales, scale_window=96)
+    marginal = Calibration.from_residuals(errors, "blend")
+    gap = validation_crps(scaled, errors, scales) - validation_crps(marginal, errors, scales)
+    assert abs(gap) < 0.01 * validation_crps(marginal, errors, scales)
+
+
+def test_scaled_paths_take_the_scaled_quantiles():
+    contexts, errors = heteroscedastic(2000, calm=0.3)
+    cal = Calibration.from_residuals(errors, "blend", scales=context_scale(contexts, 96),
+                                     scale_window=96)
+    rng = np.random.default_rng(3)
+    paths = rng.normal(size=(2, 9, 6, 2))
+    point = rng.normal(size=(2, 6, 2))
+    scale = cal.scales(contexts[:2])
+    mapped = cal.map_paths(paths, point, scale)
+    levels = (np.arange(9) + 0.5) / 9
+    expected = point[:, None] + cal.quantiles(levels, scale=scale).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(np.sort(mapped, axis=1), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_calibration_round_trip_and_a_damaged_file(tmp_path: Path):
     cal = Calibration.from_residuals(residuals(300), "blend", dataset="custom")
     cal.save(tmp_path)
     back = Calibration.load(tmp_path)
     assert (back.head, back.windows, back.span, back.dataset) == ("blend", 300, cal.span,
                                                                   "custom")
+    assert back.scale_window == 0
+    contexts, errors = heteroscedastic(300, calm=0.5)
+    Calibration.from_residuals(errors, "blend", scales=context_scale(contexts, 96),
+                               scale_window=96).save(tmp_path)
+    assert Calibration.load(tmp_path).scale_window == 96
     np.testing.assert_allclose(back.levels, LEVELS)
     np.testing.assert_allclose(back.residuals, cal.residuals, atol=1e-6)
     (tmp_path / "calibration.json").write_text('{"head": "blend"}')
@@ -146,8 +214,11 @@ def test_predict_quantiles_around_the_point_forecast(tiny_forecaster, calibrated
     assert q.shape == (3, 8, 2) and (np.diff(q, axis=0) >= 0).all()
     point = forecaster.predict(context)
     cal = forecaster.calibration
-    # the median is the point forecast plus the residuals' median, on the data's scale
-    np.testing.assert_allclose(q[1] - point, cal.quantiles([0.5])[0] * forecaster.scaler.std,
+    # the median is the point forecast plus the residuals' median (in units of the
+    # context's spread, where the calibration chose them), on the data's scale
+    standardised = forecaster.scaler.transform(context)[None]
+    median = cal.quantiles([0.5], scale=cal.scales(standardised))[0, 0]
+    np.testing.assert_allclose(q[1] - point, median * forecaster.scaler.std,
                                rtol=1e-4, atol=1e-4)
     assert forecaster.predict_quantiles(context[None].repeat(3, 0)).shape == (3, 3, 8, 2)
     assert forecaster.predict_quantiles(context, horizon=5).shape == (3, 5, 2)

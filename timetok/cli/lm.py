@@ -364,9 +364,12 @@ def calibrate(model_dir, dataset, data_path, data_dir, head, max_windows) -> Non
     data = load_splits(dataset, context, data_dir=data_dir, data_path=data_path)
     with writing(folder / FILE, "--model"):
         calibration = calibrate_folder(folder, data, head, max_windows)
+    scaled = (f"in units of the context's spread over its last {calibration.scale_window} "
+              "steps" if calibration.scale_window else "the same for every context")
     click.echo(f"wrote {folder / FILE}: the {calibration.head!r} forecast's residual "
                f"quantiles over {calibration.windows} validation windows of {data.name} "
-               f"({calibration.horizon} steps, pooled over {calibration.span})")
+               f"({calibration.horizon} steps, pooled over {calibration.span}; {scaled}, "
+               "chosen by validation CRPS)")
 
 
 def quantile_levels(text: str) -> list[float]:

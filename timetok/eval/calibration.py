@@ -6,8 +6,12 @@ forecast's quantile at level ``q`` is the point forecast plus the residuals' ``q
 quantile (interpolated between grid levels). Where validation windows are few, each step
 pools its neighbouring steps' residuals, enough for ``MIN_VALUES`` values per step.
 
-The quantiles are marginal over windows: a band is as wide after a calm context as after
-a volatile one. A model folder keeps them in ``calibration.json``.
+Optionally the residuals are first divided by the context's recent spread (the standard
+deviation of its last ``SCALE_WINDOW`` steps per channel, floored at ``SCALE_FLOOR``), and
+each forecast's quantiles are multiplied by its own context's: bands then widen after a
+volatile context and narrow after a calm one. :func:`calibrate_model` fits both and keeps
+the one with the lower CRPS on the validation windows. A model folder keeps the result in
+``calibration.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ MIN_VALUES = 1000  # residuals behind each step's quantiles; fewer windows pool 
 MAX_WINDOWS = 2000  # validation windows read, evenly spread (stride-1 neighbours repeat)
 POINT_OUTPUTS = ("blend", "linear", "decoder")  # the default point forecast, in order
 CALIBRATE_HINT = "run 'timetok lm calibrate' on the model folder and its dataset"
+SCALE_WINDOW = 96  # context steps whose spread scales a window's residuals
+SCALE_FLOOR = 0.05  # on the standardised scale: a flat context does not collapse the band
+
+
+def context_scale(x, window: int) -> np.ndarray:
+    """The spread of the last ``window`` steps of each context, ``[B, 1, C]`` from ``x``
+    ``[B, L, C]`` (standardised; numpy or torch), floored at ``SCALE_FLOOR``; ones when
+    ``window`` is 0."""
+    x = x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    if not window:
+        return np.ones((x.shape[0], 1, x.shape[2]))
+    return x[:, -window:].astype(np.float64).std(axis=1, keepdims=True) + SCALE_FLOOR
 
 
 def default_output(outputs: Iterable[str]) -> str:
@@ -81,7 +97,9 @@ class Calibration:
 
     ``residuals`` ``[G, H, C]`` holds the quantiles at ``levels`` ``[G]`` on the
     standardised scale; ``C`` is 1 when the channels share them. ``windows``: validation
-    windows read; ``span``: steps pooled per step.
+    windows read; ``span``: steps pooled per step; ``scale_window``: 0 for quantiles
+    shared by every window, else the residuals are in units of the context's spread over
+    that many last steps (:func:`context_scale`).
     """
 
     head: str
@@ -90,6 +108,7 @@ class Calibration:
     windows: int
     span: int = 1
     dataset: str = ""
+    scale_window: int = 0
 
     def __post_init__(self):
         levels = np.asarray(self.levels, dtype=np.float64)
@@ -113,13 +132,23 @@ class Calibration:
     def channels(self) -> int:
         return self.residuals.shape[2]
 
+    def scales(self, x) -> np.ndarray:
+        """Each context's scale ``[B, 1, C]`` for contexts ``x`` ``[B, L, C]``
+        (standardised): ones for a marginal calibration."""
+        return context_scale(x, self.scale_window)
+
     @classmethod
     def from_residuals(cls, residuals: np.ndarray, head: str, levels: Sequence[float] = LEVELS,
-                       min_values: int = MIN_VALUES, dataset: str = "") -> Calibration:
-        """Quantiles of ``residuals`` ``[N, H, C]`` (``y - ŷ``, standardised), each step
-        pooling the steps within ``span // 2`` of its own (fewer at the horizon's ends),
-        ``span`` the least odd number giving ``min_values`` residuals per channel (at most
-        the horizon's length)."""
+                       min_values: int = MIN_VALUES, dataset: str = "",
+                       scales: np.ndarray | None = None,
+                       scale_window: int = 0) -> Calibration:
+        """Quantiles of ``residuals`` ``[N, H, C]`` (``y - ŷ``, standardised), divided by
+        ``scales`` ``[N, 1, C]`` (the contexts' spreads over ``scale_window`` steps) where
+        given, each step pooling the steps within ``span // 2`` of its own (fewer at the
+        horizon's ends), ``span`` the least odd number giving ``min_values`` residuals per
+        channel (at most the horizon's length)."""
+        if scales is not None:
+            residuals = residuals / scales
         n, horizon, channels = residuals.shape
         if not n:
             raise ConfigError("no residuals to calibrate on; pass validation windows")
@@ -132,10 +161,13 @@ class Calibration:
                             levels, axis=0)
                 for h in range(horizon)
             ], axis=1)
-        return cls(head, np.asarray(levels), table, n, 2 * half + 1, dataset)
+        return cls(head, np.asarray(levels), table, n, 2 * half + 1, dataset,
+                   scale_window if scales is not None else 0)
 
-    def quantiles(self, levels: Sequence[float], horizon: int | None = None) -> np.ndarray:
-        """Residual quantiles at ``levels`` ``[Q, H, C]`` over the first ``horizon`` steps."""
+    def quantiles(self, levels: Sequence[float], horizon: int | None = None,
+                  scale: np.ndarray | None = None) -> np.ndarray:
+        """Residual quantiles at ``levels`` ``[Q, H, C]`` over the first ``horizon`` steps;
+        with the contexts' ``scale`` ``[B, 1, C]`` (:meth:`scales`), ``[Q, B, H, C]``."""
         horizon = horizon or self.horizon
         if horizon > self.horizon:
             raise ConfigError(f"the calibration reaches {self.horizon} steps, {horizon} were "
@@ -143,11 +175,14 @@ class Calibration:
         table = self.residuals[:, :horizon]
         u = np.broadcast_to(np.asarray(levels, dtype=np.float64)[:, None, None],
                             (len(levels), *table.shape[1:]))
-        return interpolate(self.levels, table, u)
+        q = interpolate(self.levels, table, u)
+        return q if scale is None else q[:, None] * scale[None]
 
-    def map_paths(self, paths: np.ndarray, point: np.ndarray) -> np.ndarray:
+    def map_paths(self, paths: np.ndarray, point: np.ndarray,
+                  scale: np.ndarray | None = None) -> np.ndarray:
         """Sample paths ``[B, S, H, C]`` -> paths whose per-step quantiles are the
-        calibrated ones around ``point`` ``[B, H, C]`` (standardised scale).
+        calibrated ones around ``point`` ``[B, H, C]`` (standardised scale), in units of the
+        contexts' ``scale`` ``[B, 1, C]`` where given.
 
         Ensemble copula coupling: the path ranked ``r`` of ``S`` at a step and channel
         takes the calibrated quantile at level ``(r + 0.5) / S`` (held at the grid's
@@ -158,12 +193,15 @@ class Calibration:
         ranks = np.argsort(np.argsort(paths, axis=1, kind="stable"), axis=1, kind="stable")
         u = (ranks + 0.5) / samples
         table = self.residuals[:, :horizon]
-        return (point[:, None] + interpolate(self.levels, table, u)).astype(np.float32)
+        spread = interpolate(self.levels, table, u)
+        if scale is not None:
+            spread = spread * scale[:, None]
+        return (point[:, None] + spread).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {"head": self.head, "horizon": self.horizon, "channels": self.channels,
                 "windows": self.windows, "span": self.span, "dataset": self.dataset,
-                "levels": self.levels.tolist(),
+                "scale_window": self.scale_window, "levels": self.levels.tolist(),
                 "residual_quantiles": self.residuals.round(6).tolist()}
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -179,7 +217,8 @@ class Calibration:
         try:
             data = json.loads(path.read_text())
             return cls(data["head"], data["levels"], data["residual_quantiles"],
-                       int(data["windows"]), int(data.get("span", 1)), data.get("dataset", ""))
+                       int(data["windows"]), int(data.get("span", 1)), data.get("dataset", ""),
+                       int(data.get("scale_window", 0)))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"cannot read {path}: {err}; {CALIBRATE_HINT} to write it "
                                   "anew") from None
@@ -187,18 +226,36 @@ class Calibration:
 
 @torch.no_grad()
 def collect_residuals(forecast: Callable[[Tensor], Tensor], windows,
-                      max_windows: int = MAX_WINDOWS, batch_size: int = 256) -> np.ndarray:
+                      max_windows: int = MAX_WINDOWS, batch_size: int = 256,
+                      scale_window: int = SCALE_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """``y - forecast(x)`` ``[N, H, C]`` over at most ``max_windows`` of ``windows`` (pairs
-    ``([L, C], [H, C])``, standardised), evenly spread; forecasts longer than ``H`` are
-    cut."""
+    ``([L, C], [H, C])``, standardised), evenly spread, and the contexts' scales ``[N, 1,
+    C]`` over their last ``scale_window`` steps; forecasts longer than ``H`` are cut."""
     if not len(windows):
         raise ConfigError("no validation windows to calibrate on; use a longer series")
     index = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows))
                       .round().astype(int))
-    parts = []
+    parts, scales = [], []
     for x, y in DataLoader(Subset(windows, index.tolist()), batch_size=batch_size):
         parts.append((y - forecast(x).float().cpu()[:, :y.shape[1]]).numpy())
-    return np.concatenate(parts)
+        scales.append(context_scale(x, scale_window))
+    return np.concatenate(parts), np.concatenate(scales)
+
+
+def validation_crps(calibration: Calibration, residuals: np.ndarray, scales: np.ndarray,
+                    chunk: int = 64) -> float:
+    """Mean CRPS (quantile grid) of ``calibration``'s bands around the point forecasts
+    whose errors are ``residuals`` ``[N, H, C]``, the contexts' scales ``scales``."""
+    from timetok.eval.probabilistic import CRPS_LEVELS, crps_from_quantiles
+
+    total, horizon = 0.0, residuals.shape[1]
+    for i in range(0, len(residuals), chunk):
+        if calibration.scale_window:
+            q = calibration.quantiles(CRPS_LEVELS, horizon, scales[i:i + chunk])
+        else:
+            q = calibration.quantiles(CRPS_LEVELS, horizon)[:, None]
+        total += float(crps_from_quantiles(q, residuals[i:i + chunk]).sum())
+    return total / residuals.size
 
 
 def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
@@ -206,7 +263,8 @@ def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
                     batch_size: int = 256) -> Calibration:
     """The calibration of a finetuned ``TokenForecaster``'s point forecast ``head`` (default:
     its default output) on validation ``windows`` (pairs ``([L, C], [H, C])``,
-    standardised with the model's scaler)."""
+    standardised with the model's scaler): marginal, or scaled by each context's recent
+    spread, whichever has the lower CRPS on those windows."""
     if not model.config.horizon:
         raise ConfigError("a pretrained language model has no point forecast to calibrate; "
                           "finetune it first")
@@ -217,12 +275,17 @@ def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    window = min(SCALE_WINDOW, model.config.context_points)
     try:
-        residuals = collect_residuals(lambda x: model.predict(x.to(device))[head], windows,
-                                      max_windows, batch_size)
+        residuals, scales = collect_residuals(lambda x: model.predict(x.to(device))[head],
+                                              windows, max_windows, batch_size, window)
     finally:
         model.train(was_training)
-    return Calibration.from_residuals(residuals, head, min_values=min_values, dataset=dataset)
+    options = [Calibration.from_residuals(residuals, head, min_values=min_values,
+                                          dataset=dataset),
+               Calibration.from_residuals(residuals, head, min_values=min_values,
+                                          dataset=dataset, scales=scales, scale_window=window)]
+    return min(options, key=lambda c: validation_crps(c, residuals, scales))
 
 
 def calibrate_folder(model_dir: str | os.PathLike, data, head: str | None = None,

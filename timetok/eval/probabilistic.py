@@ -120,10 +120,11 @@ def evaluate_probabilistic(
     standardised scale (WQL: original scale):
 
     - ``timetok-calibrated``: its point forecast plus the calibrated residual quantiles
-      (the folder's ``calibration.json``, else fitted on the validation split);
+      (the folder's ``calibration.json``, else fitted on the validation split), scaled by
+      the context's spread where the calibration is;
     - ``residual-quantiles``: the in-run linear baseline with the lower validation MSE
       (``dlinear`` or ``rlinear``, fitted as ``evaluate_forecaster`` fits them) plus its
-      own validation residuals' quantiles;
+      own validation residuals' quantiles, the same for every window;
     - with ``samples``, on every ``sample_stride``-th batch: ``timetok-sampled``, the
       language model's raw paths' quantiles, and ``timetok-sampled-calibrated``, the
       same paths mapped onto the calibration (what ``forecast --samples`` writes).
@@ -158,7 +159,7 @@ def evaluate_probabilistic(
                  "rlinear": lambda x: apply_rlinear(fits["rlinear"].weights, x)}
     baseline = min(fits, key=lambda name: fits[name].val_mse)
     baseline_calibration = Calibration.from_residuals(
-        collect_residuals(baselines[baseline], val), baseline)
+        collect_residuals(baselines[baseline], val)[0], baseline)
 
     levels = sorted({*CRPS_LEVELS, *WQL_LEVELS, *(q for pair in INTERVALS.values()
                                                   for q in pair)})
@@ -168,19 +169,20 @@ def evaluate_probabilistic(
         names += ["timetok-sampled", "timetok-sampled-calibrated"]
     sums = {name: QuantileSums(levels, scale, shift) for name in names}
     windows = dict.fromkeys(names, 0)
-    spread = calibration.quantiles(levels)[:, None]  # (Q, 1, H, C)
     baseline_spread = baseline_calibration.quantiles(levels)[:, None]
     test = data.windows(split, context, horizon, stride)
     for i, (x, y) in enumerate(track(DataLoader(test, batch_size=batch_size))):
         xd, y = x.to(device), y.numpy()
         point = model.predict(xd)[calibration.head].float().cpu().numpy()
+        scale = calibration.scales(x)
+        spread = calibration.quantiles(levels, scale=scale)  # (Q, B, H, C)
         preds = {"timetok-calibrated": point[None] + spread,
                  "residual-quantiles": baselines[baseline](x).numpy()[None] + baseline_spread}
         if samples and i % sample_stride == 0:
             paths = model.sample(xd, horizon, samples, sampling).float().cpu().numpy()
             preds["timetok-sampled"] = sample_quantiles(paths, levels, axis=1)
             preds["timetok-sampled-calibrated"] = sample_quantiles(
-                calibration.map_paths(paths, point), levels, axis=1)
+                calibration.map_paths(paths, point, scale), levels, axis=1)
         for name, pred in preds.items():
             sums[name].update(pred, y)
             windows[name] += len(y)

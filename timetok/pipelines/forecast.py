@@ -172,7 +172,8 @@ class Forecaster:
             raise ConfigError(f"horizon must be >= 1, got {horizon}")
         x, single = self._prepare(context)
         calibration, point = self._calibrated_point(x, horizon, head)
-        out = self._restore(point[:, None] + calibration.quantiles(levels, point.shape[1]))
+        spread = calibration.quantiles(levels, point.shape[1], calibration.scales(x))
+        out = self._restore(point[:, None] + spread.transpose(1, 0, 2, 3))
         return out[0] if single else out
 
     @torch.no_grad()
@@ -219,6 +220,6 @@ class Forecaster:
         sampling = Sampling(temperature, top_k, top_p)
         paths = self.model.sample(x, horizon, num_samples, sampling).float().numpy()
         if calibrated:
-            paths = calibration.map_paths(paths, point)
+            paths = calibration.map_paths(paths, point, calibration.scales(x))
         out = self._restore(paths)
         return out[0] if single else out
