@@ -278,3 +278,10 @@ def test_evaluate_probabilistic_reports_every_method(tiny_forecaster, calibrated
     uncalibrated = evaluate_probabilistic(tiny_forecaster.path, data, stride=4, samples=0)
     assert uncalibrated["calibration"] == "fitted on the validation split"
     assert set(uncalibrated["methods"]) == {"timetok-calibrated", "residual-quantiles"}
+    # a calibration handed in replaces the folder's: a wider one covers more
+    wide = Calibration(report["head"], LEVELS, Calibration.load(calibrated).residuals * 3, 10)
+    given = evaluate_probabilistic(calibrated, data, stride=4, samples=0, calibration=wide)
+    assert given["calibration"] == "given"
+    assert (given["methods"]["timetok-calibrated"]["coverage80"]
+            >= report["methods"]["timetok-calibrated"]["coverage80"])
+    assert given["methods"]["residual-quantiles"] == report["methods"]["residual-quantiles"]

@@ -114,14 +114,15 @@ def evaluate_probabilistic(
     sampling: Sampling = Sampling(),
     track: Callable[[Iterable], Iterable] = iter,
     device: str | torch.device = "cpu",
+    calibration=None,
 ) -> dict:
     """CRPS, WQL (0.1-0.9), coverage80 and coverage50 of a finetuned model folder's
     forecasts on a split of ``data`` (a ``SplitData`` of the data it was finetuned on),
     standardised scale (WQL: original scale):
 
     - ``timetok-calibrated``: its point forecast plus the calibrated residual quantiles
-      (the folder's ``calibration.json``, else fitted on the validation split), scaled by
-      the context's spread where the calibration is;
+      (``calibration`` where given, else the folder's ``calibration.json``, else fitted on
+      the validation split), scaled by the context's spread where the calibration is;
     - ``residual-quantiles``: the in-run linear baseline with the lower validation MSE
       (``dlinear`` or ``rlinear``, fitted as ``evaluate_forecaster`` fits them) plus its
       own validation residuals' quantiles, the same for every window;
@@ -146,7 +147,9 @@ def evaluate_probabilistic(
         raise ConfigError("a pretrained language model has no point forecast to evaluate; "
                           "finetune it first")
     val = data.windows("val", context, horizon)
-    calibration, source = forecaster.calibration, "calibration.json"
+    source = "given"
+    if calibration is None:
+        calibration, source = forecaster.calibration, "calibration.json"
     if calibration is None:
         calibration = calibrate_model(model, val, dataset=data.name)
         source = "fitted on the validation split"
