@@ -42,13 +42,7 @@ def main() -> int:
 
     from timetok.console import quiet
     from timetok.data.series import load_splits
-    from timetok.eval.calibration import (
-        SCALE_WINDOW,
-        Calibration,
-        collect_residuals,
-        default_output,
-        validation_crps,
-    )
+    from timetok.eval.calibration import calibration_variants
     from timetok.eval.probabilistic import evaluate_probabilistic
     from timetok.eval.report import machine, markdown_table, record, write_results
     from timetok.models.forecaster import TokenForecaster
@@ -70,35 +64,25 @@ def main() -> int:
                 continue
             model = TokenForecaster.from_pretrained(folder).eval()
             data = load_splits(dataset, model.config.context_points, data_dir=args.data_dir)
-            head = default_output(model.outputs)
-            window = min(SCALE_WINDOW, model.config.context_points)
-            val = data.windows("val", model.config.context_points, horizon)
-            residuals, scales = collect_residuals(lambda x, m=model, h=head: m.predict(x)[h],
-                                                  val, scale_window=window)
-            variants = {
-                "marginal": Calibration.from_residuals(residuals, head, dataset=dataset),
-                "scaled": Calibration.from_residuals(residuals, head, dataset=dataset,
-                                                     scales=scales, scale_window=window),
-            }
-            val_crps = {name: validation_crps(c, residuals, scales)
-                        for name, c in variants.items()}
-            chosen = min(val_crps, key=val_crps.get)
-            console.print(f"{dataset} H={horizon}: validation CRPS marginal "
-                          f"{val_crps['marginal']:.4f}, scaled {val_crps['scaled']:.4f}")
-            for name, calibration in variants.items():
+            windows = data.windows("val", model.config.context_points, horizon)
+            variants = calibration_variants(model, windows, dataset=dataset)
+            chosen = min(variants, key=lambda name: variants[name][1])
+            console.print(f"{dataset} H={horizon}: validation CRPS " + ", ".join(
+                f"{name} {crps:.4f}" for name, (_, crps) in variants.items()))
+            for name, (calibration, val_crps) in variants.items():
                 report = evaluate_probabilistic(folder, data, stride=args.eval_stride,
                                                 samples=0, calibration=calibration)
                 ours = report["methods"]["timetok-calibrated"]
-                scored = [(f"timetok-calibrated-{name}", ours, val_crps[name])]
+                scored = [(f"timetok-calibrated-{name}", ours, val_crps)]
                 if name == chosen:
-                    scored.append(("timetok-calibrated", ours, val_crps[name]))
+                    scored.append(("timetok-calibrated", ours, val_crps))
                 if name == "marginal":  # the baseline does not depend on our calibration
                     scored.append(("residual-quantiles", report["methods"]["residual-quantiles"],
-                                   ""))
-                for method, metrics, val in scored:
+                                   None))
+                for method, metrics, crps in scored:
                     values = {**{m: metrics[m] for m in METRICS}, "windows": metrics["windows"]}
-                    if val != "":
-                        values["val_crps"] = val
+                    if crps is not None:
+                        values["val_crps"] = crps
                     for metric, value in values.items():
                         records.append(record("forecast", dataset, f"H={horizon}", method,
                                               metric, value, "measured", command, where))

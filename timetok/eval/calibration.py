@@ -248,23 +248,22 @@ def validation_crps(calibration: Calibration, residuals: np.ndarray, scales: np.
     whose errors are ``residuals`` ``[N, H, C]``, the contexts' scales ``scales``."""
     from timetok.eval.probabilistic import CRPS_LEVELS, crps_from_quantiles
 
-    total, horizon = 0.0, residuals.shape[1]
-    for i in range(0, len(residuals), chunk):
-        if calibration.scale_window:
-            q = calibration.quantiles(CRPS_LEVELS, horizon, scales[i:i + chunk])
-        else:
-            q = calibration.quantiles(CRPS_LEVELS, horizon)[:, None]
-        total += float(crps_from_quantiles(q, residuals[i:i + chunk]).sum())
+    unit = calibration.quantiles(CRPS_LEVELS, residuals.shape[1])[:, None]  # (Q, 1, H, C)
+    if not calibration.scale_window:
+        scales = np.ones_like(scales)
+    total = sum(float(crps_from_quantiles(unit * scales[None, i:i + chunk],
+                                          residuals[i:i + chunk]).sum())
+                for i in range(0, len(residuals), chunk))
     return total / residuals.size
 
 
-def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
-                    max_windows: int = MAX_WINDOWS, min_values: int = MIN_VALUES,
-                    batch_size: int = 256) -> Calibration:
-    """The calibration of a finetuned ``TokenForecaster``'s point forecast ``head`` (default:
-    its default output) on validation ``windows`` (pairs ``([L, C], [H, C])``,
-    standardised with the model's scaler): marginal, or scaled by each context's recent
-    spread, whichever has the lower CRPS on those windows."""
+def calibration_variants(model, windows, head: str | None = None, dataset: str = "",
+                         max_windows: int = MAX_WINDOWS, min_values: int = MIN_VALUES,
+                         batch_size: int = 256) -> dict[str, tuple[Calibration, float]]:
+    """The ``marginal`` and the ``scaled`` calibration of a finetuned ``TokenForecaster``'s
+    point forecast ``head`` (default: its default output) on validation ``windows`` (pairs
+    ``([L, C], [H, C])``, standardised with the model's scaler), each with its CRPS on
+    those windows."""
     if not model.config.horizon:
         raise ConfigError("a pretrained language model has no point forecast to calibrate; "
                           "finetune it first")
@@ -281,11 +280,25 @@ def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
                                               windows, max_windows, batch_size, window)
     finally:
         model.train(was_training)
-    options = [Calibration.from_residuals(residuals, head, min_values=min_values,
-                                          dataset=dataset),
-               Calibration.from_residuals(residuals, head, min_values=min_values,
-                                          dataset=dataset, scales=scales, scale_window=window)]
-    return min(options, key=lambda c: validation_crps(c, residuals, scales))
+    variants = {
+        "marginal": Calibration.from_residuals(residuals, head, min_values=min_values,
+                                               dataset=dataset),
+        "scaled": Calibration.from_residuals(residuals, head, min_values=min_values,
+                                             dataset=dataset, scales=scales,
+                                             scale_window=window),
+    }
+    return {name: (c, validation_crps(c, residuals, scales)) for name, c in variants.items()}
+
+
+def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
+                    max_windows: int = MAX_WINDOWS, min_values: int = MIN_VALUES,
+                    batch_size: int = 256) -> Calibration:
+    """The calibration of a finetuned ``TokenForecaster``'s point forecast (see
+    :func:`calibration_variants`): marginal, or scaled by each context's recent spread,
+    whichever has the lower CRPS on the validation windows."""
+    variants = calibration_variants(model, windows, head, dataset, max_windows, min_values,
+                                    batch_size)
+    return min(variants.values(), key=lambda variant: variant[1])[0]
 
 
 def calibrate_folder(model_dir: str | os.PathLike, data, head: str | None = None,
