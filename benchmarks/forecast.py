@@ -15,6 +15,9 @@ paths of H=96 for one 7-channel series, and KV-cached against recomputed samplin
 longest horizon.
 
     python benchmarks/forecast.py --data-dir ../shared/data/ett --profile cpu
+
+``--merge A,B`` instead gathers the records of earlier result files (runs of other
+datasets, say) into one set of tables under ``--name``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,122 @@ IN_RUN = ("repeat-last", "seasonal-naive", "dlinear", "rlinear", *TRAINED)
 TIE = 1e-4  # an MSE closer than this to the other is a tie (as in forecast_seeds.py)
 
 
+WINS_NOTE = ("Wins and losses: our exported forecast (the decoder run's default, chosen before "
+             "testing) against the in-run baseline with the lowest test MSE (closed-form or "
+             "trained, chosen on test, which favours the baselines) and against PatchTST/64's "
+             "published test MSE (L=512, fully trained); the last row averages the pairs that "
+             "hold all three. `val mse` is the exported forecast's validation MSE (the blend's "
+             "weights were fitted on those windows), set against the trained baseline with the "
+             "lowest validation MSE on the same windows: the issue asks that ours be no worse "
+             "there.")
+WINS_COLUMNS = ["dataset", "H", "ours", "mse", "best in-run baseline", "baseline mse",
+                "vs baseline", "val mse", "best trained on val", "val vs trained",
+                "PatchTST/64 (published)", "vs PatchTST/64"]
+PROBABILISTIC = ("crps", "wql", "coverage80", "coverage50")
+
+
+def wins_and_losses(records: list[dict], ours: dict[tuple[str, int], str],
+                    datasets: list[str]) -> list[dict]:
+    """Per dataset and horizon, our exported forecast (``ours``: its method name) against
+    the best in-run baseline and PatchTST/64's published MSE, from benchmark records; then
+    the means over the pairs holding all three."""
+    mse = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
+           for r in records if r["metric"] == "mse" and r["setting"] != "H=0"}
+    val = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
+           for r in records if r["metric"] == "val_mse"}
+    table, means = [], []
+
+    def verdict(a: float, b: float | None) -> str:
+        if b is None:
+            return ""
+        return f"{'tie' if abs(a - b) < TIE else 'win' if a < b else 'loss'} {a - b:+.4f}"
+
+    for (dataset, horizon), method in sorted(ours.items(), key=lambda item: (
+            datasets.index(item[0][0]), item[0][1])):
+        ours_mse = mse[(dataset, horizon, method)]
+        base = min((m for m in IN_RUN if (dataset, horizon, m) in mse),
+                   key=lambda m: mse[(dataset, horizon, m)])
+        base_mse = mse[(dataset, horizon, base)]
+        patchtst = mse.get((dataset, horizon, "PatchTST/64"))
+        # The issue's rule, checked where it is set: on the validation windows.
+        ours_val = val.get((dataset, horizon, method))
+        rivals = [m for m in TRAINED if (dataset, horizon, m) in val]
+        rival = min(rivals, key=lambda m: val[(dataset, horizon, m)]) if rivals else None
+        rival_val = val[(dataset, horizon, rival)] if rival else None
+        table.append({"dataset": dataset, "H": horizon, "ours": method, "mse": ours_mse,
+                      "best in-run baseline": base, "baseline mse": base_mse,
+                      "vs baseline": verdict(ours_mse, base_mse),
+                      "val mse": ours_val, "best trained on val": rival,
+                      "val vs trained": verdict(ours_val, rival_val)
+                      if ours_val is not None else "",
+                      "PatchTST/64 (published)": patchtst,
+                      "vs PatchTST/64": verdict(ours_mse, patchtst)})
+        if patchtst is not None:
+            means.append((ours_mse, base_mse, patchtst))
+    if means:
+        ours_mean, base_mean, patchtst_mean = (sum(column) / len(means)
+                                               for column in zip(*means, strict=True))
+        table.append({"dataset": f"mean of {len(means)}", "mse": ours_mean,
+                      "baseline mse": base_mean,
+                      "vs baseline": verdict(ours_mean, base_mean),
+                      "PatchTST/64 (published)": patchtst_mean,
+                      "vs PatchTST/64": verdict(ours_mean, patchtst_mean)})
+    return table
+
+
+
+def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
+    """One set of tables from the records of earlier result files ``sources`` (runs of
+    other datasets, say; later ones win per dataset, horizon, method and metric): the test
+    MSE/MAE, wins and losses over every pair and the probabilistic scores. The finetuning
+    and trained-baseline tables stay in the sources' Markdown."""
+    import json
+
+    from timetok.eval.calibration import POINT_OUTPUTS
+    from timetok.eval.plots import plot_metric_by_horizon
+    from timetok.eval.report import markdown_table, write_results
+    from timetok.utils import atomic_write_text
+
+    chosen = {}
+    for source in sources:
+        for r in json.loads((RESULTS / f"{source}.json").read_text()):
+            chosen[(r["dataset"], r["setting"], r["method"], r["metric"])] = r
+    records = list(chosen.values())
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    cells: dict[tuple[str, int, str], dict] = {}
+    for (dataset, setting, method, metric), r in chosen.items():
+        if setting.startswith("H=") and setting != "H=0":
+            cells.setdefault((dataset, int(setting[2:]), method), {})[metric] = r["value"]
+    ours = {}
+    for (dataset, horizon, method), metrics in cells.items():
+        head = method.removeprefix("timetok-")
+        if "mse" in metrics and head in POINT_OUTPUTS:
+            heads = [ours.get((dataset, horizon), "").removeprefix("timetok-"), head]
+            ours[(dataset, horizon)] = "timetok-" + next(h for h in POINT_OUTPUTS if h in heads)
+    order = sorted(cells, key=lambda key: (datasets.index(key[0]), key[1]))
+    rows = [{"dataset": d, "H": h, "method": m, **cells[(d, h, m)],
+             "source": chosen[(d, f"H={h}", m, "mse")]["source"]}
+            for d, h, m in order if "mse" in cells[(d, h, m)]]
+    probabilistic = [{"dataset": d, "H": h, "method": m, **cells[(d, h, m)]}
+                     for d, h, m in order if "crps" in cells[(d, h, m)]]
+    measured = [r for r in records if r["source"] == "measured"]
+    where = "; ".join(sorted({r["machine"] for r in measured}))
+    text = (f"# Forecast benchmark, merged\n\nMachine: {where}. Standardised test MSE/MAE."
+            + (f" {note}" if note else "") + f"\n\n![test MSE by horizon]({name}_mse.png)\n\n"
+            + markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "source"])
+            + f"\n\n{WINS_NOTE}\n\n"
+            + markdown_table(wins_and_losses(records, ours, datasets), WINS_COLUMNS))
+    if probabilistic:
+        text += ("\n\nProbabilistic forecasts (CRPS and coverage standardised, WQL on the "
+                 "original scale):\n\n"
+                 + markdown_table(probabilistic, ["dataset", "H", "method", *PROBABILISTIC]))
+    text += ("\n\nGathered from " + ", ".join(f"[`{s}`]({s}.md)" for s in sources)
+             + f" (finetuning runs and trained baselines there) by `{command}`; runs:\n\n"
+             + "\n".join(f"- `{c}`" for c in sorted({r["command"] for r in measured})) + "\n")
+    write_results(RESULTS / f"{name}.json", records)
+    plot_metric_by_horizon(RESULTS / f"{name}_mse.png", records, leave_out=("repeat-last",))
+    atomic_write_text(RESULTS / f"{name}.md", text)
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared/data/ett"))
@@ -80,7 +199,15 @@ def main() -> int:
                         help="trained baselines to run, comma-separated ('' for none)")
     parser.add_argument("--baseline-epochs", type=int, default=None,
                         help="cap the trained baselines' epochs (e.g. 1 for a smoke run)")
+    parser.add_argument("--merge", default=None,
+                        help="gather earlier result files (stems, comma-separated) into --name "
+                             "instead of running")
+    parser.add_argument("--note", default="", help="a line for the merged tables (--merge)")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.name, args.merge.split(","),
+              "python benchmarks/forecast.py " + shlex.join(sys.argv[1:]), args.note)
+        return 0
     from timetok.eval.baselines import BASELINES
 
     baselines = [name for name in args.baselines.split(",") if name]
@@ -137,52 +264,6 @@ def main() -> int:
         records.append(record("forecast", dataset, f"H={horizon}", method, metric, value,
                               source, cmd, where if source == "measured" else ""))
 
-    def wins_and_losses() -> list[dict]:
-        """Per dataset and horizon, our exported forecast against the best in-run baseline
-        and PatchTST/64's published MSE; then the means over the pairs holding all three."""
-        mse = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
-               for r in records if r["metric"] == "mse" and r["setting"] != "H=0"}
-        val = {(r["dataset"], int(r["setting"][2:]), r["method"]): r["value"]
-               for r in records if r["metric"] == "val_mse"}
-        table, means = [], []
-
-        def verdict(a: float, b: float | None) -> str:
-            if b is None:
-                return ""
-            return f"{'tie' if abs(a - b) < TIE else 'win' if a < b else 'loss'} {a - b:+.4f}"
-
-        for (dataset, horizon), method in sorted(ours.items(), key=lambda item: (
-                datasets.index(item[0][0]), item[0][1])):
-            ours_mse = mse[(dataset, horizon, method)]
-            base = min((m for m in IN_RUN if (dataset, horizon, m) in mse),
-                       key=lambda m: mse[(dataset, horizon, m)])
-            base_mse = mse[(dataset, horizon, base)]
-            patchtst = mse.get((dataset, horizon, "PatchTST/64"))
-            # The issue's rule, checked where it is set: on the validation windows.
-            ours_val = val.get((dataset, horizon, method))
-            rivals = [m for m in TRAINED if (dataset, horizon, m) in val]
-            rival = min(rivals, key=lambda m: val[(dataset, horizon, m)]) if rivals else None
-            rival_val = val[(dataset, horizon, rival)] if rival else None
-            table.append({"dataset": dataset, "H": horizon, "ours": method, "mse": ours_mse,
-                          "best in-run baseline": base, "baseline mse": base_mse,
-                          "vs baseline": verdict(ours_mse, base_mse),
-                          "val mse": ours_val, "best trained on val": rival,
-                          "val vs trained": verdict(ours_val, rival_val)
-                          if ours_val is not None else "",
-                          "PatchTST/64 (published)": patchtst,
-                          "vs PatchTST/64": verdict(ours_mse, patchtst)})
-            if patchtst is not None:
-                means.append((ours_mse, base_mse, patchtst))
-        if means:
-            ours_mean, base_mean, patchtst_mean = (sum(column) / len(means)
-                                                   for column in zip(*means, strict=True))
-            table.append({"dataset": f"mean of {len(means)}", "mse": ours_mean,
-                          "baseline mse": base_mean,
-                          "vs baseline": verdict(ours_mean, base_mean),
-                          "PatchTST/64 (published)": patchtst_mean,
-                          "vs PatchTST/64": verdict(ours_mean, patchtst_mean)})
-        return table
-
     def write(speed_note: str) -> str:
         """Write the results so far (after each horizon, so a stopped run leaves them)."""
         title = (f"# Forecast benchmark ({args.profile} profile, context {args.context}, eval "
@@ -192,20 +273,8 @@ def main() -> int:
             table_rows.sort(key=lambda r: (datasets.index(r["dataset"]), r["H"]))
         text = title + markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "source",
                                              "windows"])
-        text += ("\n\nWins and losses: our exported forecast (the decoder run's default, "
-                 "chosen before testing) against the in-run baseline with the lowest test MSE "
-                 "(closed-form or trained, chosen on test, which favours the baselines) and "
-                 "against PatchTST/64's published test MSE (L=512, fully trained); the last "
-                 "row averages the pairs that hold all three. `val mse` is the exported "
-                 "forecast's validation MSE (the blend's weights were fitted on those windows), "
-                 "set against the trained baseline with the lowest validation MSE on the same "
-                 "windows: the issue asks that ours be no worse there.\n\n")
-        text += markdown_table(wins_and_losses(), ["dataset", "H", "ours", "mse",
-                                                   "best in-run baseline", "baseline mse",
-                                                   "vs baseline", "val mse",
-                                                   "best trained on val", "val vs trained",
-                                                   "PatchTST/64 (published)",
-                                                   "vs PatchTST/64"])
+        text += (f"\n\n{WINS_NOTE}\n\n"
+                 + markdown_table(wins_and_losses(records, ours, datasets), WINS_COLUMNS))
         if probabilistic:
             text += (f"\n\nProbabilistic forecasts (CRPS and coverage standardised, WQL on "
                      f"the original scale; `timetok-sampled*`: {SAMPLES} sampled paths per "
@@ -326,7 +395,7 @@ def main() -> int:
                 device=device,
             )
             for method, metrics in scores["methods"].items():
-                for metric in ("crps", "wql", "coverage80", "coverage50"):
+                for metric in PROBABILISTIC:
                     add(dataset, horizon, method, metric, metrics[metric])
                 probabilistic.append({"dataset": dataset, "H": horizon, "method": method,
                                       **metrics})
