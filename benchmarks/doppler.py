@@ -18,7 +18,11 @@ Targets (the issue's): codebook usage >= 95 %, user accuracy on generated >= 0.9
 feature Fréchet distance <= 1.5 x the real train-vs-test floor, no memorised copies.
 Writes ``benchmarks/results/<name>.{json,md}`` and the PNG grids beside them.
 ``--ceiling-only`` scores the tokenizer ceiling of an earlier run's folders alone
-(``<name>_ceiling.{json,md}``).
+(``<name>_ceiling.{json,md}``). ``--tokenizer-only`` runs steps 1 and 2 without the prior
+and scores the tokenizer's ceiling: the user classifier trained on real images, on the
+reconstructions of the real test images; and, to tell lost identity from a shift in
+texture, a classifier trained on the reconstructions of the training images
+(``user_acc_rebuilt_trained``). ``--channels`` sets the tokenizer's channels (its code grid).
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -64,13 +68,20 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ceiling-only", action="store_true",
                         help="score the tokenizer ceiling of the runs in --runs, nothing else")
+    parser.add_argument("--tokenizer-only", action="store_true",
+                        help="simulate, train the tokenizer and score its ceiling; no prior")
+    parser.add_argument("--channels", default=None,
+                        help="the tokenizer's channels instead of the profile's, e.g. 64,128 "
+                             "for a 32 x 32 code grid at 128 x 128")
     args = parser.parse_args()
 
     from timetok.console import quiet
     from timetok.eval.report import machine
 
     quiet()
-    profile = PROFILES[args.profile]
+    profile = dict(PROFILES[args.profile])
+    if args.channels:
+        profile["channels"] = [int(c) for c in args.channels.split(",")]
     runs = Path(args.runs)
     command = "python benchmarks/doppler.py " + shlex.join(sys.argv[1:])
     where, started = machine(), time.perf_counter()
@@ -91,18 +102,34 @@ def main() -> int:
     n_images = profile["users"] * profile["per_user"]
     dataset = f"simulated-{profile['users']}"
     add(dataset, "simulator", "images_per_s", n_images / simulate_s)
-    dm, tokenizer, timings = train_generator(runs, sim, profile, args, device)
-    shutil.rmtree(runs / "classifier", ignore_errors=True)  # one per run, trained anew
+    dm, tokenizer, timings = train_tokenizer(runs, sim, profile, args, device)
     images, users = dm.images("test")
     figures, recon = reconstruction(tokenizer, images, users)
     for metric in ("mse", "psnr", "codes_per_user_min", "codes_per_user_mean"):
         add(dataset, "timetok", f"recon_{metric}", figures[metric])
     train_images, train_users = dm.images("train")
-    train_figures, _ = reconstruction(tokenizer, train_images, train_users)
+    train_figures, train_recon = reconstruction(tokenizer, train_images, train_users)
     add(dataset, "timetok", "codebook_usage", train_figures["usage"])
     add(dataset, "timetok", "codebook_usage_test", figures["usage"])
     grid(f"{args.name}_reconstructions.png", images, users, recon, "reconstruction")
     copy_figure(runs / "tokenizer" / "codebook_snapshots.png", f"{args.name}_codebook.png")
+    if args.tokenizer_only:
+        from timetok.eval.doppler import train_classifier
+
+        classifiers = {name: train_classifier(fit, train_users,
+                                              epochs=profile["classifier_epochs"],
+                                              seed=args.seed, device=device)
+                       for name, fit in (("real", train_images), ("rebuilt", train_recon))}
+        figures = ceiling_figures(classifiers["real"], train_images, images, recon, users)
+        figures["user_acc_rebuilt_trained"] = float(
+            (classifiers["rebuilt"].predict(recon) == users).mean())
+        for metric, value in figures.items():
+            add(dataset, "tokenizer-ceiling", metric, value)
+        timings["whole run s"] = time.perf_counter() - started
+        write(args.name, rows, timings, where, command, profile)
+        return 0
+    timings |= train_prior_stage(runs, dm, tokenizer, profile, args, device)
+    shutil.rmtree(runs / "classifier", ignore_errors=True)  # one per run, trained anew
 
     for method, options in sampling_methods(args.guidance).items():
         report = validate(runs, method, options, profile, device, args.seed)
@@ -145,13 +172,9 @@ def run_options(epochs: int, profile: dict, seed: int, device: str):
                       devices="1", amp=device == "cuda")
 
 
-def train_generator(runs: Path, sim: Path, profile: dict, args, device: str):
+def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
     from timetok.models.spectrogram import SpectrogramTokenizer, SpectrogramTokenizerConfig
-    from timetok.train.doppler import (
-        SpectrogramDataModule,
-        train_prior,
-        train_spectrogram_tokenizer,
-    )
+    from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
 
     dm = SpectrogramDataModule("image-folder", str(sim), image_size=profile["size"],
                                val=0.1, test=0.2, seed=args.seed, batch_size=profile["batch"])
@@ -166,6 +189,13 @@ def train_generator(runs: Path, sim: Path, profile: dict, args, device: str):
     timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
     timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
+    return dm, tokenizer, timings
+
+
+def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: str) -> dict:
+    from timetok.train.doppler import train_prior
+
+    timings = {}
     sizes = dict(d_model=profile["d_model"], n_layers=profile["n_layers"], n_heads=8,
                  d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1)
     _, summary = train_prior(tokenizer, dm, runs / "generator",
@@ -173,7 +203,7 @@ def train_generator(runs: Path, sim: Path, profile: dict, args, device: str):
                              sizes)
     timings["prior s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
     timings["prior epochs"] = summary["epochs"]
-    return dm, tokenizer, timings
+    return timings
 
 
 def reconstruction(tokenizer, images, users):
@@ -198,19 +228,26 @@ def validate(runs: Path, method: str, options: dict, profile: dict, device: str,
 
 
 def ceiling(runs: Path) -> dict[str, float]:
-    """The run's classifier on the tokenizer's reconstructions of the real test images:
-    accuracy and Fréchet distance to the real test images, against the real figures."""
-    import numpy as np
-
-    from timetok.eval.doppler import UserClassifier, frechet_distance
+    """The run's classifier on the tokenizer's reconstructions of the real test images."""
+    from timetok.eval.doppler import UserClassifier
     from timetok.models.spectrogram import SpectrogramGenerator
-    from timetok.pipelines.doppler import real_splits, reconstruction_figures
+    from timetok.pipelines.doppler import real_splits
 
-    classifier = UserClassifier.load(runs / "classifier")
     tokenizer = SpectrogramGenerator.from_pretrained(runs / "generator").tokenizer
     splits = real_splits(runs / "generator")
     (train, _), (test, users) = splits["train"], splits["test"]
-    _, recon = reconstruction_figures(tokenizer, test, users)
+    _, recon = reconstruction(tokenizer, test, users)
+    return ceiling_figures(UserClassifier.load(runs / "classifier"), train, test, recon, users)
+
+
+def ceiling_figures(classifier, train, test, recon, users) -> dict[str, float]:
+    """A classifier trained on real images, on the reconstructions ``recon`` of the real
+    ``test`` images: accuracy and Fréchet distance to the real test images, against the
+    real figures (the floor: real train against real test)."""
+    import numpy as np
+
+    from timetok.eval.doppler import frechet_distance
+
     real = float((classifier.predict(test) == users).mean())
     rebuilt = float((classifier.predict(recon) == users).mean())
     features = [classifier.features(a).astype(np.float64) for a in (train, test, recon)]
@@ -298,6 +335,8 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
     generation = ["user_acc_real", "user_acc_generated", "user_acc_ratio", "fd_generated",
                   "fd_floor", "fd_ratio", "diversity_ratio", "memorised_share",
                   "near_exact_copies", "images_per_s"]
+    if any("user_acc_rebuilt_trained" in v for v in table.values()):
+        generation.insert(3, "user_acc_rebuilt_trained")
     recon = ["recon_mse", "recon_psnr", "codebook_usage", "codebook_usage_test",
              "recon_codes_per_user_min", "recon_codes_per_user_mean"]
     gen_rows = [{"dataset": d, "method": m, **v} for (d, m), v in table.items()
