@@ -17,6 +17,7 @@ from timetok.eval.calibration import (
     calibrate_folder,
     check_levels,
     context_scale,
+    forward_crps,
     validation_crps,
 )
 from timetok.eval.probabilistic import (
@@ -147,6 +148,37 @@ def test_homoscedastic_residuals_keep_the_marginal_calibration_as_good():
     marginal = Calibration.from_residuals(errors, "blend")
     gap = validation_crps(scaled, errors, scales) - validation_crps(marginal, errors, scales)
     assert abs(gap) < 0.01 * validation_crps(marginal, errors, scales)
+
+
+def test_forward_crps_scores_the_later_half_with_a_fit_on_the_earlier():
+    # the spread of the errors, and of their contexts, triples half-way through
+    contexts, errors = heteroscedastic(2000, calm=1.0)
+    spread = np.where(np.arange(2000) < 1000, 1.0, 3.0)[:, None, None]
+    contexts, errors = contexts * spread, errors * spread
+    scales = context_scale(contexts, 96)
+
+    def fit(variant: str, part: slice) -> Calibration:
+        if variant == "marginal":
+            return Calibration.from_residuals(errors[part], "blend")
+        return Calibration.from_residuals(errors[part], "blend", scales=scales[part],
+                                          scale_window=96)
+
+    forward = {v: forward_crps(lambda part, v=v: fit(v, part), errors, scales)
+               for v in ("marginal", "scaled")}
+    early_bands = fit("marginal", slice(None, 1000))
+    assert forward["marginal"] == pytest.approx(
+        validation_crps(early_bands, errors[1000:], scales[1000:]))
+    # in sample, the marginal bands fit the mixture of both halves and look as good ...
+    in_sample = {v: validation_crps(fit(v, slice(None)), errors, scales)
+                 for v in ("marginal", "scaled")}
+    assert in_sample["marginal"] < 1.1 * in_sample["scaled"]
+    # ... forward, only the scaled ones keep up with the wider errors
+    assert forward["scaled"] < 0.9 * forward["marginal"]
+    # a single window is scored in sample
+    one, one_scale = errors[:1], scales[:1]
+    bands = Calibration.from_residuals(one, "blend")
+    assert forward_crps(lambda part: Calibration.from_residuals(one[part], "blend"), one,
+                        one_scale) == pytest.approx(validation_crps(bands, one, one_scale))
 
 
 def test_scaled_paths_take_the_scaled_quantiles():

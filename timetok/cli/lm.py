@@ -369,7 +369,7 @@ def calibrate(model_dir, dataset, data_path, data_dir, head, max_windows) -> Non
     click.echo(f"wrote {folder / FILE}: the {calibration.head!r} forecast's residual "
                f"quantiles over {calibration.windows} validation windows of {data.name} "
                f"({calibration.horizon} steps, pooled over {calibration.span}; {scaled}, "
-               "chosen by validation CRPS)")
+               "chosen by forward CRPS on validation)")
 
 
 def quantile_levels(text: str) -> list[float]:

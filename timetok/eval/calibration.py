@@ -10,12 +10,14 @@ Optionally the residuals are first divided by the context's recent spread (the s
 deviation of its last ``SCALE_WINDOW`` steps per channel, floored at ``SCALE_FLOOR``), and
 each forecast's quantiles are multiplied by its own context's: bands then widen after a
 volatile context and narrow after a calm one. :func:`calibrate_model` fits both and keeps
-the one with the lower CRPS on the validation windows. A model folder keeps the result in
+the one with the lower CRPS forward in time: fitted on the earlier half of the validation
+windows, scored on the later half. A model folder keeps the result in
 ``calibration.json``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -262,8 +264,8 @@ def calibration_variants(model, windows, head: str | None = None, dataset: str =
                          batch_size: int = 256) -> dict[str, tuple[Calibration, float]]:
     """The ``marginal`` and the ``scaled`` calibration of a finetuned ``TokenForecaster``'s
     point forecast ``head`` (default: its default output) on validation ``windows`` (pairs
-    ``([L, C], [H, C])``, standardised with the model's scaler), each with its CRPS on
-    those windows."""
+    ``([L, C], [H, C])``, standardised with the model's scaler, in time order), each with
+    its forward CRPS (:func:`forward_crps`)."""
     if not model.config.horizon:
         raise ConfigError("a pretrained language model has no point forecast to calibrate; "
                           "finetune it first")
@@ -280,14 +282,29 @@ def calibration_variants(model, windows, head: str | None = None, dataset: str =
                                               windows, max_windows, batch_size, window)
     finally:
         model.train(was_training)
-    variants = {
-        "marginal": Calibration.from_residuals(residuals, head, min_values=min_values,
-                                               dataset=dataset),
-        "scaled": Calibration.from_residuals(residuals, head, min_values=min_values,
-                                             dataset=dataset, scales=scales,
-                                             scale_window=window),
-    }
-    return {name: (c, validation_crps(c, residuals, scales)) for name, c in variants.items()}
+
+    def fit(variant: str, part: slice) -> Calibration:
+        scaled = variant == "scaled"
+        return Calibration.from_residuals(residuals[part], head, min_values=min_values,
+                                          dataset=dataset,
+                                          scales=scales[part] if scaled else None,
+                                          scale_window=window if scaled else 0)
+
+    return {variant: (fit(variant, slice(None)),
+                      forward_crps(functools.partial(fit, variant), residuals, scales))
+            for variant in ("marginal", "scaled")}
+
+
+def forward_crps(fit: Callable[[slice], Calibration], residuals: np.ndarray,
+                 scales: np.ndarray) -> float:
+    """The CRPS of a calibration fitted (``fit(part)``) on the earlier half of the
+    residuals, in time order, over the later half; in sample below 2 windows. Scored
+    forward, a drift between the period calibrated on and the period forecast counts
+    against a calibration as it will on new data."""
+    half = len(residuals) // 2
+    if not half:
+        return validation_crps(fit(slice(None)), residuals, scales)
+    return validation_crps(fit(slice(None, half)), residuals[half:], scales[half:])
 
 
 def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
@@ -295,7 +312,7 @@ def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
                     batch_size: int = 256) -> Calibration:
     """The calibration of a finetuned ``TokenForecaster``'s point forecast (see
     :func:`calibration_variants`): marginal, or scaled by each context's recent spread,
-    whichever has the lower CRPS on the validation windows."""
+    whichever has the lower forward CRPS on the validation windows."""
     variants = calibration_variants(model, windows, head, dataset, max_windows, min_values,
                                     batch_size)
     return min(variants.values(), key=lambda variant: variant[1])[0]
