@@ -4,8 +4,9 @@ For each dataset and horizon of a finished ``benchmarks/forecast.py`` run (its `
 folder: ``<dataset>/H<h>-decoder``), the exported point forecast's validation residuals are
 calibrated twice, as :func:`timetok.eval.calibration.calibrate_model` does: ``marginal``
 (one set of residual quantiles for every window) and ``scaled`` (in units of each context's
-spread over its last steps). ``timetok-calibrated`` is the one with the lower validation
-CRPS, which finetuning now writes. Each is scored on the test windows by CRPS, WQL and the
+spread over its last steps). ``timetok-calibrated`` is the one with the lower forward CRPS
+on validation (fitted on the earlier half of the windows, scored on the later half), which
+finetuning now writes. Each is scored on the test windows by CRPS, WQL and the
 80 % and 50 % interval coverage, beside the in-run ``residual-quantiles`` baseline (the
 better closed-form linear map plus its own validation residual quantiles). The models and
 their point forecasts are the run's own; only the bands differ. Results of datasets not
@@ -67,7 +68,7 @@ def main() -> int:
             windows = data.windows("val", model.config.context_points, horizon)
             variants = calibration_variants(model, windows, dataset=dataset)
             chosen = min(variants, key=lambda name: variants[name][1])
-            console.print(f"{dataset} H={horizon}: validation CRPS " + ", ".join(
+            console.print(f"{dataset} H={horizon}: forward validation CRPS " + ", ".join(
                 f"{name} {crps:.4f}" for name, (_, crps) in variants.items()))
             for name, (calibration, val_crps) in variants.items():
                 report = evaluate_probabilistic(folder, data, stride=args.eval_stride,
@@ -94,8 +95,9 @@ def main() -> int:
         row[r["metric"]] = r["value"]
     text = ("# Forecast calibration variants\n\nThe models of a `benchmarks/forecast.py` "
             "run; CRPS and coverage standardised, WQL on the original scale. "
-            "`timetok-calibrated` is the variant with the lower validation CRPS (`val_crps`, on "
-            "the windows the quantiles were fitted on).\n\n"
+            "`timetok-calibrated` is the variant with the lower forward CRPS on validation "
+            "(`val_crps`: fitted on the earlier half of the validation windows, scored on the "
+            "later half).\n\n"
             + markdown_table([rows[k] for k in sorted(rows)],
                              ["dataset", "H", "method", "val_crps", *METRICS, "windows",
                               "machine"]))
