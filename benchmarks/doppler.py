@@ -22,7 +22,8 @@ Writes ``benchmarks/results/<name>.{json,md}`` and the PNG grids beside them.
 and scores the tokenizer's ceiling: the user classifier trained on real images, on the
 reconstructions of the real test images; and, to tell lost identity from a shift in
 texture, a classifier trained on the reconstructions of the training images
-(``user_acc_rebuilt_trained``). ``--channels`` sets the tokenizer's channels (its code grid).
+(``user_acc_rebuilt_trained``); it writes ``<name>_tokenizer.{json,md}``. ``--channels``
+sets the tokenizer's channels (its code grid).
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -71,9 +72,11 @@ def main() -> int:
     parser.add_argument("--tokenizer-only", action="store_true",
                         help="simulate, train the tokenizer and score its ceiling; no prior")
     parser.add_argument("--channels", default=None,
-                        help="the tokenizer's channels instead of the profile's, e.g. 64,128 "
+                        help="the tokenizer's channels instead of the profile's, e.g. 32,64 "
                              "for a 32 x 32 code grid at 128 x 128")
     args = parser.parse_args()
+    if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
+        args.name += "_tokenizer"
 
     from timetok.console import quiet
     from timetok.eval.report import machine
