@@ -121,10 +121,9 @@ def wins_and_losses(records: list[dict], ours: dict[tuple[str, int], str],
         if patchtst is not None:
             means.append((ours_mse, base_mse, patchtst, rival_mse))
     if means:
-        ours_mean, base_mean, patchtst_mean = (sum(column) / len(means)
-                                               for column in list(zip(*means, strict=True))[:3])
-        rivals_mean = (sum(m[3] for m in means) / len(means)
-                       if all(m[3] is not None for m in means) else None)
+        columns = list(zip(*means, strict=True))
+        ours_mean, base_mean, patchtst_mean = (sum(c) / len(means) for c in columns[:3])
+        rivals_mean = None if None in columns[3] else sum(columns[3]) / len(means)
         table.append({"dataset": f"mean of {len(means)}", "mse": ours_mean,
                       "baseline mse": base_mean,
                       "vs baseline": verdict(ours_mean, base_mean),
@@ -135,7 +134,6 @@ def wins_and_losses(records: list[dict], ours: dict[tuple[str, int], str],
     return table
 
 
-
 def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     """One set of tables from the records of earlier result files ``sources`` (runs of
     other datasets, say; later ones win per dataset, horizon, method and metric): the test
@@ -143,7 +141,7 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     and trained-baseline tables stay in the sources' Markdown."""
     import json
 
-    from timetok.eval.calibration import POINT_OUTPUTS
+    from timetok.eval.calibration import POINT_OUTPUTS, default_output
     from timetok.eval.plots import plot_metric_by_horizon
     from timetok.eval.report import markdown_table, write_results
     from timetok.utils import atomic_write_text
@@ -158,12 +156,11 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     for (dataset, setting, method, metric), r in chosen.items():
         if setting.startswith("H=") and setting != "H=0":
             cells.setdefault((dataset, int(setting[2:]), method), {})[metric] = r["value"]
-    ours = {}
+    outputs: dict[tuple[str, int], list[str]] = {}
     for (dataset, horizon, method), metrics in cells.items():
-        head = method.removeprefix("timetok-")
-        if "mse" in metrics and head in POINT_OUTPUTS:
-            heads = [ours.get((dataset, horizon), "").removeprefix("timetok-"), head]
-            ours[(dataset, horizon)] = "timetok-" + next(h for h in POINT_OUTPUTS if h in heads)
+        if "mse" in metrics and method.removeprefix("timetok-") in POINT_OUTPUTS:
+            outputs.setdefault((dataset, horizon), []).append(method.removeprefix("timetok-"))
+    ours = {pair: f"timetok-{default_output(heads)}" for pair, heads in outputs.items()}
     order = sorted(cells, key=lambda key: (datasets.index(key[0]), key[1]))
     rows = [{"dataset": d, "H": h, "method": m, **cells[(d, h, m)],
              "source": chosen[(d, f"H={h}", m, "mse")]["source"]}
@@ -187,6 +184,7 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     write_results(RESULTS / f"{name}.json", records)
     plot_metric_by_horizon(RESULTS / f"{name}_mse.png", records, leave_out=("repeat-last",))
     atomic_write_text(RESULTS / f"{name}.md", text)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
