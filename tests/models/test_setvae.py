@@ -22,6 +22,7 @@ from timetok.models.setvae import (
     active_units,
     gaussian_kl,
     set_targets,
+    stay_summaries,
 )
 from timetok.train.freeze import parameter_table
 
@@ -93,7 +94,7 @@ def test_the_set_encoder_is_invariant_to_the_order_of_observations(inducing):
 
 
 def test_padding_sets_observations_and_stays_change_nothing():
-    model = make(feature="uncertainty").eval()
+    model = make(feature="uncertainty", summaries=True).eval()
     b = batch()
     wide = padded(b, sets=2, slots=2, stays=1)
     before, after = model.encode(b), model.encode(wide)
@@ -183,6 +184,33 @@ def train_steps(model: SeqSetVAE, loss_fn, steps: int = 25) -> tuple[float, floa
         return before, loss_fn(model.eval()).item()
 
 
+def test_summaries_read_each_variable_over_the_whole_stay():
+    # variable 0 at hours 0 and 2 (values 1, 3), variable 2 at hour 1 (-2), variable 3 at
+    # hour 3 (9, clipped to 5); variables 1, 4 and 5 never.
+    stay = SetStay(values=np.array([1.0, -2.0, 3.0, 9.0], np.float32),
+                   variables=np.array([0, 2, 0, 3]), times=np.array([0, 1, 2, 3], np.float32),
+                   set_index=np.array([0, 1, 2, 2]), set_times=np.array([0, 1, 2], np.float32),
+                   label=0, statics=np.zeros(P, np.float32), statics_mask=np.ones(P, bool))
+    got = stay_summaries(collate_sets([stay]), V, max_hours=48.0).reshape(V, 6)
+    expected = torch.zeros(V, 6)  # last, mean, min, max, log(1 + count), hours since / 48
+    expected[0] = torch.tensor([3.0, 2.0, 1.0, 3.0, np.log(3), 1 / 48])
+    expected[2] = torch.tensor([-2.0, -2.0, -2.0, -2.0, np.log(2), 2 / 48])
+    expected[3] = torch.tensor([5.0, 5.0, 5.0, 5.0, np.log(2), 0.0])
+    torch.testing.assert_close(got, expected)
+
+
+def test_summaries_add_a_wide_map_and_leave_the_rest_as_it_was():
+    plain, wide = make(), make(summaries=True)
+    assert plain.wide is None and wide.wide.in_features == 6 * V
+    assert {k: v.shape for k, v in wide.state_dict().items() if not k.startswith("wide.")} == {
+        k: v.shape for k, v in plain.state_dict().items()}
+    b = batch()
+    with torch.no_grad():
+        torch.nn.init.zeros_(wide.wide.weight), torch.nn.init.zeros_(wide.wide.bias)
+        wide.load_state_dict(plain.state_dict(), strict=False)
+        torch.testing.assert_close(wide.eval()(b).logits, plain.eval()(b).logits)
+
+
 def test_pretraining_lowers_the_loss():
     b = batch()
     before, after = train_steps(make(n_classes=0), lambda m: m.pretrain(b, beta=0.1).loss)
@@ -209,7 +237,8 @@ def test_the_parts_cover_every_parameter():
 
 
 def test_save_and_load_give_identical_outputs(tmp_path):
-    model, b = make(feature="mu_logvar_gated", inducing=2).eval(), batch()
+    model = make(feature="mu_logvar_gated", inducing=2, summaries=True).eval()
+    b = batch()
     model.save_pretrained(tmp_path)
     loaded = PretrainedModel.from_pretrained(tmp_path)
     assert isinstance(loaded, SeqSetVAE) and loaded.config == model.config

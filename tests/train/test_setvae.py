@@ -214,9 +214,12 @@ def test_head_only_trains_the_head_and_leaves_every_frozen_tensor_as_it_was(pret
                                                                             tmp_path):
     data = datamodule(icu)
     module = finetune_module(pretrained, data.load(), lr=1e-2, feature="mu_logvar_gated")
-    assert module.trainable_share < 0.05
     trainable = {n.split(".")[0] for n, p in module.model.named_parameters() if p.requires_grad}
-    assert trainable == {"head", "feature"}
+    assert trainable == {"head", "wide", "feature"}
+    sizes = {part: sum(p.numel() for n, p in module.model.named_parameters()
+                       if n.startswith(part + ".")) for part in trainable}
+    total = sum(p.numel() for p in module.model.parameters())
+    assert module.trainable_share == pytest.approx(sum(sizes.values()) / total)
     module.train()
     assert not module.model.set_encoder.training and module.model.head.training
     before = {k: v.clone() for k, v in module.model.state_dict().items()}
@@ -226,12 +229,13 @@ def test_head_only_trains_the_head_and_leaves_every_frozen_tensor_as_it_was(pret
     for key, tensor in after.items():
         if key.startswith(("set_encoder", "sequence", "decoder")):
             assert torch.equal(tensor, pretrained_state[key]), key
-    assert not torch.equal(after["head.0.weight"], before["head.0.weight"])
+    for key in ("head.0.weight", "wide.weight"):
+        assert not torch.equal(after[key], before[key]), key
 
 
 @pytest.mark.parametrize("policy, trains", [
-    ("partial", {"sequence", "head"}),
-    ("full", {"set_encoder", "sequence", "head"}),
+    ("partial", {"sequence", "head", "wide"}),
+    ("full", {"set_encoder", "sequence", "head", "wide"}),
     ("head,sequence", {"set_encoder"}),
 ])
 def test_the_freeze_policies(pretrained, icu, policy, trains):
@@ -246,7 +250,8 @@ def test_the_reference_size_trains_under_5_percent_head_only():
     from timetok.models.setvae import SeqSetVAEConfig
     from timetok.train.setvae import SetVAEFinetuneModule
 
-    config = dataclasses.asdict(SeqSetVAEConfig(n_variables=36, n_statics=5, n_classes=2))
+    config = dataclasses.asdict(SeqSetVAEConfig(n_variables=36, n_statics=5, n_classes=2,
+                                                 summaries=True))
     assert SetVAEFinetuneModule(config, freeze_policy="head-only").trainable_share < 0.05
 
 

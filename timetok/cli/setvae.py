@@ -167,6 +167,9 @@ def pretrain(**s) -> None:
         default="mu", show_default=True,
         help="What the classifier reads of each set: its posterior mean, the mean gated "
              "with its log-variance, or the means pooled by their precision.")
+@option("--summaries/--no-summaries", default=True, show_default=True,
+        help="The head also reads each variable's summary over the stay (last, mean, min, "
+             "max, count, hours since last seen).")
 @option("--freeze", "freeze_policy", default=None,
         help="head-only (the head and the gate train), partial (the sequence model too), "
              "full, or a comma list of parts: set_encoder, sequence, decoder, feature, "
@@ -211,8 +214,9 @@ def finetune(**s) -> None:
     module = finetune_module(
         s["pretrained_dir"], data, s["lr"], s["weight_decay"], s["warmup_steps"],
         freeze_policy=s["freeze_policy"], pos_weight=s["pos_weight"], loss=s["loss"],
-        focal_gamma=s["focal_gamma"], feature=s["feature"], scratch=s["scratch"],
-        allow_partial=s["allow_partial"], **{k: s[k] for k in SIZES if s[k] is not None})
+        focal_gamma=s["focal_gamma"], feature=s["feature"], summaries=s["summaries"],
+        scratch=s["scratch"], allow_partial=s["allow_partial"],
+        **{k: s[k] for k in SIZES if s[k] is not None})
     if not s["as_json"] and rank_zero_only.rank == 0:
         if module.load_report is not None:
             click.echo(f"weights from {s['pretrained_dir']}:")

@@ -41,7 +41,11 @@ Classification runs the sequence over posterior means (no sampling), in one of t
 ``mu``, each set weighted in the pool by ``softmax_s(-mean_d logvar)``: confident sets
 count more). The pooled state (every state has seen the whole stay, so a mean is enough)
 is joined with the statics and their mask and an MLP gives ``n_classes`` logits (2 for
-mortality; softmax and cross-entropy, as the other classifiers).
+mortality; softmax and cross-entropy, as the other classifiers). With ``summaries`` a linear
+``wide`` map of each variable's summary over the whole stay (:func:`stay_summaries`: last,
+mean, min and max of its standardised values, log of its count, hours since it was last
+seen) is added to the logits: the features a logistic model reads, beside the deep state
+(wide and deep). It belongs to the head part and trains with it.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ PARTS = {
     "sequence": ["sequence"],
     "decoder": ["decoder"],
     "feature": ["feature"],
-    "head": ["head"],
+    "head": ["head", "wide"],
 }
 
 
@@ -94,6 +98,7 @@ class SeqSetVAEConfig:
     observed_weight: float = 1.0
     feature: str = "mu"
     max_hours: float = 48.0  # the time encoding's scale
+    summaries: bool = False  # the head also reads per-variable summaries of the stay
 
     def __post_init__(self):
         for name in ("n_variables", "d_model", "latent_dim", "set_layers", "n_heads",
@@ -173,6 +178,39 @@ def set_targets(values: Tensor, variables: Tensor, obs_mask: Tensor, n_variables
     total = values.new_zeros(shape).scatter_add_(-1, variables, values * weight)
     count = values.new_zeros(shape).scatter_add_(-1, variables, weight)
     return total / count.clamp_min(1), count > 0
+
+
+SUMMARIES = ("last", "mean", "min", "max", "log_count", "since_last")
+SUMMARY_CLIP = 5.0  # standardised values beyond +-5 are clipped in the summaries
+
+
+def stay_summaries(batch: SetBatch, n_variables: int, max_hours: float) -> Tensor:
+    """Per stay and variable, over all its observations: the last, mean, min and max of
+    the standardised values (clipped to +-5), ``log(1 + count)`` and the hours from its
+    last observation to the stay's last, over ``max_hours``; 0 for a variable never
+    observed. ``[B, V * 6]``, the six summaries of variable 0 first. Observations lie in
+    time order within a stay (set by set), so the latest is the one furthest along."""
+    b, v = len(batch.values), n_variables
+    mask = batch.obs_mask.reshape(b, -1)
+    values = batch.values.reshape(b, -1).clamp(-SUMMARY_CLIP, SUMMARY_CLIP) * mask
+    times = batch.times.reshape(b, -1)
+    cell = torch.where(mask, batch.variables.reshape(b, -1), v)  # padding -> column v
+
+    def reduce(source: Tensor, how: str, empty: float) -> Tensor:
+        out = source.new_full((b, v + 1), empty)
+        return out.scatter_reduce(1, cell, source, how, include_self=False)[:, :v]
+
+    weight = mask.to(values.dtype)
+    count = reduce(weight, "sum", 0.0)
+    seen = count > 0
+    position = torch.arange(mask.shape[1], device=mask.device).expand(b, -1)
+    latest = reduce(torch.where(mask, position, -1), "amax", -1).clamp_min(0)
+    end = torch.where(mask, times, 0).amax(1, keepdim=True)
+    columns = [values.gather(1, latest), reduce(values, "sum", 0.0) / count.clamp_min(1),
+               reduce(values, "amin", 0.0), reduce(values, "amax", 0.0), count.log1p(),
+               (end - times.gather(1, latest)) / max_hours]
+    summaries = torch.stack([torch.where(seen, c, 0) for c in columns], dim=-1)
+    return summaries.reshape(b, v * len(SUMMARIES))
 
 
 class SetBlock(nn.Module):
@@ -332,6 +370,8 @@ class SeqSetVAE(PretrainedModel):
         self.head = nn.Sequential(
             nn.Linear(c.d_model + 2 * c.n_statics, c.d_model), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.d_model, c.n_classes)) if c.n_classes else None
+        self.wide = (nn.Linear(len(SUMMARIES) * c.n_variables, c.n_classes)
+                     if c.n_classes and c.summaries else None)
 
     def beta_at(self, step: int) -> float:
         """The KL weight at optimiser step ``step``: 0 at step 0, ``beta`` from
@@ -408,7 +448,8 @@ class SeqSetVAE(PretrainedModel):
         return (hidden * weight[..., None]).sum(1)
 
     def forward(self, batch: SetBatch) -> ClassifierOutput:
-        """Logits ``[B, n_classes]`` from the pooled state, the statics and their mask."""
+        """Logits ``[B, n_classes]`` from the pooled state, the statics and their mask, plus
+        a linear map of the stay's summaries with ``summaries``."""
         c = self.config
         if self.head is None:
             raise ConfigError("this model has no classification head; set n_classes and "
@@ -419,4 +460,8 @@ class SeqSetVAE(PretrainedModel):
         embedding = self.embed(batch)
         statics = torch.where(batch.statics_mask, batch.statics, 0).to(embedding.dtype)
         mask = batch.statics_mask.to(embedding.dtype)
-        return ClassifierOutput(self.head(torch.cat([embedding, statics, mask], -1)), embedding)
+        logits = self.head(torch.cat([embedding, statics, mask], -1))
+        if self.wide is not None:
+            logits = logits + self.wide(
+                stay_summaries(batch, c.n_variables, c.max_hours).to(embedding.dtype))
+        return ClassifierOutput(logits, embedding)

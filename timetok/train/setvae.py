@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # reaches it), so every policy freezes it and the parameter table shows that.
 FREEZE_POLICIES = {"head-only": ["set_encoder", "sequence"], "partial": ["set_encoder"],
                    "full": []}
-NEW_PARTS = ("head.", "feature.")  # start anew when finetuning from a pretrained model
+NEW_PARTS = ("head.", "wide.", "feature.")  # start anew when finetuning from a pretrained model
 MIN_BACKBONE_SHARE = 0.95
 LOSSES = ("ce", "focal")
 
@@ -300,7 +300,7 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
                     weight_decay: float = 0.01, warmup_steps: int = 100, *,
                     freeze_policy: str | None = None, pos_weight: float | str = 1.0,
                     loss: str = "ce", focal_gamma: float = 2.0, feature: str = "mu",
-                    scratch: bool = False, allow_partial: bool = False,
+                    summaries: bool = True, scratch: bool = False, allow_partial: bool = False,
                     **settings) -> SetVAEFinetuneModule:
     """A finetuning module for the stays of ``data`` (labels 0 and 1).
 
@@ -308,7 +308,9 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
     and reported (:func:`load_pretrained`); the folder must read the data's variables.
     ``scratch`` keeps the architecture (or, without a folder, builds one from
     ``settings``) and starts every weight anew: the baseline that measures pretraining.
-    ``freeze_policy`` defaults to ``head-only``, ``full`` with ``scratch``.
+    ``freeze_policy`` defaults to ``head-only``, ``full`` with ``scratch``. ``summaries``:
+    the head also reads per-variable summaries of each stay (see
+    :func:`timetok.models.setvae.stay_summaries`).
     """
     if pretrained_dir is None and not scratch:
         raise ConfigError("finetuning needs pretrained_dir, or scratch=True to train from new "
@@ -334,7 +336,7 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
                                n_statics=len(vocabulary.statics), **settings)
     else:
         base = _pretrained_config(Path(pretrained_dir), data)
-    config = dataclasses.replace(base, n_classes=2, feature=feature)
+    config = dataclasses.replace(base, n_classes=2, feature=feature, summaries=summaries)
     weight = resolve_pos_weight(pos_weight, labels[data.index["train"]])
     module = SetVAEFinetuneModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps,
                                   freeze_policy, weight, loss, focal_gamma)
