@@ -33,6 +33,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,7 @@ def fit_gbt(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: 
 
 
 def fit_logistic(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                 y_val: np.ndarray) -> tuple[object, dict]:
+                 y_val: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """Logistic regression with the best validation AUROC over four penalties ->
     (probability of class 1 of a feature matrix, {"C", "val_auroc"})."""
     from sklearn.linear_model import LogisticRegression
