@@ -330,6 +330,8 @@ def main() -> int:
                                     channel_independent=True, data_dir=args.data_dir,
                                     eval_stride=VAL_STRIDE)
             models = []
+            # Windows of all channels: the trained skip's recipe counts batches in them.
+            fit_on = [dm_h.windows(split, channel_independent=False) for split in ("train", "val")]
             decoder_minutes = profile["decoder_last" if horizon == min(horizons) else "decoder"]
             for head in HEADS:
                 minutes = decoder_minutes if head == "decoder" else profile[head]
@@ -339,9 +341,8 @@ def main() -> int:
                 begin = chained if head == "decoder" else run / "lm"
                 module = finetune_module(begin, horizon, [head], 1.0, default_lr([head]),
                                          1e-4, 100, "tokenizer", linear_skip=True,
-                                         train_windows=dm_h.windows("train"),
-                                         val_windows=dm_h.windows("val"),
-                                         blend_channels=dm_h.channels)
+                                         train_windows=fit_on[0], val_windows=fit_on[1],
+                                         blend_channels=dm_h.channels, skip_recipe=dataset)
                 out = run / f"H{horizon}-{head}"
                 summary = train_and_export(module, dm_h, out, options(minutes, patience=5))
                 if head == "decoder":
@@ -349,7 +350,8 @@ def main() -> int:
                 models.append(TokenForecaster.from_pretrained(out))
                 runs.append({"dataset": dataset, "H": horizon, "head": head,
                              "from": begin.name,
-                             "skip scale": models[-1].config.skip_scale,
+                             "skip": f"{models[-1].config.skip_fit} "
+                                     f"({models[-1].config.skip_scale})",
                              "steps": summary["global_step"],
                              "start val": summary["start_val_loss"],
                              "best val": summary["best_val_loss"],

@@ -267,18 +267,21 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
 
 def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
     """The decoder head alone starts at 1e-3; with the linear head the default stays 1e-4.
-    (This run also shares its blend weights across the channels.)"""
+    (This run also shares its blend weights across the channels, and leaves the trained
+    skip out.)"""
     import yaml
 
     out = tmp_path / "ft"
     result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out,
-                 "--blend", "shared")
+                 "--blend", "shared", "--no-trained-skip")
     assert result.rc == 0, result.err
-    assert yaml.safe_load((out / "H8" / "run.yaml").read_text())["lr"] == 1e-3
-    assert TokenForecaster.from_pretrained(out / "H8").blend_weight.shape == (8, 1)
+    settings = yaml.safe_load((out / "H8" / "run.yaml").read_text())
+    assert settings["lr"] == 1e-3 and settings["trained_skip"] is False
+    model = TokenForecaster.from_pretrained(out / "H8")
+    assert model.blend_weight.shape == (8, 1) and model.config.skip_fit == "ridge"
     both = yaml.safe_load((pipeline["ft"] / "H8" / "run.yaml").read_text())
-    assert both["lr"] == 1e-4
+    assert both["lr"] == 1e-4 and both["trained_skip"] is True
 
 
 def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, tmp_path):

@@ -24,9 +24,10 @@ from timetok.eval.baselines import (
     fit,
     recipe,
     train_baseline,
+    trained_linear_fit,
 )
 from timetok.eval.forecast import ErrorSums, repeat_last
-from timetok.nn.lstsq import MIN_STD
+from timetok.nn.lstsq import MIN_STD, apply_linear, linear_mse
 
 CONTEXT, HORIZON = 48, 16
 
@@ -65,6 +66,33 @@ def test_training_beats_repeating_the_last_value(data, name):
     assert result["val_mse"] == min(history) < history[0]
     assert result["val_mse"] < held.result()["mse"]
     assert result["test_mse"] < 1.0 and result["test_mae"] > 0
+
+
+def test_dlinear_folds_into_one_linear_map():
+    torch.manual_seed(0)
+    model = DLinear(60, 12)
+    for layer in (model.trend, model.remainder):  # unlike each other, and not at init
+        torch.nn.init.normal_(layer.weight)
+        torch.nn.init.normal_(layer.bias)
+    x = torch.randn(5, 60, 3)
+    weights = model.linear_map()
+    assert weights.shape == (61, 12)
+    torch.testing.assert_close(apply_linear(weights, x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_a_trained_dlinear_becomes_a_map_with_its_validation_error(data):
+    train = data.windows("train", CONTEXT, HORIZON)
+    val = data.windows("val", CONTEXT, HORIZON, 4)
+    fit_ = trained_linear_fit(train, val, "etth1", HORIZON)
+    assert fit_.ridge is None and fit_.weights.shape == (CONTEXT + 1, HORIZON)
+    measured = linear_mse(val, lambda x: apply_linear(fit_.weights, x))
+    assert fit_.val_mse == pytest.approx(measured, rel=1e-4)
+    # the same seed trains the same model, and the caller's random state is left alone
+    state = torch.get_rng_state()
+    assert trained_linear_fit(train, val, "etth1", HORIZON).val_mse == fit_.val_mse
+    assert torch.equal(torch.get_rng_state(), state)
+    with pytest.raises(ConfigError, match="no training windows"):
+        trained_linear_fit([], val, "etth1", HORIZON)
 
 
 def test_the_learning_rate_halves_each_epoch(data):

@@ -197,6 +197,39 @@ def test_skip_scale_auto_keeps_the_scale_with_the_lower_validation_error():
         make(horizon=16, linear_skip=True).init_linear_skip(train)
 
 
+def test_a_rival_skip_map_is_kept_only_where_its_validation_error_is_lower(tmp_path):
+    from timetok.nn.lstsq import LinearFit, apply_linear, fit_linear, linear_mse
+
+    train, val, context = skip_data()
+
+    def rival(weights: torch.Tensor) -> LinearFit:
+        return LinearFit(weights, None, linear_mse(val, lambda x: apply_linear(weights, x)))
+
+    # Fitted on the validation windows themselves: lower validation error than any fit on
+    # the training windows, so it wins; the zero map loses.
+    better = rival(fit_linear(val).weights)
+    worse = rival(torch.zeros(CONTEXT + 1, 16))
+    model = make(horizon=16, linear_skip=True)
+    ridge = model.init_linear_skip(train, val)
+    assert worse.val_mse > ridge.val_mse > better.val_mse
+    assert model.init_linear_skip(train, val, [worse]) is not worse
+    assert model.config.skip_fit == "ridge"
+    assert model.init_linear_skip(train, val, [worse, better]) is better
+    assert (model.config.skip_fit, model.config.skip_scale) == ("trained", "standard")
+    expected = apply_linear(better.weights, context)
+    torch.testing.assert_close(model.predict(context)["linear"], expected, atol=1e-4, rtol=1e-4)
+    model.save_pretrained(tmp_path)
+    loaded = TokenForecaster.from_pretrained(tmp_path)
+    assert loaded.config.skip_fit == "trained"
+    torch.testing.assert_close(loaded.predict(context)["linear"], expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="validation windows"):
+        model.init_linear_skip(train, None, [better])
+    with pytest.raises(ConfigError, match="must be 65 x 16"):
+        model.init_linear_skip(train, val, [LinearFit(torch.zeros(CONTEXT, 16), None, 1.0)])
+    with pytest.raises(ConfigError, match="skip fit"):
+        make(horizon=16, linear_skip=True, skip_fit="lasso")
+
+
 def test_a_model_without_the_skip_refuses_to_fit_one():
     with pytest.raises(ConfigError, match="linear_skip"):
         make().init_linear_skip([])

@@ -47,3 +47,35 @@ def test_finetuning_exports_a_calibration_of_the_default_forecast(tmp_path):
     module.save_artifacts(tmp_path / "ft")
     calibration = Calibration.load(tmp_path / "ft")
     assert (calibration.head, calibration.horizon, calibration.channels) == ("linear", 8, 2)
+
+
+def test_finetuning_keeps_the_skip_fit_with_the_lower_validation_error(tmp_path):
+    from tests.conftest import write_series_csv
+    from timetok.errors import ConfigError
+    from timetok.eval.baselines import trained_linear_fit
+    from timetok.models.forecaster import TokenForecaster
+    from timetok.nn.lstsq import fit_linear, linear_revin
+    from timetok.train.data import WindowDataModule
+    from timetok.train.forecaster import finetune_module
+
+    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
+                                num_embeddings=16, block_hidden_size=16, res_hidden_size=8)
+    TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, max_horizon=16,
+                                     d_model=16, n_layers=1, n_heads=2, d_ff=32)
+                    ).save_pretrained(tmp_path / "lm")
+    data = WindowDataModule("custom", 32, 8, data_path=str(write_series_csv(tmp_path / "s.csv")))
+    train, val = data.windows("train"), data.windows("val")
+    module = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
+                             linear_skip=True, train_windows=train, val_windows=val,
+                             skip_recipe="etth1")
+    errors = {("ridge", scale): fit_linear(train, revin, val_windows=val).val_mse
+              for scale, revin in (("revin", linear_revin()), ("standard", None))}
+    errors["trained", "standard"] = trained_linear_fit(train, val, "etth1", 8).val_mse
+    config = module.model.config
+    assert (config.skip_fit, config.skip_scale) == min(errors, key=errors.get)
+    plain = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
+                            linear_skip=True, train_windows=train, val_windows=val)
+    assert plain.model.config.skip_fit == "ridge"
+    with pytest.raises(ConfigError, match="validation windows"):
+        finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
+                        linear_skip=True, train_windows=train, skip_recipe="etth1")

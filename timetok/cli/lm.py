@@ -134,6 +134,9 @@ def pretrain(**s) -> None:
         show_default=True,
         help="The skip's scale: RevIN-normalised (RLinear), standardised (DLinear's class), "
              "or auto: the one with the lower validation MSE.")
+@option("--trained-skip/--no-trained-skip", default=True, show_default=True,
+        help="Also train a DLinear by its authors' recipe for the dataset and keep it as the "
+             "skip where its validation MSE is lower than the least-squares fit's.")
 @option("--blend", "blend_weights", type=click.Choice(["channel", "shared"]), default="channel",
         show_default=True,
         help="The blend's weights: per step and channel, or per step shared by the channels "
@@ -190,8 +193,11 @@ def finetune(**s) -> None:
         module = finetune_module(
             start, horizon, heads, s["temperature"], s["lr"], s["weight_decay"],
             s["warmup_steps"], s["freeze_policy"], s["linear_skip"], s["skip_scale"],
-            datamodule.windows("train"), datamodule.windows("val"),
+            # Windows of all channels: the trained skip's recipe counts batches in them.
+            datamodule.windows("train", channel_independent=False),
+            datamodule.windows("val", channel_independent=False),
             datamodule.channels if s["blend_weights"] == "channel" else 1,
+            skip_recipe=s["dataset"] if s["trained_skip"] else None,
         )
         if not s["as_json"]:
             click.echo(f"H={horizon}, --freeze {s['freeze_policy']}:\n"

@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from timetok.data.series import SplitData
 from timetok.errors import ConfigError, TrainingError
 from timetok.eval.forecast import ErrorSums
-from timetok.nn.lstsq import MIN_STD
+from timetok.nn.lstsq import MIN_STD, LinearFit
 from timetok.nn.revin import RevIN
 
 BASELINES = ("dlinear-trained", "rlinear-trained", "patchtst")
@@ -72,6 +72,18 @@ class DLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         trend, remainder = (part.transpose(1, 2) for part in decompose(x, self.kernel))
         return (self.trend(trend) + self.remainder(remainder)).transpose(1, 2)
+
+    @torch.no_grad()
+    def linear_map(self) -> Tensor:
+        """The model as one map ``[L + 1, H]`` (bias last) for
+        :func:`timetok.nn.lstsq.apply_linear`: the moving average is linear, ``A``, so the
+        two layers fold into ``W_trend A + W_remainder (I - A)``."""
+        context = self.trend.in_features
+        # Channel j of the identity is the unit step at j: its trend is column j of A.
+        average = decompose(torch.eye(context)[None], self.kernel)[0][0]
+        weight = (self.trend.weight @ average
+                  + self.remainder.weight @ (torch.eye(context) - average))
+        return torch.cat([weight.T, (self.trend.bias + self.remainder.bias)[None]])
 
 
 class RLinear(nn.Module):
@@ -265,3 +277,21 @@ def train_baseline(
     test = evaluate(model, data.windows("test", context, horizon, eval_stride), device)
     return {"model": model, **run, "test_mse": test["mse"], "test_mae": test["mae"],
             "seconds": time.perf_counter() - start, "recipe": plan}
+
+
+def trained_linear_fit(train: Dataset, val: Dataset, dataset: str, horizon: int,
+                       seed: int = 1) -> LinearFit:
+    """DLinear trained by ``dataset``'s :func:`recipe` on ``train`` windows (pairs
+    ``([L, C], [H, C])``; the recipe's batches count windows of all their channels), folded
+    into one linear map (:meth:`DLinear.linear_map`) with its best validation MSE over
+    ``val``: a rival to the ridge fit that early stopping regularises differently."""
+    if not len(train):
+        raise ConfigError("no training windows to train DLinear on; pass a longer series or "
+                          "a shorter context or horizon")
+    plan = recipe("dlinear-trained", dataset, horizon)
+    with torch.random.fork_rng():  # seeded apart: the caller's random state stays as it was
+        torch.manual_seed(seed)
+        model = DLinear(train[0][0].shape[0], horizon)
+        run = fit(model, train, val, plan, seed=seed)
+    return LinearFit(model.linear_map(), None, run["val_mse"])
+

@@ -17,7 +17,9 @@ learns the next code (pretraining). Finetuning adds two forecast heads:
   the best linear forecast and learns what the codes add to it. The map works on the
   RevIN scale (RLinear, the deviation floored so that a flat context cannot blow it up)
   or on the standardised scale (DLinear's class); ``skip_scale="auto"`` fits both and
-  keeps the one with the lower validation MSE.
+  keeps the one with the lower validation MSE. Rival maps fitted otherwise (a DLinear
+  trained by its recipe, whose early stopping regularises differently) compete on the
+  same validation windows.
 
 With the skip, the decoder head's forecast also comes blended with it: ``blend`` is
 ``skip + w * (decoder - skip)``, one weight in [0, 1] per horizon step and channel (or per
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -53,6 +56,7 @@ from timetok.nn.sampling import Sampling
 HEADS = ("decoder", "linear")
 CODE_EMBEDDINGS = ("codebook", "learned")
 SKIP_SCALES = ("auto", "revin", "standard")
+SKIP_FITS = ("ridge", "trained")
 BLEND_SPAN = 25  # steps pooled by each blend weight (centred; fewer at the horizon's ends)
 
 
@@ -84,6 +88,9 @@ class ForecasterConfig:
     # The longest future the model forecasts or samples. Pretraining windows span the
     # context and this many steps, so every position sampling reaches is trained.
     max_horizon: int = 720
+    # How the skip was fitted: ridge least squares, or a trained DLinear folded into one map
+    # (kept where its validation MSE was the lower; see ``init_linear_skip``).
+    skip_fit: str = "ridge"
 
     def __post_init__(self):
         if isinstance(self.tokenizer, dict):  # as read from config.json
@@ -121,6 +128,10 @@ class ForecasterConfig:
         if self.skip_scale not in SKIP_SCALES:
             raise ConfigError(
                 f"skip scale must be one of {', '.join(SKIP_SCALES)}, got {self.skip_scale!r}"
+            )
+        if self.skip_fit not in SKIP_FITS:
+            raise ConfigError(
+                f"skip fit must be one of {', '.join(SKIP_FITS)}, got {self.skip_fit!r}"
             )
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
@@ -223,33 +234,44 @@ class TokenForecaster(PretrainedModel):
         self.lm.code_embedding.weight.copy_(vectors)
 
     @torch.no_grad()
-    def init_linear_skip(self, windows, val_windows=None) -> LinearFit:
+    def init_linear_skip(self, windows, val_windows=None,
+                         rivals: Sequence[LinearFit] = ()) -> LinearFit:
         """Fit the skip by ridge least squares on training ``windows`` (pairs
         ``([L, C], [H, C])``, channels read independently; :func:`fit_linear`) and zero the
         hidden-state layer, if any. With ``val_windows`` the penalty is the one with the
         lowest validation MSE (else a fixed 1e-3), and with ``skip_scale="auto"`` both
-        scales are fitted and the lower validation MSE decides; the config records the
-        choice. Returns the kept fit."""
+        scales are fitted and the lower validation MSE decides. ``rivals`` are maps on the
+        standardised scale fitted otherwise (e.g. a trained DLinear,
+        :func:`timetok.eval.baselines.trained_linear_fit`), with their MSE over the same
+        validation windows: the lowest MSE of all is kept. The config records the choice.
+        Returns the kept fit."""
         if not self.has_skip:
             raise ConfigError("this model has no linear skip; finetune with linear_skip=True")
         scales = [self.config.skip_scale]
         if scales == ["auto"]:  # without RevIN both scales are one
             scales = ["revin", "standard"] if self.tokenizer.config.revin else ["standard"]
-        if len(scales) > 1 and val_windows is None:
-            raise ConfigError("choosing the skip's scale needs validation windows; pass them "
-                              "or set skip_scale to revin or standard")
-        fits = {scale: fit_linear(windows, linear_revin() if self._skip_on_revin(scale)
-                                  else None, val_windows=val_windows)
-                for scale in scales}
-        scale = scales[0] if len(fits) == 1 else min(fits, key=lambda s: fits[s].val_mse)
-        self.config = dataclasses.replace(self.config, skip_scale=scale)
-        weights = fits[scale].weights  # (L + 1, H)
-        self.skip_weight.copy_(weights[:-1].T)
-        self.skip_bias.copy_(weights[-1])
+        if (len(scales) > 1 or rivals) and val_windows is None:
+            raise ConfigError("choosing the skip's scale or fit needs validation windows; "
+                              "pass them, or set skip_scale to revin or standard and pass "
+                              "no rival maps")
+        shape = (self.config.context_points + 1, self.config.horizon)
+        for rival in rivals:
+            if tuple(rival.weights.shape) != shape or rival.val_mse is None:
+                raise ConfigError(f"a rival skip map must be {shape[0]} x {shape[1]} with a "
+                                  f"validation MSE, got {tuple(rival.weights.shape)}")
+        candidates = [(scale, "ridge", fit_linear(
+            windows, linear_revin() if self._skip_on_revin(scale) else None,
+            val_windows=val_windows)) for scale in scales]
+        candidates += [("standard", "trained", rival) for rival in rivals]
+        scale, how, kept = (candidates[0] if len(candidates) == 1
+                            else min(candidates, key=lambda c: c[2].val_mse))
+        self.config = dataclasses.replace(self.config, skip_scale=scale, skip_fit=how)
+        self.skip_weight.copy_(kept.weights[:-1].T)
+        self.skip_bias.copy_(kept.weights[-1])
         if self.linear_head is not None:
             self.linear_head.weight.zero_()
             self.linear_head.bias.zero_()
-        return fits[scale]
+        return kept
 
     def _skip_on_revin(self, scale: str | None = None) -> bool:
         """Whether the skip (of ``scale``, default the config's) works on the RevIN scale:

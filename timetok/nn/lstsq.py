@@ -37,11 +37,12 @@ def linear_revin(min_std: float = MIN_STD) -> RevIN:
 
 @dataclass(frozen=True)
 class LinearFit:
-    """A fitted map: ``weights`` ``[L + 1, H]`` (bias last), its relative ``ridge`` and its
-    MSE on the data's scale over the validation windows (``None`` without them)."""
+    """A fitted map: ``weights`` ``[L + 1, H]`` (bias last), its relative ``ridge`` (``None``
+    for a map trained by gradient steps) and its MSE on the data's scale over the
+    validation windows (``None`` without them)."""
 
     weights: Tensor
-    ridge: float
+    ridge: float | None
     val_mse: float | None = None
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from timetok.errors import ConfigError
 from timetok.models.forecaster import ForecasterConfig, TokenForecaster
 from timetok.train.base import TaskModule
 from timetok.train.checkpoints import checkpoint_state
@@ -181,15 +182,19 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
                     lr: float, weight_decay: float, warmup_steps: int,
                     freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
                     train_windows=None, val_windows=None,
-                    blend_channels: int = 1) -> FinetuneModule:
+                    blend_channels: int = 1, skip_recipe: str | None = None) -> FinetuneModule:
     """A finetuning module starting from a pretrained language model folder, or from a
     finetuned model's (of any horizon: ``timetok lm finetune --chain``).
 
     Every key but the linear head's, the skip's and the blend's must load: those belong to
     one horizon and start anew. With ``linear_skip`` and ``train_windows`` the skip starts
     at its least-squares fit, on the scale with the lower MSE over ``val_windows`` when
-    ``skip_scale`` is auto. ``blend_channels``: 1 for blend weights shared by the channels,
-    else the data's channel count for weights per channel.
+    ``skip_scale`` is auto. With ``skip_recipe`` (a dataset name, see
+    :func:`timetok.eval.baselines.recipe`) a DLinear trained by that recipe competes with the
+    least-squares fit on ``val_windows`` (:func:`timetok.eval.baselines.trained_linear_fit`;
+    its batches count windows, so pass windows holding every channel). ``blend_channels``: 1
+    for blend weights shared by the channels, else the data's channel count for weights per
+    channel.
     """
     pretrained = TokenForecaster.from_pretrained(pretrained_dir)
     settings = dataclasses.asdict(pretrained.config) | dict(
@@ -202,6 +207,13 @@ def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature:
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
     module.model.load_weights(state, str(pretrained_dir), new=new)
     if module.model.has_skip and train_windows is not None:
-        module.model.init_linear_skip(train_windows, val_windows)
+        rivals = []
+        if skip_recipe is not None:
+            if val_windows is None:
+                raise ConfigError("a trained skip is chosen on validation windows; pass them")
+            from timetok.eval.baselines import trained_linear_fit
+
+            rivals.append(trained_linear_fit(train_windows, val_windows, skip_recipe, horizon))
+        module.model.init_linear_skip(train_windows, val_windows, rivals)
     return module
 
