@@ -74,6 +74,10 @@ def main() -> int:
     parser.add_argument("--channels", default=None,
                         help="the tokenizer's channels instead of the profile's, e.g. 32,64 "
                              "for a 32 x 32 code grid at 128 x 128")
+    parser.add_argument("--tokenizer-epochs", type=int, default=None,
+                        help="the tokenizer's epochs instead of the profile's")
+    parser.add_argument("--cap-min", type=float, default=None,
+                        help="each training stage's cap in minutes instead of the profile's")
     args = parser.parse_args()
     if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
         args.name += "_tokenizer"
@@ -85,6 +89,9 @@ def main() -> int:
     profile = dict(PROFILES[args.profile])
     if args.channels:
         profile["channels"] = [int(c) for c in args.channels.split(",")]
+    for key in ("tokenizer_epochs", "cap_min"):
+        if getattr(args, key) is not None:
+            profile[key] = getattr(args, key)
     runs = Path(args.runs)
     command = "python benchmarks/doppler.py " + shlex.join(sys.argv[1:])
     where, started = machine(), time.perf_counter()

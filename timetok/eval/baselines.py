@@ -294,4 +294,3 @@ def trained_linear_fit(train: Dataset, val: Dataset, dataset: str, horizon: int,
         model = DLinear(train[0][0].shape[0], horizon)
         run = fit(model, train, val, plan, seed=seed)
     return LinearFit(model.linear_map(), None, run["val_mse"])
-
