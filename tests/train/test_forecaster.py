@@ -9,6 +9,17 @@ from timetok.models.tokenizer import TokenizerConfig
 from timetok.train.forecaster import PretrainModule
 
 
+def _save_tiny_language_model(path):
+    """A 32-step-context language model, untrained, saved to ``path``."""
+    from timetok.models.forecaster import TokenForecaster
+
+    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
+                                num_embeddings=16, block_hidden_size=16, res_hidden_size=8)
+    TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, max_horizon=16,
+                                     d_model=16, n_layers=1, n_heads=2, d_ff=32)
+                    ).save_pretrained(path)
+
+
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log")
 def test_pretraining_trains_every_position_that_sampling_reaches():
     tokenizer = TokenizerConfig(n_channels=1, context_points=64, embedding_dim=8,
@@ -29,15 +40,10 @@ def test_pretraining_trains_every_position_that_sampling_reaches():
 def test_finetuning_exports_a_calibration_of_the_default_forecast(tmp_path):
     from tests.conftest import write_series_csv
     from timetok.eval.calibration import Calibration
-    from timetok.models.forecaster import TokenForecaster
     from timetok.train.data import WindowDataModule
     from timetok.train.forecaster import finetune_module
 
-    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
-                                num_embeddings=16, block_hidden_size=16, res_hidden_size=8)
-    TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, max_horizon=16,
-                                     d_model=16, n_layers=1, n_heads=2, d_ff=32)
-                    ).save_pretrained(tmp_path / "lm")
+    _save_tiny_language_model(tmp_path / "lm")
     csv = write_series_csv(tmp_path / "series.csv")
     data = WindowDataModule("custom", 32, 8, channel_independent=True, data_path=str(csv))
     data.load()
@@ -53,16 +59,11 @@ def test_finetuning_keeps_the_skip_fit_with_the_lower_validation_error(tmp_path)
     from tests.conftest import write_series_csv
     from timetok.errors import ConfigError
     from timetok.eval.baselines import trained_linear_fit
-    from timetok.models.forecaster import TokenForecaster
     from timetok.nn.lstsq import fit_linear, linear_revin
     from timetok.train.data import WindowDataModule
     from timetok.train.forecaster import finetune_module
 
-    tokenizer = TokenizerConfig(n_channels=1, context_points=32, embedding_dim=8,
-                                num_embeddings=16, block_hidden_size=16, res_hidden_size=8)
-    TokenForecaster(ForecasterConfig(tokenizer=tokenizer, context_points=32, max_horizon=16,
-                                     d_model=16, n_layers=1, n_heads=2, d_ff=32)
-                    ).save_pretrained(tmp_path / "lm")
+    _save_tiny_language_model(tmp_path / "lm")
     data = WindowDataModule("custom", 32, 8, data_path=str(write_series_csv(tmp_path / "s.csv")))
     train, val = data.windows("train"), data.windows("val")
     module = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
