@@ -23,7 +23,8 @@ and scores the tokenizer's ceiling: the user classifier trained on real images, 
 reconstructions of the real test images; and, to tell lost identity from a shift in
 texture, a classifier trained on the reconstructions of the training images
 (``user_acc_rebuilt_trained``); it writes ``<name>_tokenizer.{json,md}``. ``--channels``
-sets the tokenizer's channels (its code grid).
+sets the tokenizer's channels (its code grid); ``--tokenizer-from`` reuses a tokenizer
+trained by an earlier run and trains the prior alone.
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -42,13 +43,14 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 # Epochs per stage (a machine under load trains as long, only slower) and, as a safety cap
 # only, minutes; the CPU profile runs in about half an hour on 2 cores, the GPU profile is
-# sized for one H100/H200 lease.
+# sized for one H100/H200 lease. The GPU profile's tokenizer keeps a 32 x 32 code grid,
+# whose reconstructions keep the user identity a 16 x 16 grid loses (doppler*_tokenizer.md).
 PROFILES = {
     "cpu": dict(size=128, tokenizer_epochs=20, prior_epochs=12, parrad_epochs=30, cap_min=20,
                 channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32,
                 classifier_epochs=40, users=31, per_user=50),
     "gpu": dict(size=128, tokenizer_epochs=60, prior_epochs=60, parrad_epochs=60, cap_min=4,
-                channels=[64, 128, 256], d_model=384, n_layers=6, d_ff=1536, batch=64,
+                channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64,
                 classifier_epochs=60, users=31, per_user=50),
     "smoke": dict(size=32, tokenizer_epochs=2, prior_epochs=2, parrad_epochs=2, cap_min=1,
                   channels=[8, 16], d_model=32, n_layers=1, d_ff=64, batch=16,
@@ -78,6 +80,9 @@ def main() -> int:
                         help="the tokenizer's epochs instead of the profile's")
     parser.add_argument("--cap-min", type=float, default=None,
                         help="each training stage's cap in minutes instead of the profile's")
+    parser.add_argument("--tokenizer-from", default=None,
+                        help="a trained tokenizer folder (an earlier run's <runs>/tokenizer on "
+                             "the same simulation and seed) to reuse instead of training one")
     args = parser.parse_args()
     if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
         args.name += "_tokenizer"
@@ -193,11 +198,15 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
                                         channels=profile["channels"],
                                         num_embeddings=args.codebook_size)
     timings = {}
-    _, summary = train_spectrogram_tokenizer(
-        config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
-                                                    args.seed, device))
-    timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
-    timings["tokenizer epochs"] = summary["epochs"]
+    if args.tokenizer_from:
+        shutil.rmtree(runs / "tokenizer", ignore_errors=True)
+        shutil.copytree(args.tokenizer_from, runs / "tokenizer")
+    else:
+        _, summary = train_spectrogram_tokenizer(
+            config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
+                                                        args.seed, device))
+        timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
+        timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
     return dm, tokenizer, timings
 
