@@ -126,8 +126,9 @@ def main() -> int:
     train_figures, train_recon = reconstruction(tokenizer, train_images, train_users)
     add(dataset, "timetok", "codebook_usage", train_figures["usage"])
     add(dataset, "timetok", "codebook_usage_test", figures["usage"])
-    grid(f"{args.name}_reconstructions.png", images, users, recon, "reconstruction")
-    copy_figure(runs / "tokenizer" / "codebook_snapshots.png", f"{args.name}_codebook.png")
+    if not args.tokenizer_from:  # a reused tokenizer's figures stand beside the run that trained it
+        grid(f"{args.name}_reconstructions.png", images, users, recon, "reconstruction")
+        copy_figure(runs / "tokenizer" / "codebook_snapshots.png", f"{args.name}_codebook.png")
     if args.tokenizer_only:
         from timetok.eval.doppler import train_classifier
 
@@ -194,14 +195,14 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
     dm = SpectrogramDataModule("image-folder", str(sim), image_size=profile["size"],
                                val=0.1, test=0.2, seed=args.seed, batch_size=profile["batch"])
     dm.load()
-    config = SpectrogramTokenizerConfig(image_size=profile["size"],
-                                        channels=profile["channels"],
-                                        num_embeddings=args.codebook_size)
     timings = {}
     if args.tokenizer_from:
         shutil.rmtree(runs / "tokenizer", ignore_errors=True)
         shutil.copytree(args.tokenizer_from, runs / "tokenizer")
     else:
+        config = SpectrogramTokenizerConfig(image_size=profile["size"],
+                                            channels=profile["channels"],
+                                            num_embeddings=args.codebook_size)
         _, summary = train_spectrogram_tokenizer(
             config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
                                                         args.seed, device))
