@@ -47,13 +47,13 @@ RESULTS = Path(__file__).parent / "results"
 # whose reconstructions keep the user identity a 16 x 16 grid loses (doppler*_tokenizer.md).
 PROFILES = {
     "cpu": dict(size=128, tokenizer_epochs=20, prior_epochs=12, parrad_epochs=30, cap_min=20,
-                channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32,
+                channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32, prior_batch=32,
                 classifier_epochs=40, users=31, per_user=50),
     "gpu": dict(size=128, tokenizer_epochs=60, prior_epochs=60, parrad_epochs=60, cap_min=4,
-                channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64,
+                channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64, prior_batch=64,
                 classifier_epochs=60, users=31, per_user=50),
     "smoke": dict(size=32, tokenizer_epochs=2, prior_epochs=2, parrad_epochs=2, cap_min=1,
-                  channels=[8, 16], d_model=32, n_layers=1, d_ff=64, batch=16,
+                  channels=[8, 16], d_model=32, n_layers=1, d_ff=64, batch=16, prior_batch=8,
                   classifier_epochs=2, users=4, per_user=10),
 }
 PUBLISHED = [("reference 002 (target)", "codebook_usage", 0.80)]
@@ -78,6 +78,8 @@ def main() -> int:
                              "for a 32 x 32 code grid at 128 x 128")
     parser.add_argument("--tokenizer-epochs", type=int, default=None,
                         help="the tokenizer's epochs instead of the profile's")
+    parser.add_argument("--prior-batch", type=int, default=None,
+                        help="the prior's batch size instead of the profile's")
     parser.add_argument("--cap-min", type=float, default=None,
                         help="each training stage's cap in minutes instead of the profile's")
     parser.add_argument("--tokenizer-from", default=None,
@@ -94,7 +96,7 @@ def main() -> int:
     profile = dict(PROFILES[args.profile])
     if args.channels:
         profile["channels"] = [int(c) for c in args.channels.split(",")]
-    for key in ("tokenizer_epochs", "cap_min"):
+    for key in ("tokenizer_epochs", "prior_batch", "cap_min"):
         if getattr(args, key) is not None:
             profile[key] = getattr(args, key)
     runs = Path(args.runs)
@@ -220,7 +222,7 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
                  d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1)
     _, summary = train_prior(tokenizer, dm, runs / "generator",
                              run_options(profile["prior_epochs"], profile, args.seed, device),
-                             sizes)
+                             sizes, batch_size=profile["prior_batch"])
     timings["prior s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
     timings["prior epochs"] = summary["epochs"]
     return timings

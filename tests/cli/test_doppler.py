@@ -41,6 +41,22 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
     assert json.loads((gen / "config.json").read_text())["model_type"] == "spectrogram-generator"
 
 
+def test_the_prior_takes_its_own_batch_size(run, tmp_path):
+    import csv
+    import shutil
+
+    from timetok.cli.main import main
+
+    def steps(save_path):
+        with open(save_path / "generator" / "history.csv") as f:
+            return [int(row["step"]) for row in csv.DictReader(f)]
+
+    shutil.copytree(run / "run" / "tokenizer", tmp_path / "tokenizer")
+    assert main(["doppler", "train", "--data", str(run / "sim"), *TINY, "--stage", "prior",
+                 "--prior-batch-size", "4", "--save-path", str(tmp_path)]) == 0
+    assert steps(tmp_path)[-1] == 2 * steps(run / "run")[-1] > 0
+
+
 def test_generate_writes_the_simulator_layout(run, cli):
     out = run / "gen"
     result = cli("doppler", "generate", "--model", run / "run", "--users", "0,user02",

@@ -140,6 +140,8 @@ def _datamodule(s: dict, batch_size: int):
         show_default=True,
         help="Share of training images seen without their user (for --guidance-scale).")
 @option("--prior-epochs", type=click.IntRange(min=1), default=40, show_default=True)
+@option("--prior-batch-size", type=click.IntRange(min=1), default=None,
+        help="The prior's batch size [default: --batch-size].")
 @optimiser_options(batch_size=32, lr=5e-4)
 @option("--save-path", type=click.Path(file_okay=False), default="runs/doppler",
         show_default=True,
@@ -151,7 +153,7 @@ def _datamodule(s: dict, batch_size: int):
 def train(**s) -> None:
     """Train the spectrogram tokenizer (2-D VQ-VAE), then the user-conditioned prior over
     its frozen codes. --lr is the prior's (--tokenizer-lr the tokenizer's); --batch-size and
-    the run options apply to both stages."""
+    the run options apply to both stages, unless --prior-batch-size sets the prior's."""
     import dataclasses
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -203,7 +205,8 @@ def train(**s) -> None:
             module, summary = train_prior(
                 tokenizer, dm, gen_dir, options, sizes, lr=s["lr"],
                 weight_decay=s["weight_decay"], warmup_steps=s["warmup_steps"],
-                settings=saved_settings(s) | {"stage": "prior"})
+                settings=saved_settings(s) | {"stage": "prior"},
+                batch_size=s["prior_batch_size"])
             summaries["prior"] = summary
             print_summary(summary, gen_dir, s["as_json"])
     if rank_zero_only.rank == 0 and not s["as_json"] and "prior" in stages:

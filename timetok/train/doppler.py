@@ -240,15 +240,19 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
 def train_prior(tokenizer: SpectrogramTokenizer, datamodule: SpectrogramDataModule,
                 out_dir: Path, options, sizes: dict, *, lr: float = 5e-4,
                 weight_decay: float = 0.01, warmup_steps: int = 100, resume: bool = False,
-                settings: dict | None = None) -> tuple[PriorModule, dict]:
+                settings: dict | None = None,
+                batch_size: int | None = None) -> tuple[PriorModule, dict]:
     """Stage two: encode the images with the frozen ``tokenizer``, train the prior, export
-    the whole generator (tokenizer + prior) into ``out_dir``."""
+    the whole generator (tokenizer + prior) into ``out_dir``. ``batch_size`` replaces the
+    data module's for this stage (a prior over few images gains from more, smaller steps)."""
     import lightning as L
 
     from timetok.train.runner import train_and_export
 
     L.seed_everything(options.seed, workers=True, verbose=False)
     datamodule.encode_with(tokenizer)
+    if batch_size is not None:
+        datamodule.hparams.batch_size = batch_size
     module = PriorModule.around(tokenizer, datamodule.users, sizes, lr=lr,
                                 weight_decay=weight_decay, warmup_steps=warmup_steps)
     summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
