@@ -8,10 +8,11 @@ from timetok.nn.sampling import Sampling
 VOCAB = 24
 
 
-def make(conditions=(), max_codes=32) -> CodeLanguageModel:
+def make(conditions=(), max_codes=32, grid_width=0) -> CodeLanguageModel:
     torch.manual_seed(0)
     config = CodeLMConfig(vocab_size=VOCAB, max_codes=max_codes, d_model=32, n_layers=2,
-                          n_heads=4, d_ff=64, dropout=0.0, conditions=list(conditions))
+                          n_heads=4, d_ff=64, dropout=0.0, conditions=list(conditions),
+                          grid_width=grid_width)
     return CodeLanguageModel(config).eval()
 
 
@@ -42,16 +43,18 @@ def test_the_prefix_conditions_every_code_and_the_loss_covers_all_of_them():
     assert plain.logits.shape == (3, 11, VOCAB) and torch.equal(plain.targets, seq[:, 1:])
 
 
-def test_greedy_decoding_with_the_cache_equals_recomputation():
-    model = make()
+@pytest.mark.parametrize("grid_width", [0, 6])
+def test_greedy_decoding_with_the_cache_equals_recomputation(grid_width):
+    model = make(grid_width=grid_width)
     cached = model.generate(codes(), 12, sampling=Sampling(temperature=0))
     full = model.generate(codes(), 12, sampling=Sampling(temperature=0), use_cache=False)
     assert cached.shape == (3, 12)
     assert torch.equal(cached, full)
 
 
-def test_greedy_generation_follows_the_argmax_of_the_logits():
-    model = make((4,))
+@pytest.mark.parametrize("grid_width", [0, 5])
+def test_greedy_generation_follows_the_argmax_of_the_logits(grid_width):
+    model = make((4,), grid_width=grid_width)
     labels = torch.tensor([[3], [1]])
     generated = model.generate(codes(2), 3, labels, Sampling(temperature=0))
     sequence = codes(2)
@@ -59,6 +62,19 @@ def test_greedy_generation_follows_the_argmax_of_the_logits():
         nxt = model(sequence, labels)[:, -1].argmax(-1)
         assert torch.equal(nxt, generated[:, step])
         sequence = torch.cat([sequence, nxt[:, None]], dim=1)
+
+
+def test_grid_positions_tell_a_code_its_row_and_column_and_cost_nothing_when_off():
+    plain, grid = make(), make(grid_width=4)
+    extra = set(grid.state_dict()) - set(plain.state_dict())
+    assert extra == {"row_embedding.weight", "column_embedding.weight"}
+    assert grid.row_embedding.num_embeddings == 8  # 32 codes, 4 a row
+    same = torch.full((1, 12), 3)
+    embeds = grid.embed_codes(same)
+    torch.testing.assert_close(embeds[0, 5] - embeds[0, 1],  # one row down, same column
+                               grid.row_embedding.weight[1] - grid.row_embedding.weight[0])
+    torch.testing.assert_close(grid.embed_codes(same[:, :1], start=5), embeds[:, 5:6])
+    assert not torch.allclose(plain(same), grid(same))
 
 
 def test_one_prefill_repeated_across_samples_equals_recomputation():
@@ -116,6 +132,7 @@ def test_a_model_without_a_prefix_refuses_conditions_and_guidance():
     (dict(attn_dropout=1.0), "attn_dropout must lie"),
     (dict(conditions=[0]), "condition"),
     (dict(vocab_size=0), "vocab_size"),
+    (dict(grid_width=-1), "grid_width"),
 ])
 def test_config_errors_name_the_setting(settings, message):
     with pytest.raises(ConfigError, match=message):

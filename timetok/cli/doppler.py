@@ -139,6 +139,9 @@ def _datamodule(s: dict, batch_size: int):
 @option("--condition-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1,
         show_default=True,
         help="Share of training images seen without their user (for --guidance-scale).")
+@option("--grid-positions/--no-grid-positions", default=True, show_default=True,
+        help="Tell the prior each code's row and column on the grid, besides its place in "
+             "the sequence.")
 @option("--prior-epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @option("--prior-batch-size", type=click.IntRange(min=1), default=None,
         help="The prior's batch size [default: --batch-size].")
@@ -200,7 +203,7 @@ def train(**s) -> None:
                 raise ConfigError(f"the tokenizer in {tok_dir} reads {tokenizer.config.image_size}"
                                   f" px images; pass --image-size {tokenizer.config.image_size}")
             sizes = {k: s[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout",
-                                       "condition_dropout")}
+                                       "condition_dropout", "grid_positions")}
             options = dataclasses.replace(run_options_from(s), n_epochs=s["prior_epochs"])
             module, summary = train_prior(
                 tokenizer, dm, gen_dir, options, sizes, lr=s["lr"],

@@ -36,6 +36,7 @@ class CodeLMConfig:
     dropout: float = 0.1  # on embeddings and residual branches
     attn_dropout: float = 0.0  # on attention probabilities
     conditions: list[int] = field(default_factory=list)  # classes per prefix token
+    grid_width: int = 0  # > 0: codes are a raster of rows this wide, with row/column embeddings
 
     def __post_init__(self):
         for name in ("vocab_size", "max_codes", "d_model", "n_layers", "n_heads", "d_ff"):
@@ -50,6 +51,8 @@ class CodeLMConfig:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if any(n < 1 for n in self.conditions):
             raise ConfigError(f"every condition needs >= 1 class, got {self.conditions}")
+        if self.grid_width < 0:
+            raise ConfigError(f"grid_width must be >= 0, got {self.grid_width}")
 
     @property
     def prefix_length(self) -> int:
@@ -103,10 +106,28 @@ class CodeLanguageModel(nn.Module):
         )
         for table in self.condition_embeddings:
             nn.init.normal_(table.weight, std=0.02)
+        if config.grid_width:
+            # A code grid in raster order: a position is also told its row and column, shared
+            # across the grid, so "the code above" is one column match away from the start.
+            rows = -(-config.max_codes // config.grid_width)
+            self.row_embedding = nn.Embedding(rows, config.d_model)
+            self.column_embedding = nn.Embedding(config.grid_width, config.d_model)
+            for table in (self.row_embedding, self.column_embedding):
+                nn.init.normal_(table.weight, std=0.02)
 
     @property
     def code_embedding(self) -> nn.Embedding:
         return self.transformer.wte
+
+    def embed_codes(self, codes: Tensor, start: int = 0) -> Tensor:
+        """``[S, N]`` codes at positions ``start ..`` -> ``[S, N, d_model]``: the code
+        embedding, plus its row and column on a grid."""
+        embeds = self.transformer.wte(codes)
+        if self.config.grid_width:
+            position = torch.arange(start, start + codes.shape[1], device=codes.device)
+            embeds = (embeds + self.row_embedding(position // self.config.grid_width)
+                      + self.column_embedding(position % self.config.grid_width))
+        return embeds
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -145,7 +166,7 @@ class CodeLanguageModel(nn.Module):
                     f"sequences of {codes.shape[1]} codes exceed the model's max_codes "
                     f"{self.config.max_codes}"
                 )
-            parts.append(self.transformer.wte(codes))
+            parts.append(self.embed_codes(codes))
         if not parts:
             raise ConfigError("nothing to condition on: pass codes, conditions or both")
         return torch.cat(parts, dim=1)
@@ -227,13 +248,15 @@ class CodeLanguageModel(nn.Module):
                 token = choose(last)
                 out.append(token)
                 if step + 1 < steps:
-                    last, cache = self._cached_step(self.transformer.wte(token)[:, None], cache)
+                    new = self.embed_codes(token[:, None], n_codes + step)
+                    last, cache = self._cached_step(new, cache)
         else:
             embeds = embeds.repeat_interleave(repeats, 0)
-            for _ in range(steps):
+            for step in range(steps):
                 token = choose(self.hidden_states(embeds)[:, -1])
                 out.append(token)
-                embeds = torch.cat([embeds, self.transformer.wte(token)[:, None]], dim=1)
+                new = self.embed_codes(token[:, None], n_codes + step)
+                embeds = torch.cat([embeds, new], dim=1)
         tokens = torch.stack(out, dim=1)
         return tokens.chunk(2)[0] if guided else tokens
 

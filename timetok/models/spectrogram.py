@@ -176,6 +176,7 @@ class GeneratorConfig:
     d_ff: int = 1024
     dropout: float = 0.1
     condition_dropout: float = 0.1  # share of training sequences seen without their user
+    grid_positions: bool = False  # the prior also embeds each code's row and column
 
     def __post_init__(self):
         if isinstance(self.tokenizer, dict):  # as read from config.json
@@ -195,6 +196,7 @@ class GeneratorConfig:
             max_codes=self.tokenizer.grid ** 2, d_model=self.d_model, n_layers=self.n_layers,
             n_heads=self.n_heads, d_ff=self.d_ff, dropout=self.dropout,
             conditions=[len(self.users)],
+            grid_width=self.tokenizer.grid if self.grid_positions else 0,
         )
 
 
