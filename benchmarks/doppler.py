@@ -45,12 +45,14 @@ RESULTS = Path(__file__).parent / "results"
 # only, minutes; the CPU profile runs in about half an hour on 2 cores, the GPU profile is
 # sized for one H100/H200 lease. The GPU profile's tokenizer keeps a 32 x 32 code grid,
 # whose reconstructions keep the user identity a 16 x 16 grid loses (doppler*_tokenizer.md).
+# The prior's batch is small: at a fixed time budget more, noisier steps lower its
+# validation loss further (doppler_prior.md).
 PROFILES = {
     "cpu": dict(size=128, tokenizer_epochs=20, prior_epochs=12, parrad_epochs=30, cap_min=20,
-                channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32, prior_batch=32,
+                channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32, prior_batch=8,
                 classifier_epochs=40, users=31, per_user=50),
     "gpu": dict(size=128, tokenizer_epochs=60, prior_epochs=60, parrad_epochs=60, cap_min=4,
-                channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64, prior_batch=64,
+                channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64, prior_batch=16,
                 classifier_epochs=60, users=31, per_user=50),
     "smoke": dict(size=32, tokenizer_epochs=2, prior_epochs=2, parrad_epochs=2, cap_min=1,
                   channels=[8, 16], d_model=32, n_layers=1, d_ff=64, batch=16, prior_batch=8,
