@@ -174,7 +174,11 @@ class SpectrogramTokenizerModule(TaskModule):
 
 class PriorModule(TaskModule):
     """Stage two: next-code cross-entropy after the user prefix, the user dropped for a
-    ``condition_dropout`` share of sequences (classifier-free guidance)."""
+    ``condition_dropout`` share of sequences (classifier-free guidance).
+
+    Validation also logs ``user_nats``: how many nats per image the user prefix saves
+    against the null prefix. The codes cannot tell more about the user than ln(users)
+    nats, so a prior near zero here has not learned to draw the user it is given."""
 
     throughput_unit: ClassVar[str] = "images"
 
@@ -201,7 +205,11 @@ class PriorModule(TaskModule):
             drop = torch.rand(len(users), device=users.device) < self.model.config.condition_dropout
             users = torch.where(drop, torch.full_like(users, self.model.n_users), users)
         loss = self.model.loss(codes, users)
-        self.log_values(stage, {"loss": loss}, len(codes))
+        values = {"loss": loss}
+        if stage != "train" and self.model.config.condition_dropout:
+            null = torch.full_like(users, self.model.n_users)
+            values["user_nats"] = (self.model.loss(codes, null) - loss) * codes[0].numel()
+        self.log_values(stage, values, len(codes))
         return loss
 
 
