@@ -2,9 +2,11 @@
 
 Trains the prior of system 3 several times over the same frozen tokenizer and images (a
 finished ``benchmarks/doppler.py`` run folder holding ``sim/`` and ``tokenizer/``), each
-for the same wall-clock cap, and compares the next-code validation loss each reaches.
-A variant is ``BATCH:GRID``, the prior's batch size and whether it embeds each code's row
-and column (``on``/``off``), e.g.:
+for the same wall-clock cap, and compares the next-code validation loss each reaches and
+how many nats per image the user prefix saves over the null prefix (at most ln(users)).
+A variant is ``BATCH:GRID[:every]``, the prior's batch size, whether it embeds each code's
+row and column (``on``/``off``) and, with ``:every``, the user's embedding added to every
+code's input besides the prefix, e.g.:
 
     python benchmarks/doppler.py --profile cpu --tokenizer-only --channels 32,64 \\
         --tokenizer-epochs 40 --cap-min 40 --runs runs/bench-doppler32
@@ -32,7 +34,7 @@ def main() -> int:
     parser.add_argument("--runs", default="runs/bench-doppler",
                         help="a doppler.py run folder holding sim/ and tokenizer/")
     parser.add_argument("--variants", default="32:off,8:off,8:on",
-                        help="comma-separated BATCH:GRID pairs, GRID on or off")
+                        help="comma-separated BATCH:GRID[:every], GRID on or off")
     parser.add_argument("--cap-min", type=float, default=10.0,
                         help="each variant's training minutes")
     parser.add_argument("--name", default="doppler_prior")
@@ -40,10 +42,12 @@ def main() -> int:
     args = parser.parse_args()
     variants = []
     for item in args.variants.split(","):
-        batch, _, grid = item.partition(":")
-        if not batch.isdigit() or int(batch) < 1 or grid not in ("on", "off"):
-            parser.error(f"variant {item!r} is not BATCH:on or BATCH:off")
-        variants.append((int(batch), grid == "on"))
+        batch, grid, *every = item.split(":")
+        if (not batch.isdigit() or int(batch) < 1 or grid not in ("on", "off")
+                or every not in ([], ["every"])):
+            parser.error(f"variant {item!r} is not BATCH:on or BATCH:off, optionally "
+                         f"followed by :every")
+        variants.append((int(batch), grid == "on", bool(every)))
     runs = Path(args.runs)
     for needed in ("sim", "tokenizer/config.json"):
         if not (runs / needed).exists():
@@ -71,8 +75,8 @@ def main() -> int:
                  d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1)
     rows, records = [], []
     fig, ax = plt.subplots(figsize=(6, 4))
-    for batch, grid in variants:
-        method = f"timetok-b{batch}-grid{'on' if grid else 'off'}"
+    for batch, grid, every in variants:
+        method = f"timetok-b{batch}-grid{'on' if grid else 'off'}" + ("-every" if every else "")
         dm = SpectrogramDataModule("image-folder", str(runs / "sim"), image_size=profile["size"],
                                    val=0.1, test=0.2, seed=args.seed,
                                    batch_size=profile["batch"])
@@ -80,21 +84,25 @@ def main() -> int:
         _, summary = train_prior(tokenizer, dm, out,
                                  run_options(profile["prior_epochs"], profile, args.seed,
                                              device),
-                                 sizes | {"grid_positions": grid}, batch_size=batch)
+                                 sizes | {"grid_positions": grid, "user_every_code": every},
+                                 batch_size=batch)
         with open(out / "history.csv") as f:
             history = [row for row in csv.DictReader(f) if row.get("val_loss")]
         steps = [int(row["step"]) for row in history]
         losses = [float(row["val_loss"]) for row in history]
         ax.plot(steps, losses, marker="o", label=method)
         row = {"method": method, "batch": batch, "grid positions": "on" if grid else "off",
+               "user": "every code" if every else "prefix",
                "epochs": summary["epochs"], "steps": steps[-1], "val_loss": losses[-1],
+               "user nats/image": float(history[-1]["val_user_nats"]),
                "best val_loss": min(losses), "s/step": summary["wall_s"] / max(steps[-1], 1)}
         rows.append(row)
         setting = f"cap={args.cap_min:g}min"
         records += [record("doppler_prior", "simulated-31", setting, method, metric,
                            row[key], "measured", command, where)
                     for metric, key in (("val_loss", "val_loss"), ("steps", "steps"),
-                                        ("s_per_step", "s/step"))]
+                                        ("s_per_step", "s/step"),
+                                        ("val_user_nats", "user nats/image"))]
     ax.set(xlabel="optimiser step", ylabel="validation next-code loss (nats)",
            title=f"Doppler prior variants, {args.cap_min:g} min each")
     ax.legend()
@@ -102,14 +110,17 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(RESULTS / f"{args.name}.png", dpi=100)
     write_results(RESULTS / f"{args.name}.json", records)
-    table = markdown_table(rows, ["method", "batch", "grid positions", "epochs", "steps",
-                                  "s/step", "val_loss", "best val_loss"])
+    table = markdown_table(rows, ["method", "batch", "grid positions", "user", "epochs",
+                                  "steps", "s/step", "val_loss", "best val_loss",
+                                  "user nats/image"])
     text = (f"# Doppler prior variants\n\nMachine: {where}. The same frozen tokenizer "
             f"({tokenizer.config.grid} x {tokenizer.config.grid} codes of "
             f"{tokenizer.config.codebook_size}) and images; each variant trains for "
             f"{args.cap_min:g} min (the learning rate decays over them). Uniform guessing "
             f"scores ln {tokenizer.config.codebook_size} = "
-            f"{math.log(tokenizer.config.codebook_size):.2f}.\n\n{table}\n\n"
+            f"{math.log(tokenizer.config.codebook_size):.2f} nats per code; the user prefix "
+            f"can save at most ln {len(dm.users)} = {math.log(len(dm.users)):.2f} nats per "
+            f"image.\n\n{table}\n\n"
             f"![validation loss]({args.name}.png)\n\nCommand: `{command}`\n")
     atomic_write_text(RESULTS / f"{args.name}.md", text)
     print(table)

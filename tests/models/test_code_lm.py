@@ -8,11 +8,11 @@ from timetok.nn.sampling import Sampling
 VOCAB = 24
 
 
-def make(conditions=(), max_codes=32, grid_width=0) -> CodeLanguageModel:
+def make(conditions=(), max_codes=32, grid_width=0, every=False) -> CodeLanguageModel:
     torch.manual_seed(0)
     config = CodeLMConfig(vocab_size=VOCAB, max_codes=max_codes, d_model=32, n_layers=2,
                           n_heads=4, d_ff=64, dropout=0.0, conditions=list(conditions),
-                          grid_width=grid_width)
+                          grid_width=grid_width, condition_every_code=every)
     return CodeLanguageModel(config).eval()
 
 
@@ -52,9 +52,9 @@ def test_greedy_decoding_with_the_cache_equals_recomputation(grid_width):
     assert torch.equal(cached, full)
 
 
-@pytest.mark.parametrize("grid_width", [0, 5])
-def test_greedy_generation_follows_the_argmax_of_the_logits(grid_width):
-    model = make((4,), grid_width=grid_width)
+@pytest.mark.parametrize("grid_width, every", [(0, False), (5, False), (0, True)])
+def test_greedy_generation_follows_the_argmax_of_the_logits(grid_width, every):
+    model = make((4,), grid_width=grid_width, every=every)
     labels = torch.tensor([[3], [1]])
     generated = model.generate(codes(2), 3, labels, Sampling(temperature=0))
     sequence = codes(2)
@@ -75,6 +75,28 @@ def test_grid_positions_tell_a_code_its_row_and_column_and_cost_nothing_when_off
                                grid.row_embedding.weight[1] - grid.row_embedding.weight[0])
     torch.testing.assert_close(grid.embed_codes(same[:, :1], start=5), embeds[:, 5:6])
     assert not torch.allclose(plain(same), grid(same))
+
+
+def test_a_condition_on_every_code_adds_its_embedding_to_each_code_and_no_weights():
+    prefix_only, every = make((5, 3)), make((5, 3), every=True)
+    assert set(every.state_dict()) == set(prefix_only.state_dict())
+    labels = torch.tensor([[1, 2], [4, 0]])
+    seq = codes(2)
+    tables = every.condition_embeddings
+    bias = tables[0].weight[[1, 4]] + tables[1].weight[[2, 0]]
+    torch.testing.assert_close(every.embed(seq, labels)[:, 2:],
+                               prefix_only.embed(seq, labels)[:, 2:] + bias[:, None])
+    assert not torch.allclose(every(seq, labels), prefix_only(seq, labels))
+    greedy = Sampling(temperature=0)
+    for scale in (None, 3.0):
+        cached = every.generate(seq, 8, labels, greedy, guidance_scale=scale, repeats=2)
+        full = every.generate(seq, 8, labels, greedy, guidance_scale=scale, repeats=2,
+                              use_cache=False)
+        assert torch.equal(cached, full)
+    null = every.null_conditions(2)
+    cond, uncond = every(seq, labels)[:, -1], every(seq, null)[:, -1]
+    first = every.generate(seq, 1, labels, greedy, guidance_scale=3.0)[:, 0]
+    assert torch.equal(first, (uncond + 3.0 * (cond - uncond)).argmax(-1))
 
 
 def test_one_prefill_repeated_across_samples_equals_recomputation():
@@ -133,6 +155,7 @@ def test_a_model_without_a_prefix_refuses_conditions_and_guidance():
     (dict(conditions=[0]), "condition"),
     (dict(vocab_size=0), "vocab_size"),
     (dict(grid_width=-1), "grid_width"),
+    (dict(condition_every_code=True), "condition_every_code needs conditions"),
 ])
 def test_config_errors_name_the_setting(settings, message):
     with pytest.raises(ConfigError, match=message):

@@ -73,9 +73,9 @@ def test_conditioning_changes_logits_and_null_prefix_does_not():
     assert torch.allclose(nulls[0], nulls[1]) and torch.allclose(nulls[1], nulls[2])
 
 
-@pytest.mark.parametrize("grid_positions", [False, True])
-def test_generate_shapes_order_determinism_and_cache(grid_positions):
-    gen = generator(grid_positions=grid_positions)
+@pytest.mark.parametrize("grid_positions, every", [(False, False), (True, False), (True, True)])
+def test_generate_shapes_order_determinism_and_cache(grid_positions, every):
+    gen = generator(grid_positions=grid_positions, user_every_code=every)
     images = gen.generate(["bob", 0], num_samples=2, seed=3)
     assert images.shape == (4, 32, 32) and images.dtype == np.float32
     assert 0 <= images.min() and images.max() <= 1
@@ -96,10 +96,11 @@ def test_unknown_users_are_refused():
         gen.generate(["dan"])
 
 
-@pytest.mark.parametrize("grid_positions", [False, True])
-def test_generator_saves_and_loads(tmp_path, grid_positions):
-    gen = generator(grid_positions=grid_positions)
+@pytest.mark.parametrize("grid_positions, every", [(False, False), (True, False), (True, True)])
+def test_generator_saves_and_loads(tmp_path, grid_positions, every):
+    gen = generator(grid_positions=grid_positions, user_every_code=every)
     assert gen.prior.config.grid_width == (8 if grid_positions else 0)
+    assert gen.prior.config.condition_every_code == every
     gen.save_pretrained(tmp_path / "gen")
     loaded = PretrainedModel.from_pretrained(tmp_path / "gen")
     assert isinstance(loaded, SpectrogramGenerator)

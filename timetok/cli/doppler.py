@@ -142,6 +142,8 @@ def _datamodule(s: dict, batch_size: int):
 @option("--grid-positions/--no-grid-positions", default=True, show_default=True,
         help="Tell the prior each code's row and column on the grid, besides its place in "
              "the sequence.")
+@option("--user-every-code/--user-prefix-only", default=False, show_default=True,
+        help="Add the user's embedding to every code's input too, not only as the prefix.")
 @option("--prior-epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @option("--prior-batch-size", type=click.IntRange(min=1), default=None,
         help="The prior's batch size [default: --batch-size].")
@@ -203,7 +205,8 @@ def train(**s) -> None:
                 raise ConfigError(f"the tokenizer in {tok_dir} reads {tokenizer.config.image_size}"
                                   f" px images; pass --image-size {tokenizer.config.image_size}")
             sizes = {k: s[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout",
-                                       "condition_dropout", "grid_positions")}
+                                       "condition_dropout", "grid_positions",
+                                       "user_every_code")}
             options = dataclasses.replace(run_options_from(s), n_epochs=s["prior_epochs"])
             module, summary = train_prior(
                 tokenizer, dm, gen_dir, options, sizes, lr=s["lr"],

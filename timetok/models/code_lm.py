@@ -9,8 +9,11 @@ after a prefix naming the user (and, optionally, an activity). The backbone is G
 
 Condition tokens ``c`` come from one embedding table per condition field; each table has
 one extra row, the *null* condition, which stands for "unconditioned" (dropped during
-training for classifier-free guidance). Parameter names match GPT-2's own
-(``transformer.*``, ``lm_head.*``), so a model saved before this split loads unchanged.
+training for classifier-free guidance). With ``condition_every_code`` the conditions'
+embeddings are also added to every code's input, as conditional PixelCNN adds its class
+bias at every position: the model need not learn to attend back to the prefix. Parameter
+names match GPT-2's own (``transformer.*``, ``lm_head.*``), so a model saved before this
+split loads unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class CodeLMConfig:
     attn_dropout: float = 0.0  # on attention probabilities
     conditions: list[int] = field(default_factory=list)  # classes per prefix token
     grid_width: int = 0  # > 0: codes are a raster of rows this wide, with row/column embeddings
+    condition_every_code: bool = False  # the prefix's embeddings also added to every code
 
     def __post_init__(self):
         for name in ("vocab_size", "max_codes", "d_model", "n_layers", "n_heads", "d_ff"):
@@ -53,6 +57,8 @@ class CodeLMConfig:
             raise ConfigError(f"every condition needs >= 1 class, got {self.conditions}")
         if self.grid_width < 0:
             raise ConfigError(f"grid_width must be >= 0, got {self.grid_width}")
+        if self.condition_every_code and not self.conditions:
+            raise ConfigError("condition_every_code needs conditions to add to every code")
 
     @property
     def prefix_length(self) -> int:
@@ -119,10 +125,13 @@ class CodeLanguageModel(nn.Module):
     def code_embedding(self) -> nn.Embedding:
         return self.transformer.wte
 
-    def embed_codes(self, codes: Tensor, start: int = 0) -> Tensor:
+    def embed_codes(self, codes: Tensor, start: int = 0, bias: Tensor | None = None) -> Tensor:
         """``[S, N]`` codes at positions ``start ..`` -> ``[S, N, d_model]``: the code
-        embedding, plus its row and column on a grid."""
+        embedding, plus its row and column on a grid and the ``[S, d_model]`` ``bias`` of
+        :meth:`code_bias`."""
         embeds = self.transformer.wte(codes)
+        if bias is not None:
+            embeds = embeds + bias[:, None]
         if self.config.grid_width:
             position = torch.arange(start, start + codes.shape[1], device=codes.device)
             embeds = (embeds + self.row_embedding(position // self.config.grid_width)
@@ -135,6 +144,13 @@ class CodeLanguageModel(nn.Module):
         """``[n, P]`` null condition ids: the unconditioned prefix."""
         nulls = torch.tensor(self.config.conditions, device=self.lm_head.weight.device)
         return nulls.expand(n, -1)
+
+    def code_bias(self, conditions: Tensor | None) -> Tensor | None:
+        """``[S, d_model]``: what every code's input gains from its sequence's conditions
+        (their embeddings summed), or None unless ``condition_every_code``."""
+        if not self.config.condition_every_code or conditions is None:
+            return None
+        return sum(table(conditions[:, i]) for i, table in enumerate(self.condition_embeddings))
 
     def embed(self, codes: Tensor | None, conditions: Tensor | None = None) -> Tensor:
         """Prefix and code embeddings ``[S, P + N, d_model]``; ``codes`` ``[S, N]`` (or None
@@ -166,7 +182,7 @@ class CodeLanguageModel(nn.Module):
                     f"sequences of {codes.shape[1]} codes exceed the model's max_codes "
                     f"{self.config.max_codes}"
                 )
-            parts.append(self.embed_codes(codes))
+            parts.append(self.embed_codes(codes, bias=self.code_bias(conditions)))
         if not parts:
             raise ConfigError("nothing to condition on: pass codes, conditions or both")
         return torch.cat(parts, dim=1)
@@ -223,12 +239,17 @@ class CodeLanguageModel(nn.Module):
                 f"{self.config.max_codes}"
             )
         embeds = self.embed(codes, conditions)  # (S, P + N, d)
+        bias = self.code_bias(conditions)  # (S, d) or None
         guided = guidance_scale is not None and guidance_scale != 1
         if guided:
             if not self.config.prefix_length:
                 raise ConfigError("guidance needs a model conditioned on a prefix")
-            unconditioned = self.embed(codes, self.null_conditions(len(embeds)))
-            embeds = torch.cat([embeds, unconditioned])  # (2S, P + N, d)
+            nulls = self.null_conditions(len(embeds))
+            embeds = torch.cat([embeds, self.embed(codes, nulls)])  # (2S, P + N, d)
+            if bias is not None:
+                bias = torch.cat([bias, self.code_bias(nulls)])
+        if bias is not None:
+            bias = bias.repeat_interleave(repeats, 0)
 
         def choose(hidden: Tensor) -> Tensor:  # last states (rows, d) -> next codes
             logits = self.lm_head(hidden).float()
@@ -248,14 +269,14 @@ class CodeLanguageModel(nn.Module):
                 token = choose(last)
                 out.append(token)
                 if step + 1 < steps:
-                    new = self.embed_codes(token[:, None], n_codes + step)
+                    new = self.embed_codes(token[:, None], n_codes + step, bias)
                     last, cache = self._cached_step(new, cache)
         else:
             embeds = embeds.repeat_interleave(repeats, 0)
             for step in range(steps):
                 token = choose(self.hidden_states(embeds)[:, -1])
                 out.append(token)
-                new = self.embed_codes(token[:, None], n_codes + step)
+                new = self.embed_codes(token[:, None], n_codes + step, bias)
                 embeds = torch.cat([embeds, new], dim=1)
         tokens = torch.stack(out, dim=1)
         return tokens.chunk(2)[0] if guided else tokens

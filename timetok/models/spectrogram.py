@@ -177,6 +177,7 @@ class GeneratorConfig:
     dropout: float = 0.1
     condition_dropout: float = 0.1  # share of training sequences seen without their user
     grid_positions: bool = False  # the prior also embeds each code's row and column
+    user_every_code: bool = False  # the user's embedding also added to every code's input
 
     def __post_init__(self):
         if isinstance(self.tokenizer, dict):  # as read from config.json
@@ -197,6 +198,7 @@ class GeneratorConfig:
             n_heads=self.n_heads, d_ff=self.d_ff, dropout=self.dropout,
             conditions=[len(self.users)],
             grid_width=self.tokenizer.grid if self.grid_positions else 0,
+            condition_every_code=self.user_every_code,
         )
 
 
