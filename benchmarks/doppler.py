@@ -32,6 +32,7 @@ trained by an earlier run and trains the prior alone.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import resource
 import shlex
@@ -233,6 +234,10 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
                              sizes, batch_size=profile["prior_batch"])
     timings["prior s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
     timings["prior epochs"] = summary["epochs"]
+    with open(runs / "generator" / "history.csv") as f:
+        last = [row for row in csv.DictReader(f) if row.get("val_loss")][-1]
+    timings["prior val_loss"] = float(last["val_loss"])
+    timings["prior val_user_nats"] = float(last["val_user_nats"])  # at most ln(users)
     return timings
 
 
@@ -396,7 +401,7 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
                + figures(("reconstructions", "reconstructions"),
                          ("PARRAD", "parrad_reconstructions"), ("codebook", "codebook"))
                if any("recon_mse" in r for r in recon_rows) else "")
-            + "## Time\n\n" + markdown_table(timing_rows, ["what", "value"])
+            + "## Training and time\n\n" + markdown_table(timing_rows, ["what", "value"])
             + f"\n\nCommand: `{command}`\n")
     atomic_write_text(RESULTS / f"{name}.md", text)
 
