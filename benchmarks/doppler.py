@@ -24,7 +24,9 @@ reconstructions of the real test images; and, to tell lost identity from a shift
 texture, a classifier trained on the reconstructions of the training images
 (``user_acc_rebuilt_trained``); it writes ``<name>_tokenizer.{json,md}``. ``--channels``
 sets the tokenizer's channels (its code grid); ``--tokenizer-from`` reuses a tokenizer
-trained by an earlier run and trains the prior alone.
+trained by an earlier run and trains the prior alone; ``--prior-from`` also reuses a
+generator trained over that tokenizer (e.g. a ``doppler_prior.py`` variant) and only
+validates it.
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -92,7 +94,13 @@ def main() -> int:
     parser.add_argument("--tokenizer-from", default=None,
                         help="a trained tokenizer folder (an earlier run's <runs>/tokenizer on "
                              "the same simulation and seed) to reuse instead of training one")
+    parser.add_argument("--prior-from", default=None,
+                        help="a generator folder trained over the --tokenizer-from tokenizer "
+                             "to validate instead of training a prior")
     args = parser.parse_args()
+    if args.prior_from and not args.tokenizer_from:
+        parser.error("--prior-from needs --tokenizer-from, the tokenizer its prior was "
+                     "trained over")
     if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
         args.name += "_tokenizer"
 
@@ -153,7 +161,12 @@ def main() -> int:
         timings["whole run s"] = time.perf_counter() - started
         write(args.name, rows, timings, where, command, profile)
         return 0
-    timings |= train_prior_stage(runs, dm, tokenizer, profile, args, device)
+    if args.prior_from:
+        shutil.rmtree(runs / "generator", ignore_errors=True)
+        shutil.copytree(args.prior_from, runs / "generator")
+        timings |= prior_figures(runs / "generator")
+    else:
+        timings |= train_prior_stage(runs, dm, tokenizer, profile, args, device)
     shutil.rmtree(runs / "classifier", ignore_errors=True)  # one per run, trained anew
 
     for method, options in sampling_methods(args.guidance).items():
@@ -234,11 +247,15 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
                              sizes, batch_size=profile["prior_batch"])
     timings["prior s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
     timings["prior epochs"] = summary["epochs"]
-    with open(runs / "generator" / "history.csv") as f:
+    return timings | prior_figures(runs / "generator")
+
+
+def prior_figures(generator: Path) -> dict:
+    """The trained prior's last validation loss and user nats per image (<= ln(users))."""
+    with open(generator / "history.csv") as f:
         last = [row for row in csv.DictReader(f) if row.get("val_loss")][-1]
-    timings["prior val_loss"] = float(last["val_loss"])
-    timings["prior val_user_nats"] = float(last["val_user_nats"])  # at most ln(users)
-    return timings
+    return {"prior val_loss": float(last["val_loss"]),
+            "prior val_user_nats": float(last["val_user_nats"])}
 
 
 def reconstruction(tokenizer, images, users):
