@@ -251,11 +251,15 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
 
 
 def prior_figures(generator: Path) -> dict:
-    """The trained prior's last validation loss and user nats per image (<= ln(users))."""
+    """The trained prior's last validation loss and user nats per image (against the null
+    prefix and against a wrong user)."""
     with open(generator / "history.csv") as f:
         last = [row for row in csv.DictReader(f) if row.get("val_loss")][-1]
-    return {"prior val_loss": float(last["val_loss"]),
-            "prior val_user_nats": float(last["val_user_nats"])}
+    figures = {"prior val_loss": float(last["val_loss"]),
+               "prior val_user_nats": float(last["val_user_nats"])}
+    if last.get("val_wrong_user_nats"):  # logged since the prior's validation compares users
+        figures["prior val_wrong_user_nats"] = float(last["val_wrong_user_nats"])
+    return figures
 
 
 def reconstruction(tokenizer, images, users):

@@ -36,6 +36,9 @@ def test_validation_logs_what_the_user_prefix_saves_per_image(prior):
     assert values["loss"] == pytest.approx(float(conditioned))
     assert values["user_nats"] == pytest.approx(float(null - conditioned) * 64, rel=1e-4)
     assert values["user_nats"] != 0
+    with torch.no_grad():
+        wrong = module.model.loss(codes, torch.tensor([1, 2, 0, 1, 2, 0]))
+    assert values["wrong_user_nats"] == pytest.approx(float(wrong - conditioned) * 64, rel=1e-4)
     assert "user_nats" not in logged(module, "train", codes, users)
 
 
@@ -44,11 +47,13 @@ def test_a_prefix_that_cannot_tell_users_apart_saves_nothing(prior):
     table = module.model.prior.condition_embeddings[0].weight
     with torch.no_grad():
         table[:] = table[-1]  # every user's row is the null row
-    assert logged(module, "val", codes, users)["user_nats"] == pytest.approx(0, abs=1e-4)
+    values = logged(module, "val", codes, users)
+    assert values["user_nats"] == pytest.approx(0, abs=1e-4)
+    assert values["wrong_user_nats"] == pytest.approx(0, abs=1e-4)
 
 
-def test_without_condition_dropout_there_is_no_null_prefix_to_compare_with(prior):
+def test_without_condition_dropout_there_is_no_null_prefix_but_wrong_users(prior):
     _, codes, users = prior
     module = PriorModule({"tokenizer": TOK, "users": ["a", "b", "c"], **SIZES,
                           "condition_dropout": 0.0}).eval()
-    assert set(logged(module, "val", codes, users)) == {"loss"}
+    assert set(logged(module, "val", codes, users)) == {"loss", "wrong_user_nats"}

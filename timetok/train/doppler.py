@@ -180,7 +180,8 @@ class PriorModule(TaskModule):
     against the null prefix. Were the null prefix the true mixture over users, this could
     not pass ln(users) nats; near zero, the prior has not learned to draw the user it is
     given. A null prefix fitted worse than the users' (it is seen on fewer sequences)
-    inflates it, so compare variants by their validation loss too."""
+    inflates it; ``wrong_user_nats``, what the right user saves against another one (each
+    image given the next user id), does not depend on the null prefix."""
 
     throughput_unit: ClassVar[str] = "images"
 
@@ -211,6 +212,9 @@ class PriorModule(TaskModule):
         if stage != "train" and self.model.config.condition_dropout:
             null = torch.full_like(users, self.model.n_users)
             values["user_nats"] = (self.model.loss(codes, null) - loss) * codes[0].numel()
+        if stage != "train" and self.model.n_users > 1:
+            wrong = (users + 1) % self.model.n_users
+            values["wrong_user_nats"] = (self.model.loss(codes, wrong) - loss) * codes[0].numel()
         self.log_values(stage, values, len(codes))
         return loss
 
