@@ -87,8 +87,9 @@ def main() -> int:
                         help="the prior's batch size instead of the profile's")
     parser.add_argument("--no-grid-positions", action="store_true",
                         help="the prior without row and column embeddings")
-    parser.add_argument("--user-every-code", action="store_true",
-                        help="the prior adds the user's embedding to every code's input")
+    parser.add_argument("--user-prefix-only", action="store_true",
+                        help="the prior takes the user as its prefix alone, not also added "
+                             "to every code's input (doppler_prior_user.md)")
     parser.add_argument("--cap-min", type=float, default=None,
                         help="each training stage's cap in minutes instead of the profile's")
     parser.add_argument("--tokenizer-from", default=None,
@@ -241,7 +242,7 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
     sizes = dict(d_model=profile["d_model"], n_layers=profile["n_layers"], n_heads=8,
                  d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1,
                  grid_positions=not args.no_grid_positions,
-                 user_every_code=args.user_every_code)
+                 user_every_code=not args.user_prefix_only)
     _, summary = train_prior(tokenizer, dm, runs / "generator",
                              run_options(profile["prior_epochs"], profile, args.seed, device),
                              sizes, batch_size=profile["prior_batch"])

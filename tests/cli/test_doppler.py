@@ -38,7 +38,8 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
         assert column in history
     info = json.loads((gen / "images.json").read_text())
     assert info["users"] == ["user00", "user01", "user02"] and info["image_size"] == 32
-    assert json.loads((gen / "config.json").read_text())["model_type"] == "spectrogram-generator"
+    config = json.loads((gen / "config.json").read_text())
+    assert config["model_type"] == "spectrogram-generator" and config["user_every_code"]
 
 
 def test_the_prior_takes_its_own_batch_size_and_options(run, tmp_path):
@@ -53,11 +54,11 @@ def test_the_prior_takes_its_own_batch_size_and_options(run, tmp_path):
 
     shutil.copytree(run / "run" / "tokenizer", tmp_path / "tokenizer")
     assert main(["doppler", "train", "--data", str(run / "sim"), *TINY, "--stage", "prior",
-                 "--prior-batch-size", "4", "--user-every-code", "--no-grid-positions",
+                 "--prior-batch-size", "4", "--user-prefix-only", "--no-grid-positions",
                  "--save-path", str(tmp_path)]) == 0
     assert steps(tmp_path)[-1] == 2 * steps(run / "run")[-1] > 0
     config = json.loads((tmp_path / "generator" / "config.json").read_text())
-    assert config["user_every_code"] and not config["grid_positions"]
+    assert not config["user_every_code"] and not config["grid_positions"]
     with open(tmp_path / "generator" / "history.csv") as f:
         assert all(float(row["val_user_nats"]) == float(row["val_user_nats"])  # not NaN
                    for row in csv.DictReader(f) if row["val_loss"])

@@ -142,8 +142,9 @@ def _datamodule(s: dict, batch_size: int):
 @option("--grid-positions/--no-grid-positions", default=True, show_default=True,
         help="Tell the prior each code's row and column on the grid, besides its place in "
              "the sequence.")
-@option("--user-every-code/--user-prefix-only", default=False, show_default=True,
-        help="Add the user's embedding to every code's input too, not only as the prefix.")
+@option("--user-every-code/--user-prefix-only", default=True, show_default=True,
+        help="Add the user's embedding to every code's input too, not only as the prefix "
+             "(a prefix alone is easily ignored).")
 @option("--prior-epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @option("--prior-batch-size", type=click.IntRange(min=1), default=None,
         help="The prior's batch size [default: --batch-size].")
