@@ -251,16 +251,18 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
     return timings | prior_figures(runs / "generator")
 
 
+def validation_history(run: Path) -> list[dict]:
+    """The rows of a run folder's ``history.csv`` that hold a validation."""
+    with open(run / "history.csv") as f:
+        return [row for row in csv.DictReader(f) if row.get("val_loss")]
+
+
 def prior_figures(generator: Path) -> dict:
     """The trained prior's last validation loss and user nats per image (against the null
-    prefix and against a wrong user)."""
-    with open(generator / "history.csv") as f:
-        last = [row for row in csv.DictReader(f) if row.get("val_loss")][-1]
-    figures = {"prior val_loss": float(last["val_loss"]),
-               "prior val_user_nats": float(last["val_user_nats"])}
-    if last.get("val_wrong_user_nats"):  # logged since the prior's validation compares users
-        figures["prior val_wrong_user_nats"] = float(last["val_wrong_user_nats"])
-    return figures
+    prefix and against a wrong user), those its history holds."""
+    last = validation_history(generator)[-1]
+    return {f"prior {key}": float(last[key])
+            for key in ("val_loss", "val_user_nats", "val_wrong_user_nats") if last.get(key)}
 
 
 def reconstruction(tokenizer, images, users):

@@ -19,13 +19,12 @@ Writes ``benchmarks/results/<name>.{md,json}`` and a PNG of validation loss per 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shlex
 import sys
 from pathlib import Path
 
-from doppler import PROFILES, RESULTS, run_options
+from doppler import PROFILES, RESULTS, run_options, validation_history
 
 
 def main() -> int:
@@ -86,8 +85,7 @@ def main() -> int:
                                              device),
                                  sizes | {"grid_positions": grid, "user_every_code": every},
                                  batch_size=batch)
-        with open(out / "history.csv") as f:
-            history = [row for row in csv.DictReader(f) if row.get("val_loss")]
+        history = validation_history(out)
         steps = [int(row["step"]) for row in history]
         losses = [float(row["val_loss"]) for row in history]
         ax.plot(steps, losses, marker="o", label=method)
