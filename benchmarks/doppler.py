@@ -8,8 +8,9 @@ In one run:
    stages), for the profile's epochs;
 3. validate (``timetok doppler validate``'s pipeline) for each sampling method:
    ``timetok`` (the user prefix, temperature 1), ``timetok-cfg<s>`` (classifier-free
-   guidance at scale s) and ``unconditional`` (the null prefix for every image: what the
-   user classifier scores without conditioning — the floor conditioning must lift);
+   guidance at each scale s of ``--guidance``) and ``unconditional`` (the null prefix for
+   every image: what the user classifier scores without conditioning — the floor
+   conditioning must lift);
 4. reconstruction on the simulated test images and on the real PARRAD radar frames, by the
    simulated-data tokenizer (zero-shot) and by the same architecture trained on PARRAD's
    own training frames (``timetok-parrad``), beside the identity floor of a blurred copy.
@@ -68,7 +69,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument("--codebook-size", type=int, default=512)
-    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--guidance", type=guidance_scales, default=[2.0],
+                        help="classifier-free guidance scales, comma-separated: one "
+                             "timetok-cfg<s> method each")
     parser.add_argument("--parrad", default=str(Path(__file__).parents[2] / "shared/data"),
                         help="folder holding radar_parrad_sample/ (skipped when absent)")
     parser.add_argument("--runs", default="runs/bench-doppler")
@@ -271,8 +274,19 @@ def reconstruction(tokenizer, images, users):
     return reconstruction_figures(tokenizer, images, users)
 
 
-def sampling_methods(guidance: float) -> dict[str, dict]:
-    return {"timetok": {}, f"timetok-cfg{guidance:g}": {"guidance_scale": guidance},
+def guidance_scales(text: str) -> list[float]:
+    try:
+        scales = [float(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 2,3,5, got {text!r}") from None
+    if any(s <= 1 for s in scales):
+        raise argparse.ArgumentTypeError(f"guidance scales must exceed 1, got {text!r}")
+    return scales
+
+
+def sampling_methods(guidance: list[float]) -> dict[str, dict]:
+    return {"timetok": {},
+            **{f"timetok-cfg{s:g}": {"guidance_scale": s} for s in guidance},
             "unconditional": {"unconditional": True}}
 
 

@@ -225,8 +225,8 @@ class CodeLanguageModel(nn.Module):
         """Continue ``[S, N]`` codes (or start from the prefix alone) -> ``[S * repeats,
         steps]`` new codes, ``repeats`` consecutive rows per input row.
 
-        With the cache each distinct input is encoded once and its keys and values
-        repeated; without it every step recomputes the whole sequence (same result).
+        With the cache (preallocated, the length of the whole sequence) each step encodes
+        one new code; without it every step recomputes the whole sequence (same result).
         ``guidance_scale`` s > 1 applies classifier-free guidance: logits
         ``u + s * (c - u)`` from the conditioned (c) and the null-prefix (u) sequence.
         """
@@ -248,6 +248,8 @@ class CodeLanguageModel(nn.Module):
             embeds = torch.cat([embeds, self.embed(codes, nulls)])  # (2S, P + N, d)
             if bias is not None:
                 bias = torch.cat([bias, self.code_bias(nulls)])
+        # Rows [cond..., uncond...] stay in that order, each repeated, when guided.
+        embeds = embeds.repeat_interleave(repeats, 0)
         if bias is not None:
             bias = bias.repeat_interleave(repeats, 0)
 
@@ -261,10 +263,13 @@ class CodeLanguageModel(nn.Module):
 
         out = []
         if use_cache:
-            last, cache = self._cached_step(embeds, None)
-            if repeats > 1:  # rows [cond..., uncond...] stay in that order when guided
-                cache.batch_repeat_interleave(repeats)
-                last = last.repeat_interleave(repeats, 0)
+            from transformers import StaticCache
+
+            # Preallocated for the whole sequence: a growing cache copies all its keys and
+            # values at every step, which makes a 1024-code grid quadratic in time.
+            cache = StaticCache(config=self.transformer.config,
+                                max_cache_len=embeds.shape[1] + steps)
+            last, cache = self._cached_step(embeds, cache)
             for step in range(steps):
                 token = choose(last)
                 out.append(token)
@@ -272,7 +277,6 @@ class CodeLanguageModel(nn.Module):
                     new = self.embed_codes(token[:, None], n_codes + step, bias)
                     last, cache = self._cached_step(new, cache)
         else:
-            embeds = embeds.repeat_interleave(repeats, 0)
             for step in range(steps):
                 token = choose(self.hidden_states(embeds)[:, -1])
                 out.append(token)
