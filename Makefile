@@ -57,9 +57,9 @@ DOPPLER := runs/demo-doppler
 demo-doppler: $(BIN)/timetok
 	$(BIN)/timetok doppler simulate --users 8 --per-user 30 --size 64 --out $(DOPPLER)/data \
 		--overwrite
-	$(BIN)/timetok doppler train --data $(DOPPLER)/data --image-size 64 --tokenizer-epochs 15 \
-		--prior-epochs 40 --codebook-size 256 --d-model 128 --n-layers 2 --n-heads 4 --d-ff 256 \
-		--save-path $(DOPPLER)/model --overwrite
+	$(BIN)/timetok doppler train --data $(DOPPLER)/data --image-size 64 --channels 32,64,128 \
+		--tokenizer-epochs 15 --prior-epochs 40 --codebook-size 256 --d-model 128 --n-layers 2 \
+		--n-heads 4 --d-ff 256 --save-path $(DOPPLER)/model --overwrite
 	$(BIN)/timetok doppler generate --model $(DOPPLER)/model --samples 8 --top-k 100 \
 		--out $(DOPPLER)/generated --overwrite
 	$(BIN)/timetok doppler validate --model $(DOPPLER)/model

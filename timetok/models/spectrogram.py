@@ -38,10 +38,10 @@ from timetok.nn.sampling import Sampling
 
 @dataclass(frozen=True)
 class SpectrogramTokenizerConfig:
-    """Defaults: 128 × 128 images -> a 16 × 16 grid over 512 codes of 64 dimensions."""
+    """Defaults: 128 × 128 images -> a 32 × 32 grid over 512 codes of 64 dimensions."""
 
     image_size: int = 128
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    channels: list[int] = field(default_factory=lambda: [32, 64])
     n_res_layers: int = 1
     embedding_dim: int = 64
     num_embeddings: int = 512
