@@ -86,6 +86,11 @@ def main() -> int:
                              "for a 32 x 32 code grid at 128 x 128")
     parser.add_argument("--tokenizer-epochs", type=int, default=None,
                         help="the tokenizer's epochs instead of the profile's")
+    parser.add_argument("--adversarial-weight", type=float, default=0.0,
+                        help="train the tokenizer against a patch critic at this weight "
+                             "(0: pixel loss only)")
+    parser.add_argument("--adversarial-start", type=int, default=10,
+                        help="the tokenizer's epoch at which its patch critic starts")
     parser.add_argument("--prior-batch", type=int, default=None,
                         help="the prior's batch size instead of the profile's")
     parser.add_argument("--no-grid-positions", action="store_true",
@@ -232,7 +237,8 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
                                             num_embeddings=args.codebook_size)
         _, summary = train_spectrogram_tokenizer(
             config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
-                                                        args.seed, device))
+                                                        args.seed, device),
+            adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
         timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
         timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
@@ -354,7 +360,8 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
     config = dataclasses.replace(tokenizer.config)
     module, _ = train_spectrogram_tokenizer(
         config, dm, runs / "parrad-tokenizer", run_options(profile["parrad_epochs"], profile,
-                                                           args.seed, device))
+                                                           args.seed, device),
+        adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
     own = module.model.to(device).eval()
     figures, recon = reconstruction(own, images, users)
     out["timetok-parrad"] = figures

@@ -17,13 +17,15 @@ TINY = ["--image-size", "32", "--channels", "8,16", "--codebook-size", "16",
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Three simulated users, nine 32x32 images each, a trained tiny generator."""
+    """Three simulated users, nine 32x32 images each, a trained tiny generator (its
+    tokenizer against a patch critic in the second epoch)."""
     from timetok.cli.main import main
 
     root = tmp_path_factory.mktemp("doppler")
     assert main(["doppler", "simulate", "--users", "3", "--per-user", "9", "--size", "32",
                  "--out", str(root / "sim"), "--no-progress"]) == 0
     assert main(["doppler", "train", "--data", str(root / "sim"), *TINY,
+                 "--adversarial-weight", "0.5", "--adversarial-start", "1",
                  "--save-path", str(root / "run")]) == 0
     return root
 
@@ -34,7 +36,8 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
                  "codebook_usage.png", "codebook_snapshots.png", "codebook_history.png"):
         assert (tok / name).stat().st_size > 0, name
     history = (tok / "history.csv").read_text()
-    for column in ("val_usage", "val_codes_per_user", "val_entropy_bits", "train_restarts"):
+    for column in ("val_usage", "val_codes_per_user", "val_entropy_bits", "train_restarts",
+                   "train_adv_d"):
         assert column in history
     info = json.loads((gen / "images.json").read_text())
     assert info["users"] == ["user00", "user01", "user02"] and info["image_size"] == 32
@@ -169,6 +172,8 @@ def test_train_refuses_impossible_flag_combinations(run, cli, tmp_path):
         "--save-path", tmp_path / "r").assert_error("not divisible by 4")
     cli("doppler", "train", "--data", run / "sim", *TINY,
         "--save-path", run / "run").assert_error("already holds a run")
+    cli("doppler", "train", "--data", run / "sim", *TINY, "--adversarial-weight", "0.1",
+        "--save-path", tmp_path / "r").assert_error("--adversarial-start 10 is past the last")
 
 
 def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):

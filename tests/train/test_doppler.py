@@ -1,11 +1,16 @@
-"""The prior's training step: the user prefix's worth in nats per image."""
+"""The prior's training step (the user prefix's worth in nats per image) and the
+tokenizer's optional patch critic."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from timetok.train.doppler import PriorModule
+from timetok.errors import ConfigError
+from timetok.models.spectrogram import SpectrogramTokenizer, SpectrogramTokenizerConfig
+from timetok.nn.conv2d import PatchDiscriminator2d
+from timetok.train.doppler import PriorModule, SpectrogramTokenizerModule
 
 TOK = dict(image_size=32, channels=[8, 16], embedding_dim=8, num_embeddings=16)
 SIZES = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0)
@@ -57,3 +62,56 @@ def test_without_condition_dropout_there_is_no_null_prefix_but_wrong_users(prior
     module = PriorModule({"tokenizer": TOK, "users": ["a", "b", "c"], **SIZES,
                           "condition_dropout": 0.0}).eval()
     assert set(logged(module, "val", codes, users)) == {"loss", "wrong_user_nats"}
+
+
+def adversarial_run(tmp_path, weight: float, start: int):
+    """Two epochs of a tiny tokenizer on random images of three users."""
+    from safetensors.torch import load_file
+
+    from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
+    from timetok.train.runner import RunOptions
+
+    rng = np.random.default_rng(0)
+    for user in "abc":
+        (tmp_path / "data" / user).mkdir(parents=True)
+        for n in range(6):
+            np.save(tmp_path / "data" / user / f"{n}.npy", rng.random((32, 32)))
+    dm = SpectrogramDataModule("image-folder", str(tmp_path / "data"), image_size=32,
+                               batch_size=4)
+    options = RunOptions(n_epochs=2, accelerator="cpu", devices="1", progress=False, seed=0)
+    module, summary = train_spectrogram_tokenizer(
+        SpectrogramTokenizerConfig(**TOK), dm, tmp_path / "tok", options,
+        adversarial_weight=weight, adversarial_start=start)
+    history = (tmp_path / "tok" / "history.csv").read_text().splitlines()
+    return module, summary, history, load_file(tmp_path / "tok" / "model.safetensors")
+
+
+def test_the_patch_critic_trains_beside_the_tokenizer_and_stays_out_of_its_export(tmp_path):
+    torch.manual_seed(0)
+    critic = PatchDiscriminator2d([8, 16, 32])
+    assert critic(torch.rand(2, 1, 32, 32)).shape == (2, 1, 4, 4)
+    module, summary, history, weights = adversarial_run(tmp_path, 0.5, 1)
+    columns = history[0].split(",")
+    assert {"train_adv_g", "train_adv_d", "train_adv_weight"} <= set(columns)
+    rows = [dict(zip(columns, line.split(","), strict=True)) for line in history[1:]]
+    trained = [row for row in rows if row.get("train_adv_d")]
+    assert len(trained) == 1  # the critic starts at the second epoch
+    assert float(trained[0]["train_adv_weight"]) > 0
+    assert summary["exported"] == "last"
+    assert not any(name.startswith("discriminator") for name in weights)
+    exported = SpectrogramTokenizer.from_pretrained(tmp_path / "tok")
+    for name, value in exported.state_dict().items():
+        assert torch.equal(value, module.model.state_dict()[name])
+
+
+def test_without_the_critic_the_best_weights_are_exported(tmp_path):
+    module, summary, history, weights = adversarial_run(tmp_path, 0.0, 0)
+    assert not hasattr(module, "discriminator")
+    assert "train_adv_g" not in history[0]
+    assert summary["exported"] == "best"
+
+
+@pytest.mark.parametrize("weight, start", [(-0.1, 0), (0.1, -1)])
+def test_a_negative_adversarial_weight_or_start_is_refused(weight, start):
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        SpectrogramTokenizerModule(TOK, 3, adversarial_weight=weight, adversarial_start=start)

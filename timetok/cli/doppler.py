@@ -130,6 +130,11 @@ def _datamodule(s: dict, batch_size: int):
 @option("--tokenizer-epochs", type=click.IntRange(min=1), default=30, show_default=True)
 @option("--tokenizer-lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
         show_default=True)
+@option("--adversarial-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+        help="Also train the tokenizer to fool a patch critic, at this weight against the "
+             "pixel loss (sharper texture; 0: pixel loss only).")
+@option("--adversarial-start", type=click.IntRange(min=0), default=10, show_default=True,
+        help="The tokenizer epoch at which the patch critic starts.")
 @option("--d-model", type=click.IntRange(min=1), default=256, show_default=True,
         help="Prior width.")
 @option("--n-layers", type=click.IntRange(min=1), default=4, show_default=True)
@@ -173,6 +178,10 @@ def train(**s) -> None:
                           "--n-epochs")
     if s["resume"]:
         raise ConfigError("doppler train cannot resume; run the unfinished --stage again")
+    if s["adversarial_weight"] and s["adversarial_start"] >= s["tokenizer_epochs"]:
+        raise ConfigError(f"--adversarial-start {s['adversarial_start']} is past the last of "
+                          f"{s['tokenizer_epochs']} --tokenizer-epochs, so the critic would "
+                          "never train; start it earlier")
     save_path = Path(s["save_path"])
     check_writable(save_path, "--save-path")
     tok_dir, gen_dir = save_path / "tokenizer", save_path / "generator"
@@ -198,7 +207,9 @@ def train(**s) -> None:
             module, summary = train_spectrogram_tokenizer(
                 config, dm, tok_dir, options, lr=s["tokenizer_lr"],
                 weight_decay=s["weight_decay"], warmup_steps=s["warmup_steps"],
-                settings=saved_settings(s) | {"stage": "tokenizer"})
+                settings=saved_settings(s) | {"stage": "tokenizer"},
+                adversarial_weight=s["adversarial_weight"],
+                adversarial_start=s["adversarial_start"])
             summaries["tokenizer"] = summary
             print_summary(summary, tok_dir, s["as_json"], module.summary_lines(summary))
         if "prior" in stages:

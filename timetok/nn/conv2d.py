@@ -88,3 +88,26 @@ class ConvDecoder2d(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
+
+
+class PatchDiscriminator2d(nn.Module):
+    """A patch critic: ``[N, in_channels, S, S]`` -> logits ``[N, 1, S / 2**L, S / 2**L]``,
+    one per overlapping patch, L = ``len(channels)`` stride-2 convolutions (LeakyReLU,
+    GroupNorm after the first). It judges local texture, which a pixel loss averages away."""
+
+    def __init__(self, channels: list[int], in_channels: int = 1):
+        super().__init__()
+        check_channels(channels, 2 ** len(channels))
+        layers: list[nn.Module] = []
+        width = in_channels
+        for i, out in enumerate(channels):
+            layers.append(nn.Conv2d(width, out, 4, 2, 1))
+            if i:
+                layers.append(_norm(out))
+            layers.append(nn.LeakyReLU(0.2))
+            width = out
+        layers.append(nn.Conv2d(width, 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

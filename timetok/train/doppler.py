@@ -13,21 +13,25 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from timetok.data.images import ImageSet, load_images, split_per_user
-from timetok.errors import DataError
+from timetok.errors import ConfigError, DataError
 from timetok.models.spectrogram import (
     GeneratorConfig,
     SpectrogramGenerator,
     SpectrogramTokenizer,
     SpectrogramTokenizerConfig,
 )
+from timetok.nn.conv2d import PatchDiscriminator2d
 from timetok.nn.quantizer import CodeUsage
 from timetok.train.base import TaskDataModule, TaskModule
+from timetok.train.optim import adamw_cosine
 from timetok.utils import atomic_write_text
 
 DATA_NAME = "images.json"  # what the data were, beside an exported model
+DISCRIMINATOR_CHANNELS = [32, 64, 128]  # the patch critic's widths: 3 halvings
 
 
 class SpectrogramDataModule(TaskDataModule):
@@ -129,18 +133,34 @@ class CodebookMonitor:
 
 
 class SpectrogramTokenizerModule(TaskModule):
-    """Stage one: reconstruction + VQ loss; codebook figures per epoch, restarts per step."""
+    """Stage one: reconstruction + VQ loss; codebook figures per epoch, restarts per step.
+
+    With ``adversarial_weight`` > 0, from epoch ``adversarial_start`` on, a patch critic
+    (:class:`~timetok.nn.conv2d.PatchDiscriminator2d`, hinge loss) judges the
+    reconstructions against the real images and the decoder is also trained to fool it:
+    a pixel loss alone averages the fine texture of a spectrogram away. The adversarial
+    term is scaled so that its gradient at the decoder's last layer is
+    ``adversarial_weight`` times the pixel loss's. The critic is not part of the exported
+    tokenizer, and the last weights are exported (the best validation pixel loss would pick
+    the smoothest)."""
 
     throughput_unit: ClassVar[str] = "images"
     progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "usage")
 
     def __init__(self, config: dict, n_users: int, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, warmup_steps: int = 100):
+                 weight_decay: float = 1e-4, warmup_steps: int = 100,
+                 adversarial_weight: float = 0.0, adversarial_start: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.model = SpectrogramTokenizer(SpectrogramTokenizerConfig(**config))
         self.monitors = {stage: CodebookMonitor(self.model.codebook_size, n_users)
                          for stage in ("train", "val")}
+        if adversarial_weight < 0 or adversarial_start < 0:
+            raise ConfigError("the adversarial weight and start epoch must be >= 0, got "
+                              f"{adversarial_weight} and {adversarial_start}")
+        if adversarial_weight > 0:
+            self.automatic_optimization = False
+            self.discriminator = PatchDiscriminator2d(DISCRIMINATOR_CHANNELS)
 
     def step(self, batch: Any, stage: str, batch_idx: int) -> torch.Tensor:
         images, users = batch
@@ -149,6 +169,62 @@ class SpectrogramTokenizerModule(TaskModule):
                                 "vq_loss": out.vq_loss}, len(images))
         self.monitors[stage].update(out.codes, users)
         return out.loss
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            return self.step(batch, "train", batch_idx)
+        images, users = batch
+        hp = self.hparams
+        (opt_g, opt_d), (sched_g, sched_d) = self.optimizers(), self.lr_schedulers()
+        out = self.model(images)
+        values = {"loss": out.loss, "recon": out.recon_loss, "vq_loss": out.vq_loss}
+        loss = out.loss
+        adversarial = self.current_epoch >= hp.adversarial_start
+        fake = out.reconstruction[:, None] * 2 - 1
+        if adversarial:
+            fool = -self.discriminator(fake).mean()
+            weight = hp.adversarial_weight * self._balance(out.recon_loss, fool)
+            loss = loss + weight * fool
+            values |= {"adv_g": fool, "adv_weight": weight}
+        opt_g.zero_grad()
+        self.manual_backward(loss)
+        opt_g.step()
+        sched_g.step()
+        if adversarial:
+            real = self.discriminator(images[:, None] * 2 - 1)
+            made = self.discriminator(fake.detach())
+            critic = F.relu(1 - real).mean() + F.relu(1 + made).mean()
+            opt_d.zero_grad()
+            self.manual_backward(critic)
+            opt_d.step()
+            sched_d.step()
+            values |= {"adv_d": critic,
+                       "adv_d_acc": ((real > 0).float().mean() + (made < 0).float().mean()) / 2}
+        self.log_values("train", values, len(images))
+        self.monitors["train"].update(out.codes, users)
+        return loss.detach()  # what the runner's divergence check reads
+
+    def _balance(self, recon: torch.Tensor, fool: torch.Tensor) -> torch.Tensor:
+        """The ratio of the pixel loss's gradient norm to the adversarial term's at the
+        decoder's last layer: the factor that makes their pulls comparable."""
+        last = self.model.decoder.net[-1].weight
+        g_recon = torch.autograd.grad(recon, last, retain_graph=True)[0]
+        g_fool = torch.autograd.grad(fool, last, retain_graph=True)[0]
+        return (g_recon.norm() / (g_fool.norm() + 1e-4)).clamp(max=1e4).detach()
+
+    def configure_optimizers(self):
+        if self.automatic_optimization:
+            return super().configure_optimizers()
+        hp = self.hparams
+        return [adamw_cosine(self.model.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps,
+                             self.trainer),
+                adamw_cosine(self.discriminator.parameters(), hp.lr, hp.weight_decay,
+                             hp.warmup_steps, self.trainer)]
+
+    def select_weights(self, run_dir: Path, summary: dict) -> str:
+        if self.automatic_optimization:
+            return super().select_weights(run_dir, summary)
+        return "last"
 
     def _log_codebook(self, stage: str) -> None:
         monitor = self.monitors[stage]
@@ -223,10 +299,13 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
                                 datamodule: SpectrogramDataModule, out_dir: Path, options,
                                 *, lr: float = 1e-3, weight_decay: float = 1e-4,
                                 warmup_steps: int = 100, resume: bool = False,
-                                settings: dict | None = None) -> tuple[TaskModule, dict]:
+                                settings: dict | None = None, adversarial_weight: float = 0.0,
+                                adversarial_start: int = 0) -> tuple[TaskModule, dict]:
     """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
     (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
-    epoch, ``codebook_snapshots.png``: the distribution over training)."""
+    epoch, ``codebook_snapshots.png``: the distribution over training). A positive
+    ``adversarial_weight`` adds the patch critic from epoch ``adversarial_start`` on
+    (:class:`SpectrogramTokenizerModule`)."""
     import dataclasses
 
     import lightning as L
@@ -238,7 +317,9 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
     L.seed_everything(options.seed, workers=True, verbose=False)
     module = SpectrogramTokenizerModule(dataclasses.asdict(config), len(datamodule.users),
                                         lr=lr, weight_decay=weight_decay,
-                                        warmup_steps=warmup_steps)
+                                        warmup_steps=warmup_steps,
+                                        adversarial_weight=adversarial_weight,
+                                        adversarial_start=adversarial_start)
     summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
     if rank_zero_only.rank == 0:
         snapshots = module.monitors["val"].snapshots
