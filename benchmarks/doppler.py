@@ -24,10 +24,11 @@ and scores the tokenizer's ceiling: the user classifier trained on real images, 
 reconstructions of the real test images; and, to tell lost identity from a shift in
 texture, a classifier trained on the reconstructions of the training images
 (``user_acc_rebuilt_trained``); it writes ``<name>_tokenizer.{json,md}``. ``--channels``
-sets the tokenizer's channels (its code grid); ``--tokenizer-from`` reuses a tokenizer
-trained by an earlier run and trains the prior alone; ``--prior-from`` also reuses a
-generator trained over that tokenizer (e.g. a ``doppler_prior.py`` variant) and only
-validates it.
+sets the tokenizer's channels (its code grid), ``--adversarial-weight`` and
+``--adversarial-start`` its patch critic (weight 0: the pixel loss alone);
+``--tokenizer-from`` reuses a tokenizer trained by an earlier run and trains the prior
+alone; ``--prior-from`` also reuses a generator trained over that tokenizer (e.g. a
+``doppler_prior.py`` variant) and only validates it.
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -89,8 +90,9 @@ def main() -> int:
     parser.add_argument("--adversarial-weight", type=float, default=0.0,
                         help="train the tokenizer against a patch critic at this weight "
                              "(0: pixel loss only)")
-    parser.add_argument("--adversarial-start", type=int, default=10,
-                        help="the tokenizer's epoch at which its patch critic starts")
+    parser.add_argument("--adversarial-start", type=int, default=None,
+                        help="the tokenizer's epoch at which its patch critic starts "
+                             "(default: a third of its epochs)")
     parser.add_argument("--prior-batch", type=int, default=None,
                         help="the prior's batch size instead of the profile's")
     parser.add_argument("--no-grid-positions", action="store_true",
@@ -220,6 +222,12 @@ def run_options(epochs: int, profile: dict, seed: int, device: str):
                       devices="1", amp=device == "cuda")
 
 
+def adversarial(args, epochs: int) -> dict:
+    """The tokenizer's patch-critic settings for a stage of ``epochs``."""
+    start = epochs // 3 if args.adversarial_start is None else args.adversarial_start
+    return {"adversarial_weight": args.adversarial_weight, "adversarial_start": start}
+
+
 def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
     from timetok.models.spectrogram import SpectrogramTokenizer, SpectrogramTokenizerConfig
     from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
@@ -238,7 +246,7 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
         _, summary = train_spectrogram_tokenizer(
             config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
                                                         args.seed, device),
-            adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
+            **adversarial(args, profile["tokenizer_epochs"]))
         timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
         timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
@@ -361,7 +369,7 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
     module, _ = train_spectrogram_tokenizer(
         config, dm, runs / "parrad-tokenizer", run_options(profile["parrad_epochs"], profile,
                                                            args.seed, device),
-        adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
+        **adversarial(args, profile["parrad_epochs"]))
     own = module.model.to(device).eval()
     figures, recon = reconstruction(own, images, users)
     out["timetok-parrad"] = figures

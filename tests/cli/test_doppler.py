@@ -173,7 +173,8 @@ def test_train_refuses_impossible_flag_combinations(run, cli, tmp_path):
     cli("doppler", "train", "--data", run / "sim", *TINY,
         "--save-path", run / "run").assert_error("already holds a run")
     cli("doppler", "train", "--data", run / "sim", *TINY, "--adversarial-weight", "0.1",
-        "--save-path", tmp_path / "r").assert_error("--adversarial-start 10 is past the last")
+        "--adversarial-start", "2",
+        "--save-path", tmp_path / "r").assert_error("--adversarial-start 2 is past the last")
 
 
 def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):

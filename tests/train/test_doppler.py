@@ -115,3 +115,65 @@ def test_without_the_critic_the_best_weights_are_exported(tmp_path):
 def test_a_negative_adversarial_weight_or_start_is_refused(weight, start):
     with pytest.raises(ConfigError, match="must be >= 0"):
         SpectrogramTokenizerModule(TOK, 3, adversarial_weight=weight, adversarial_start=start)
+
+
+def test_each_adversarial_loss_moves_only_its_own_player():
+    """One backward pass trains both: the critic by its hinge loss alone, the decoder by
+    the pixel and VQ losses plus the weighted term for fooling the critic."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    module = SpectrogramTokenizerModule(TOK, 3, adversarial_weight=0.5)
+    images, users = torch.rand(4, 32, 32), torch.tensor([0, 1, 2, 0])
+    module.model(images)  # k-means initialises the codebook
+    module.eval()  # which stays put from here on
+    values = {}
+    module.log_values = lambda stage, v, n: values.update(v)
+    module.step((images, users), "train", 0).backward()
+    critic_grads = [w.grad.clone() for w in module.discriminator.parameters()]
+    last = module.model.decoder.net[-1].weight
+    decoder_grad = last.grad.clone()
+
+    module.zero_grad()
+    out = module.model(images)
+    fake = out.reconstruction[:, None] * 2 - 1
+    critic = (F.relu(1 - module.discriminator(images[:, None] * 2 - 1)).mean()
+              + F.relu(1 + module.discriminator(fake.detach())).mean())
+    critic.backward()
+    for w, expected in zip(module.discriminator.parameters(), critic_grads, strict=True):
+        torch.testing.assert_close(w.grad, expected)
+
+    module.zero_grad()
+    out = module.model(images)
+    fool = -module.discriminator(out.reconstruction[:, None] * 2 - 1).mean()
+    assert values["adv_weight"] > 0
+    (out.loss + values["adv_weight"] * fool).backward()
+    torch.testing.assert_close(last.grad, decoder_grad)
+    module.zero_grad()
+    module.model(images).loss.backward()
+    assert not torch.allclose(last.grad, decoder_grad)  # the critic's pull reached it
+
+
+@pytest.mark.slow
+def test_the_tokenizer_and_its_critic_train_with_ddp_on_two_cpu_processes(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from timetok.cli.main import main
+
+    assert main(["doppler", "simulate", "--users", "2", "--per-user", "8", "--size", "32",
+                 "--out", str(tmp_path / "sim"), "--no-progress"]) == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "timetok.cli.main", "doppler", "train", "--stage", "tokenizer",
+         "--data", str(tmp_path / "sim"), "--image-size", "32", "--channels", "8,16",
+         "--codebook-size", "16", "--embedding-dim", "8", "--tokenizer-epochs", "2",
+         "--adversarial-weight", "0.5", "--adversarial-start", "1", "--batch-size", "4",
+         "--no-progress",
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+         "--save-path", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tok = tmp_path / "run" / "tokenizer"
+    assert json.loads((tok / "training.json").read_text())["world_size"] == 2
+    assert "train_adv_d" in (tok / "history.csv").read_text()

@@ -27,7 +27,6 @@ from timetok.models.spectrogram import (
 from timetok.nn.conv2d import PatchDiscriminator2d
 from timetok.nn.quantizer import CodeUsage
 from timetok.train.base import TaskDataModule, TaskModule
-from timetok.train.optim import adamw_cosine
 from timetok.utils import atomic_write_text
 
 DATA_NAME = "images.json"  # what the data were, beside an exported model
@@ -136,11 +135,14 @@ class SpectrogramTokenizerModule(TaskModule):
     """Stage one: reconstruction + VQ loss; codebook figures per epoch, restarts per step.
 
     With ``adversarial_weight`` > 0, from epoch ``adversarial_start`` on, a patch critic
-    (:class:`~timetok.nn.conv2d.PatchDiscriminator2d`, hinge loss) judges the
-    reconstructions against the real images and the decoder is also trained to fool it:
-    a pixel loss alone averages the fine texture of a spectrogram away. The adversarial
-    term is scaled so that its gradient at the decoder's last layer is
-    ``adversarial_weight`` times the pixel loss's. The critic is not part of the exported
+    (:class:`~timetok.nn.conv2d.PatchDiscriminator2d`, hinge loss) learns to tell the
+    reconstructions from the real images and the decoder is also trained to fool it: a
+    pixel loss alone averages the fine texture of a spectrogram away. The decoder's term
+    is scaled so that its gradient at the decoder's last layer is ``adversarial_weight``
+    times the pixel loss's. Both players take one step per batch from one backward pass:
+    the decoder's term reads the critic through detached weights and the critic's reads
+    detached reconstructions, so each loss moves only its own player (and every parameter
+    takes part in every step, as DDP expects). The critic is not part of the exported
     tokenizer, and the last weights are exported (the best validation pixel loss would pick
     the smoothest)."""
 
@@ -159,50 +161,36 @@ class SpectrogramTokenizerModule(TaskModule):
             raise ConfigError("the adversarial weight and start epoch must be >= 0, got "
                               f"{adversarial_weight} and {adversarial_start}")
         if adversarial_weight > 0:
-            self.automatic_optimization = False
             self.discriminator = PatchDiscriminator2d(DISCRIMINATOR_CHANNELS)
 
     def step(self, batch: Any, stage: str, batch_idx: int) -> torch.Tensor:
         images, users = batch
         out = self.model(images)
-        self.log_values(stage, {"loss": out.loss, "recon": out.recon_loss,
-                                "vq_loss": out.vq_loss}, len(images))
-        self.monitors[stage].update(out.codes, users)
-        return out.loss
-
-    def training_step(self, batch, batch_idx):
-        if self.automatic_optimization:
-            return self.step(batch, "train", batch_idx)
-        images, users = batch
-        hp = self.hparams
-        (opt_g, opt_d), (sched_g, sched_d) = self.optimizers(), self.lr_schedulers()
-        out = self.model(images)
         values = {"loss": out.loss, "recon": out.recon_loss, "vq_loss": out.vq_loss}
-        loss = out.loss
-        adversarial = self.current_epoch >= hp.adversarial_start
+        objective = out.loss
+        if stage == "train" and self.hparams.adversarial_weight:
+            objective = objective + self._adversarial(images, out, values)
+        self.log_values(stage, values, len(images))
+        self.monitors[stage].update(out.codes, users)
+        return objective
+
+    def _adversarial(self, images: torch.Tensor, out, values: dict) -> torch.Tensor:
+        """The critic's hinge loss plus the decoder's term for fooling it (adding their
+        figures to ``values``); before ``adversarial_start``, a zero that still touches
+        every critic weight."""
+        critic_weights = list(self.discriminator.parameters())
+        if self.current_epoch < self.hparams.adversarial_start:
+            return sum(w.sum() for w in critic_weights) * 0.0
         fake = out.reconstruction[:, None] * 2 - 1
-        if adversarial:
-            fool = -self.discriminator(fake).mean()
-            weight = hp.adversarial_weight * self._balance(out.recon_loss, fool)
-            loss = loss + weight * fool
-            values |= {"adv_g": fool, "adv_weight": weight}
-        opt_g.zero_grad()
-        self.manual_backward(loss)
-        opt_g.step()
-        sched_g.step()
-        if adversarial:
-            real = self.discriminator(images[:, None] * 2 - 1)
-            made = self.discriminator(fake.detach())
-            critic = F.relu(1 - real).mean() + F.relu(1 + made).mean()
-            opt_d.zero_grad()
-            self.manual_backward(critic)
-            opt_d.step()
-            sched_d.step()
-            values |= {"adv_d": critic,
-                       "adv_d_acc": ((real > 0).float().mean() + (made < 0).float().mean()) / 2}
-        self.log_values("train", values, len(images))
-        self.monitors["train"].update(out.codes, users)
-        return loss.detach()  # what the runner's divergence check reads
+        real = self.discriminator(images[:, None] * 2 - 1)
+        made = self.discriminator(fake.detach())
+        critic = F.relu(1 - real).mean() + F.relu(1 + made).mean()
+        frozen = {name: w.detach() for name, w in self.discriminator.named_parameters()}
+        fool = -torch.func.functional_call(self.discriminator, frozen, (fake,)).mean()
+        weight = self.hparams.adversarial_weight * self._balance(out.recon_loss, fool)
+        values |= {"adv_g": fool, "adv_weight": weight, "adv_d": critic,
+                   "adv_d_acc": ((real > 0).float().mean() + (made < 0).float().mean()) / 2}
+        return critic + weight * fool
 
     def _balance(self, recon: torch.Tensor, fool: torch.Tensor) -> torch.Tensor:
         """The ratio of the pixel loss's gradient norm to the adversarial term's at the
@@ -212,19 +200,10 @@ class SpectrogramTokenizerModule(TaskModule):
         g_fool = torch.autograd.grad(fool, last, retain_graph=True)[0]
         return (g_recon.norm() / (g_fool.norm() + 1e-4)).clamp(max=1e4).detach()
 
-    def configure_optimizers(self):
-        if self.automatic_optimization:
-            return super().configure_optimizers()
-        hp = self.hparams
-        return [adamw_cosine(self.model.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps,
-                             self.trainer),
-                adamw_cosine(self.discriminator.parameters(), hp.lr, hp.weight_decay,
-                             hp.warmup_steps, self.trainer)]
-
     def select_weights(self, run_dir: Path, summary: dict) -> str:
-        if self.automatic_optimization:
-            return super().select_weights(run_dir, summary)
-        return "last"
+        if self.hparams.adversarial_weight:
+            return "last"
+        return super().select_weights(run_dir, summary)
 
     def _log_codebook(self, stage: str) -> None:
         monitor = self.monitors[stage]
