@@ -222,12 +222,6 @@ def run_options(epochs: int, profile: dict, seed: int, device: str):
                       devices="1", amp=device == "cuda")
 
 
-def adversarial(args, epochs: int) -> dict:
-    """The tokenizer's patch-critic settings for a stage of ``epochs``."""
-    start = epochs // 3 if args.adversarial_start is None else args.adversarial_start
-    return {"adversarial_weight": args.adversarial_weight, "adversarial_start": start}
-
-
 def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
     from timetok.models.spectrogram import SpectrogramTokenizer, SpectrogramTokenizerConfig
     from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
@@ -246,7 +240,7 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
         _, summary = train_spectrogram_tokenizer(
             config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
                                                         args.seed, device),
-            **adversarial(args, profile["tokenizer_epochs"]))
+            adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
         timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
         timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
@@ -369,7 +363,7 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
     module, _ = train_spectrogram_tokenizer(
         config, dm, runs / "parrad-tokenizer", run_options(profile["parrad_epochs"], profile,
                                                            args.seed, device),
-        **adversarial(args, profile["parrad_epochs"]))
+        adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
     own = module.model.to(device).eval()
     figures, recon = reconstruction(own, images, users)
     out["timetok-parrad"] = figures

@@ -180,9 +180,8 @@ def train(**s) -> None:
                           "--n-epochs")
     if s["resume"]:
         raise ConfigError("doppler train cannot resume; run the unfinished --stage again")
-    if s["adversarial_start"] is None:
-        s["adversarial_start"] = s["tokenizer_epochs"] // 3
-    elif s["adversarial_weight"] and s["adversarial_start"] >= s["tokenizer_epochs"]:
+    if (s["adversarial_weight"] and s["adversarial_start"] is not None
+            and s["adversarial_start"] >= s["tokenizer_epochs"]):
         raise ConfigError(f"--adversarial-start {s['adversarial_start']} is past the last of "
                           f"{s['tokenizer_epochs']} --tokenizer-epochs, so the critic would "
                           "never train; start it earlier")

@@ -178,9 +178,8 @@ class SpectrogramTokenizerModule(TaskModule):
         """The critic's hinge loss plus the decoder's term for fooling it (adding their
         figures to ``values``); before ``adversarial_start``, a zero that still touches
         every critic weight."""
-        critic_weights = list(self.discriminator.parameters())
         if self.current_epoch < self.hparams.adversarial_start:
-            return sum(w.sum() for w in critic_weights) * 0.0
+            return sum(w.sum() for w in self.discriminator.parameters()) * 0.0
         fake = out.reconstruction[:, None] * 2 - 1
         real = self.discriminator(images[:, None] * 2 - 1)
         made = self.discriminator(fake.detach())
@@ -279,12 +278,13 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
                                 *, lr: float = 1e-3, weight_decay: float = 1e-4,
                                 warmup_steps: int = 100, resume: bool = False,
                                 settings: dict | None = None, adversarial_weight: float = 0.0,
-                                adversarial_start: int = 0) -> tuple[TaskModule, dict]:
+                                adversarial_start: int | None = None
+                                ) -> tuple[TaskModule, dict]:
     """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
     (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
     epoch, ``codebook_snapshots.png``: the distribution over training). A positive
-    ``adversarial_weight`` adds the patch critic from epoch ``adversarial_start`` on
-    (:class:`SpectrogramTokenizerModule`)."""
+    ``adversarial_weight`` adds the patch critic from epoch ``adversarial_start`` on (by
+    default a third of the run's epochs; :class:`SpectrogramTokenizerModule`)."""
     import dataclasses
 
     import lightning as L
@@ -294,6 +294,8 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
     from timetok.train.runner import train_and_export
 
     L.seed_everything(options.seed, workers=True, verbose=False)
+    if adversarial_start is None:
+        adversarial_start = (options.n_epochs or 0) // 3
     module = SpectrogramTokenizerModule(dataclasses.asdict(config), len(datamodule.users),
                                         lr=lr, weight_decay=weight_decay,
                                         warmup_steps=warmup_steps,
