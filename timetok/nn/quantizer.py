@@ -122,12 +122,18 @@ class Quantizer(nn.Module):
         codebook.replace = counting
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``z: [B, N, D]`` -> quantized ``[B, N, D]``, indices, scalar loss."""
-        if self.kind == "fsq":
-            quantized, indices = self.impl(z)
-            return quantized, indices, z.new_zeros(())
-        quantized, indices, loss = self.impl(z)
-        return quantized, indices, loss.sum()
+        """``z: [B, N, D]`` -> quantized ``[B, N, D]``, indices, scalar loss.
+
+        Always in float32: under mixed precision a nearest-code search in bf16 or fp16
+        picks another code for a share of vectors (the library turns autocast off on
+        CUDA only)."""
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.float()
+            if self.kind == "fsq":
+                quantized, indices = self.impl(z)
+                return quantized, indices, z.new_zeros(())
+            quantized, indices, loss = self.impl(z)
+            return quantized, indices, loss.sum()
 
     def decode_indices(self, indices: Tensor) -> Tensor:
         """Indices as returned by ``forward`` -> quantized vectors ``[..., D]``."""
