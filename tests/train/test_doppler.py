@@ -64,7 +64,7 @@ def test_without_condition_dropout_there_is_no_null_prefix_but_wrong_users(prior
     assert set(logged(module, "val", codes, users)) == {"loss", "wrong_user_nats"}
 
 
-def adversarial_run(tmp_path, weight: float, start: int):
+def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False):
     """Two epochs of a tiny tokenizer on random images of three users."""
     from safetensors.torch import load_file
 
@@ -78,7 +78,8 @@ def adversarial_run(tmp_path, weight: float, start: int):
             np.save(tmp_path / "data" / user / f"{n}.npy", rng.random((32, 32)))
     dm = SpectrogramDataModule("image-folder", str(tmp_path / "data"), image_size=32,
                                batch_size=4)
-    options = RunOptions(n_epochs=2, accelerator="cpu", devices="1", progress=False, seed=0)
+    options = RunOptions(n_epochs=2, accelerator="cpu", devices="1", progress=False, seed=0,
+                         amp=amp)
     module, summary = train_spectrogram_tokenizer(
         SpectrogramTokenizerConfig(**TOK), dm, tmp_path / "tok", options,
         adversarial_weight=weight, adversarial_start=start)
@@ -109,6 +110,15 @@ def test_without_the_critic_the_best_weights_are_exported(tmp_path):
     assert not hasattr(module, "discriminator")
     assert "train_adv_g" not in history[0]
     assert summary["exported"] == "best"
+
+
+def test_the_tokenizer_and_its_critic_train_in_bf16_on_the_cpu(tmp_path):
+    module, summary, history, weights = adversarial_run(tmp_path, 0.5, 1, amp=True)
+    assert module.trainer.precision == "bf16-mixed"
+    rows = [line.split(",") for line in history[1:]]
+    assert len(rows) == 2
+    assert all(np.isfinite(float(value)) for row in rows for value in row if value)
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}
 
 
 @pytest.mark.parametrize("weight, start", [(-0.1, 0), (0.1, -1)])
