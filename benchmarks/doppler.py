@@ -87,6 +87,9 @@ def main() -> int:
                              "for a 32 x 32 code grid at 128 x 128")
     parser.add_argument("--tokenizer-epochs", type=int, default=None,
                         help="the tokenizer's epochs instead of the profile's")
+    parser.add_argument("--prior-epochs", type=int, default=None,
+                        help="the prior's epochs instead of the profile's (its learning rate "
+                             "decays over them, or over --cap-min if that ends first)")
     parser.add_argument("--adversarial-weight", type=float, default=0.0,
                         help="train the tokenizer against a patch critic at this weight "
                              "(0: pixel loss only)")
@@ -126,7 +129,7 @@ def main() -> int:
     if args.channels:
         profile["channels"] = [int(c) for c in args.channels.split(",")]
     guidance = [float(s) for s in args.guidance.split(",")]  # before hours of training
-    for key in ("tokenizer_epochs", "prior_batch", "cap_min"):
+    for key in ("tokenizer_epochs", "prior_epochs", "prior_batch", "cap_min"):
         if getattr(args, key) is not None:
             profile[key] = getattr(args, key)
     runs = Path(args.runs)
