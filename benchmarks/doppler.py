@@ -55,13 +55,13 @@ RESULTS = Path(__file__).parent / "results"
 PROFILES = {
     "cpu": dict(size=128, tokenizer_epochs=20, prior_epochs=12, parrad_epochs=30, cap_min=20,
                 channels=[32, 64, 128], d_model=192, n_layers=4, d_ff=768, batch=32, prior_batch=8,
-                classifier_epochs=40, users=31, per_user=50),
+                classifier_epochs=40, users=31, per_user=50, gen_batch=64),
     "gpu": dict(size=128, tokenizer_epochs=60, prior_epochs=60, parrad_epochs=60, cap_min=4,
                 channels=[64, 128], d_model=384, n_layers=6, d_ff=1536, batch=64, prior_batch=16,
-                classifier_epochs=60, users=31, per_user=50),
+                classifier_epochs=60, users=31, per_user=50, gen_batch=512),
     "smoke": dict(size=32, tokenizer_epochs=2, prior_epochs=2, parrad_epochs=2, cap_min=1,
                   channels=[8, 16], d_model=32, n_layers=1, d_ff=64, batch=16, prior_batch=8,
-                  classifier_epochs=2, users=4, per_user=10),
+                  classifier_epochs=2, users=4, per_user=10, gen_batch=64),
 }
 PUBLISHED = [("reference 002 (target)", "codebook_usage", 0.80)]
 
@@ -303,7 +303,8 @@ def validate(runs: Path, method: str, options: dict, profile: dict, device: str,
     out = runs / "validation" / method
     return validate_generator(runs / "generator", out, device=device, seed=seed,
                               classifier_epochs=profile["classifier_epochs"],
-                              classifier_dir=runs / "classifier", **options)
+                              classifier_dir=runs / "classifier",
+                              batch_size=profile["gen_batch"], **options)
 
 
 def ceiling(runs: Path) -> dict[str, float]:

@@ -101,7 +101,7 @@ run_options = compose(
         type=click.BOOL,
         default=False,
         show_default=True,
-        help="Mixed precision (fp16 on GPU, bf16 on CPU); 1/0.",
+        help="Mixed precision (bf16; fp16 on GPUs without bf16); 1/0.",
     ),
     option(
         "--val-every",

@@ -86,7 +86,12 @@ class RunOptions:
     def precision(self, accelerator: str) -> str:
         if not self.amp:
             return "32-true"
-        return "16-mixed" if accelerator in {"gpu", "cuda"} else "bf16-mixed"
+        if accelerator not in {"gpu", "cuda"}:
+            return "bf16-mixed"
+        import torch
+
+        # bf16 keeps float32's range (no loss scaling, no overflow); GPUs before Ampere lack it.
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
 class HistoryCSV(Checkpoint):
