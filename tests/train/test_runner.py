@@ -105,3 +105,14 @@ def test_ddp_step_with_two_cpu_processes(tmp_path, make_csv):
     summary = json.loads((out / "training.json").read_text())
     assert summary["world_size"] == 2
     assert summary["global_step"] == 3
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_mixed_precision_on_a_gpu_is_bf16_where_the_gpu_has_it(monkeypatch, has_bf16, expected):
+    from timetok.train.runner import RunOptions
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: has_bf16)
+    options = RunOptions(amp=True)
+    assert options.precision("gpu") == expected
+    assert options.precision("cpu") == "bf16-mixed"
+    assert RunOptions(amp=False).precision("gpu") == "32-true"
