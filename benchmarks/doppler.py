@@ -277,11 +277,19 @@ def validation_history(run: Path) -> list[dict]:
 
 
 def prior_figures(generator: Path) -> dict:
-    """The trained prior's last validation loss and user nats per image (against the null
-    prefix and against a wrong user), those its history holds."""
-    last = validation_history(generator)[-1]
-    return {f"prior {key}": float(last[key])
-            for key in ("val_loss", "val_user_nats", "val_wrong_user_nats") if last.get(key)}
+    """The exported prior's validation loss and user nats per image (against the null prefix
+    and against a wrong user), those its history holds: the best epoch's where the best
+    weights were exported, else the last epoch's."""
+    import json
+
+    history = validation_history(generator)
+    summary = json.loads((generator / "training.json").read_text())
+    row = history[-1]
+    if summary.get("exported") == "best":
+        row = min(history, key=lambda r: float(r["val_loss"]))
+    return {f"prior {key}": float(row[key])
+            for key in ("val_loss", "val_user_nats", "val_wrong_user_nats") if row.get(key)} | {
+        "prior exported epoch": float(row["epoch"])}
 
 
 def reconstruction(tokenizer, images, users):
