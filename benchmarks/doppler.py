@@ -278,15 +278,16 @@ def validation_history(run: Path) -> list[dict]:
 
 def prior_figures(generator: Path) -> dict:
     """The exported prior's validation loss and user nats per image (against the null prefix
-    and against a wrong user), those its history holds: the best epoch's where the best
-    weights were exported, else the last epoch's."""
+    and against a wrong user), those its history holds: the epoch whose monitored score the
+    run recorded as its best where it exported the best weights, else the last epoch."""
     import json
 
     history = validation_history(generator)
     summary = json.loads((generator / "training.json").read_text())
-    row = history[-1]
+    monitor, row = summary["monitor"], history[-1]
     if summary.get("exported") == "best":
-        row = min(history, key=lambda r: float(r["val_loss"]))
+        best = summary[f"best_{monitor}"]
+        row = min(history, key=lambda r: abs(float(r[monitor]) - best))
     return {f"prior {key}": float(row[key])
             for key in ("val_loss", "val_user_nats", "val_wrong_user_nats") if row.get(key)} | {
         "prior exported epoch": float(row["epoch"])}

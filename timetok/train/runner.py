@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -88,8 +89,6 @@ class RunOptions:
             return "32-true"
         if accelerator not in {"gpu", "cuda"}:
             return "bf16-mixed"
-        import torch
-
         # bf16 keeps float32's range (no loss scaling, no overflow); GPUs before Ampere lack it.
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
