@@ -103,6 +103,11 @@ def main() -> int:
     parser.add_argument("--user-prefix-only", action="store_true",
                         help="the prior takes the user as its prefix alone, not also added "
                              "to every code's input (doppler_prior_user.md)")
+    parser.add_argument("--prior-dropout", type=float, default=0.1,
+                        help="the prior's dropout on embeddings and residual branches")
+    parser.add_argument("--code-noise", type=float, default=0.0,
+                        help="share of the codes the prior reads in training replaced by "
+                             "random ones (a regulariser; 0: none)")
     parser.add_argument("--amp", action="store_true",
                         help="train in mixed precision on the CPU too (bf16 autocast; about "
                              "1.5-2x faster where the CPU has AVX512-BF16); CUDA always does")
@@ -259,7 +264,8 @@ def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: st
 
     timings = {}
     sizes = dict(d_model=profile["d_model"], n_layers=profile["n_layers"], n_heads=8,
-                 d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1,
+                 d_ff=profile["d_ff"], dropout=args.prior_dropout, condition_dropout=0.1,
+                 code_noise=args.code_noise,
                  grid_positions=not args.no_grid_positions,
                  user_every_code=not args.user_prefix_only)
     _, summary = train_prior(tokenizer, dm, runs / "generator",

@@ -43,6 +43,18 @@ def test_the_prefix_conditions_every_code_and_the_loss_covers_all_of_them():
     assert plain.logits.shape == (3, 11, VOCAB) and torch.equal(plain.targets, seq[:, 1:])
 
 
+def test_the_loss_can_read_other_inputs_while_predicting_the_true_codes():
+    model = make((5,)).eval()
+    seq, labels = codes(), torch.tensor([[0], [1], [2]])
+    noisy = torch.randint(0, VOCAB, seq.shape, generator=torch.Generator().manual_seed(1))
+    out = model.loss(seq, labels, inputs=noisy)
+    assert torch.equal(out.targets, seq)
+    torch.testing.assert_close(out.logits, model.loss(noisy, labels).logits)
+    clean = model.loss(seq, labels).loss
+    torch.testing.assert_close(model.loss(seq, labels, inputs=seq).loss, clean)
+    assert not torch.allclose(out.loss, clean)
+
+
 @pytest.mark.parametrize("grid_width", [0, 6])
 def test_greedy_decoding_with_the_cache_equals_recomputation(grid_width):
     model = make(grid_width=grid_width)

@@ -64,6 +64,27 @@ def test_without_condition_dropout_there_is_no_null_prefix_but_wrong_users(prior
     assert set(logged(module, "val", codes, users)) == {"loss", "wrong_user_nats"}
 
 
+def test_code_noise_corrupts_what_the_prior_reads_in_training_only(prior):
+    _, codes, users = prior
+    module = PriorModule({"tokenizer": TOK, "users": ["a", "b", "c"], **SIZES,
+                          "condition_dropout": 0.0, "code_noise": 0.5})
+    seen = []
+    module.model.loss = lambda c, u, inputs=None: seen.append((c, inputs)) or torch.tensor(0.0)
+    module.step((codes, users), "train", 0)
+    targets, inputs = seen[-1]
+    assert targets is codes
+    changed = (inputs != codes).float().mean()
+    assert 0.3 < changed < 0.55  # half replaced, a sixteenth of those by the same code
+    assert inputs.min() >= 0 and inputs.max() < 16
+    module.step((codes, users), "val", 0)
+    assert all(inputs is None for _, inputs in seen[1:])
+
+
+def test_code_noise_of_one_is_refused():
+    with pytest.raises(ConfigError, match="code_noise must lie in"):
+        PriorModule({"tokenizer": TOK, "users": ["a"], **SIZES, "code_noise": 1.0})
+
+
 def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False):
     """Two epochs of a tiny tokenizer on random images of three users."""
     from safetensors.torch import load_file

@@ -147,6 +147,10 @@ def _datamodule(s: dict, batch_size: int):
 @option("--condition-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1,
         show_default=True,
         help="Share of training images seen without their user (for --guidance-scale).")
+@option("--code-noise", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+        show_default=True,
+        help="Share of the codes the prior reads in training replaced by random ones (a "
+             "regulariser for small data; the codes it predicts stay true).")
 @option("--grid-positions/--no-grid-positions", default=True, show_default=True,
         help="Tell the prior each code's row and column on the grid, besides its place in "
              "the sequence.")
@@ -222,7 +226,7 @@ def train(**s) -> None:
                                   f" px images; pass --image-size {tokenizer.config.image_size}")
             sizes = {k: s[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout",
                                        "condition_dropout", "grid_positions",
-                                       "user_every_code")}
+                                       "user_every_code", "code_noise")}
             options = dataclasses.replace(run_options_from(s), n_epochs=s["prior_epochs"])
             module, summary = train_prior(
                 tokenizer, dm, gen_dir, options, sizes, lr=s["lr"],

@@ -198,10 +198,12 @@ class CodeLanguageModel(nn.Module):
         hidden = self.hidden_states(self.embed(codes, conditions))
         return self.lm_head(hidden[:, self.config.prefix_length:])
 
-    def loss(self, codes: Tensor, conditions: Tensor | None = None) -> CodeLMOutput:
+    def loss(self, codes: Tensor, conditions: Tensor | None = None,
+             inputs: Tensor | None = None) -> CodeLMOutput:
         """Cross-entropy of every code the model can predict: all of them after a prefix,
-        all but the first without one."""
-        hidden = self.hidden_states(self.embed(codes, conditions))
+        all but the first without one. ``inputs`` (shaped like ``codes``, e.g. with some
+        codes replaced) is what the model reads in their place; the targets stay ``codes``."""
+        hidden = self.hidden_states(self.embed(codes if inputs is None else inputs, conditions))
         start = self.config.prefix_length - 1 if self.config.prefix_length else 0
         targets = codes if self.config.prefix_length else codes[:, 1:]
         logits = self.lm_head(hidden[:, start:start + targets.shape[1]])

@@ -178,6 +178,7 @@ class GeneratorConfig:
     condition_dropout: float = 0.1  # share of training sequences seen without their user
     grid_positions: bool = False  # the prior also embeds each code's row and column
     user_every_code: bool = False  # the user's embedding also added to every code's input
+    code_noise: float = 0.0  # share of the prior's input codes replaced at random in training
 
     def __post_init__(self):
         if isinstance(self.tokenizer, dict):  # as read from config.json
@@ -186,9 +187,9 @@ class GeneratorConfig:
             raise ConfigError("a generator needs at least one user")
         if len(set(self.users)) != len(self.users):
             raise ConfigError(f"user names must be distinct, got {self.users}")
-        if not 0 <= self.condition_dropout < 1:
-            raise ConfigError(f"condition_dropout must lie in [0, 1), got "
-                              f"{self.condition_dropout}")
+        for name in ("condition_dropout", "code_noise"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         self.prior_config()  # sizes checked once, here
 
     def prior_config(self) -> CodeLMConfig:
@@ -258,10 +259,12 @@ class SpectrogramGenerator(PretrainedModel):
             raise ConfigError("no users given; pass one or more user ids")
         return torch.tensor(ids, device=self.prior.lm_head.weight.device)
 
-    def loss(self, codes: Tensor, users: Tensor) -> Tensor:
+    def loss(self, codes: Tensor, users: Tensor, inputs: Tensor | None = None) -> Tensor:
         """Next-code cross-entropy of code grids ``[B, g, g]`` after their users ``[B]``
-        (a user id equal to ``n_users`` is the null prefix)."""
-        return self.prior.loss(rearrange(codes, "b h w -> b (h w)"), users[:, None]).loss
+        (a user id equal to ``n_users`` is the null prefix), reading ``inputs`` (grids like
+        ``codes``) in their place where given."""
+        flat = None if inputs is None else rearrange(inputs, "b h w -> b (h w)")
+        return self.prior.loss(rearrange(codes, "b h w -> b (h w)"), users[:, None], flat).loss
 
     @torch.no_grad()
     def generate_codes(self, users: list[int | str], num_samples: int = 1,

@@ -228,7 +228,10 @@ class SpectrogramTokenizerModule(TaskModule):
 
 class PriorModule(TaskModule):
     """Stage two: next-code cross-entropy after the user prefix, the user dropped for a
-    ``condition_dropout`` share of sequences (classifier-free guidance).
+    ``condition_dropout`` share of sequences (classifier-free guidance) and, with
+    ``code_noise``, that share of the codes the prior reads (not those it predicts) replaced
+    by random ones: a regulariser for priors over few images, which also teaches the prior
+    to carry on past a poorly drawn code.
 
     Validation also logs ``user_nats``: how many nats per image the user prefix saves
     against the null prefix. Were the null prefix the true mixture over users, this could
@@ -258,10 +261,15 @@ class PriorModule(TaskModule):
 
     def step(self, batch: Any, stage: str, batch_idx: int) -> torch.Tensor:
         codes, users = batch
-        if stage == "train" and self.model.config.condition_dropout:
-            drop = torch.rand(len(users), device=users.device) < self.model.config.condition_dropout
+        config, inputs = self.model.config, None
+        if stage == "train" and config.condition_dropout:
+            drop = torch.rand(len(users), device=users.device) < config.condition_dropout
             users = torch.where(drop, torch.full_like(users, self.model.n_users), users)
-        loss = self.model.loss(codes, users)
+        if stage == "train" and config.code_noise:
+            noisy = torch.rand(codes.shape, device=codes.device) < config.code_noise
+            inputs = torch.where(noisy, torch.randint_like(codes, config.tokenizer.codebook_size),
+                                 codes)
+        loss = self.model.loss(codes, users, inputs)
         values = {"loss": loss}
         if stage != "train" and self.model.config.condition_dropout:
             null = torch.full_like(users, self.model.n_users)
