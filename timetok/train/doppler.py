@@ -230,8 +230,7 @@ class PriorModule(TaskModule):
     """Stage two: next-code cross-entropy after the user prefix, the user dropped for a
     ``condition_dropout`` share of sequences (classifier-free guidance) and, with
     ``code_noise``, that share of the codes the prior reads (not those it predicts) replaced
-    by random ones: a regulariser for priors over few images, which also teaches the prior
-    to carry on past a poorly drawn code.
+    by random ones: a regulariser for priors over few images.
 
     Validation also logs ``user_nats``: how many nats per image the user prefix saves
     against the null prefix. Were the null prefix the true mixture over users, this could
