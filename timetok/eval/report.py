@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import platform
 import subprocess
@@ -37,14 +38,21 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads"
 
 
+@functools.cache
 def commit() -> str:
+    """The checkout's short commit, with ``+dirty`` where tracked code differs from it (a
+    benchmark rewriting its own results under ``benchmarks/results`` does not count)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(top,exclude)benchmarks/results")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head}+dirty" if changed else head
 
 
 def record(benchmark: str, dataset: str, setting: str, method: str, metric: str, value: float,
