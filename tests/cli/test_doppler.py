@@ -58,10 +58,11 @@ def test_the_prior_takes_its_own_batch_size_and_options(run, tmp_path):
     shutil.copytree(run / "run" / "tokenizer", tmp_path / "tokenizer")
     assert main(["doppler", "train", "--data", str(run / "sim"), *TINY, "--stage", "prior",
                  "--prior-batch-size", "4", "--user-prefix-only", "--no-grid-positions",
-                 "--save-path", str(tmp_path)]) == 0
+                 "--code-noise", "0.2", "--save-path", str(tmp_path)]) == 0
     assert steps(tmp_path)[-1] == 2 * steps(run / "run")[-1] > 0
     config = json.loads((tmp_path / "generator" / "config.json").read_text())
     assert not config["user_every_code"] and not config["grid_positions"]
+    assert config["code_noise"] == 0.2
     with open(tmp_path / "generator" / "history.csv") as f:
         assert all(float(row["val_user_nats"]) == float(row["val_user_nats"])  # not NaN
                    for row in csv.DictReader(f) if row["val_loss"])
