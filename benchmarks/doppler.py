@@ -218,11 +218,12 @@ def main() -> int:
 
 def simulate(out: Path, profile: dict, seed: int) -> tuple[Path, float]:
     from timetok.data.doppler_sim import RadarConfig, simulate_dataset
+    from timetok.utils import cpu_cores
 
     radar = dataclasses.replace(RadarConfig(), size=profile["size"])
     started = time.perf_counter()
     simulate_dataset(out, profile["users"], profile["per_user"], radar, seed, progress=False,
-                     overwrite=True)
+                     overwrite=True, workers=cpu_cores())
     return out, time.perf_counter() - started
 
 

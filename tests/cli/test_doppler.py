@@ -184,3 +184,6 @@ def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):
     assert not (tmp_path / "s").exists()
     cli("doppler", "simulate", "--users", "2", "--per-user", "2", "--size", "32",
         "--out", run / "sim").assert_error("--overwrite")
+    cli("doppler", "simulate", "--users", "2", "--per-user", "2", "--size", "32",
+        "--workers", "0", "--out", tmp_path / "w").assert_error("--workers")
+    assert not (tmp_path / "w").exists()

@@ -205,6 +205,19 @@ def test_dataset_layout_users_json_and_no_leftovers(tmp_path: Path):
             assert np.array_equal(picture, np.round(image * 255).astype(np.uint8))
 
 
+def test_dataset_from_worker_processes_is_the_same(tmp_path: Path):
+    serial = simulate_dataset(tmp_path / "serial", n_users=3, per_user=2, radar=SMALL, seed=2,
+                              progress=False)
+    parallel = simulate_dataset(tmp_path / "parallel", n_users=3, per_user=2, radar=SMALL,
+                                seed=2, progress=True, workers=2)
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(parallel) for p in parallel.rglob("*") if p.is_file())
+    for name in files:
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
+    with pytest.raises(ConfigError, match="workers >= 1"):
+        simulate_dataset(tmp_path / "none", n_users=1, per_user=1, radar=SMALL, workers=0)
+
+
 def test_dataset_refuses_a_full_folder_unless_overwrite(tmp_path: Path):
     out = tmp_path / "sim"
     out.mkdir()

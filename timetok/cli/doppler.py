@@ -53,13 +53,18 @@ def doppler() -> None:
 @option("--out", type=click.Path(file_okay=False), required=True,
         help="Folder to write <user>/<n>.png and .npy and users.json into.")
 @option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@option("--workers", type=click.IntRange(min=1), default=None,
+        help="Processes simulating users in parallel; the images do not depend on it "
+             "[default: one per CPU core].")
 @option("--progress/--no-progress", default=True, show_default=True)
-def simulate(n_users, per_user, size, carrier_ghz, prf_hz, seed, out, overwrite, progress):
+def simulate(n_users, per_user, size, carrier_ghz, prf_hz, seed, out, overwrite, workers,
+             progress):
     """Simulate people walking towards a radar (Boulic's gait model, point scatterers, an
     STFT): one folder of spectrograms per person, small differences between people."""
     import dataclasses
 
     from timetok.data.doppler_sim import RadarConfig, simulate_dataset
+    from timetok.utils import cpu_cores
 
     check_writable(out, "--out")
     radar = dataclasses.replace(RadarConfig(), carrier_hz=carrier_ghz * 1e9, size=size,
@@ -67,7 +72,8 @@ def simulate(n_users, per_user, size, carrier_ghz, prf_hz, seed, out, overwrite,
     started = time.perf_counter()
     with writing(out, "--out"):
         simulate_dataset(out, n_users=n_users, per_user=per_user, radar=radar, seed=seed,
-                         progress=progress, overwrite=overwrite)
+                         progress=progress, overwrite=overwrite,
+                         workers=workers or cpu_cores())
     seconds = time.perf_counter() - started
     total = n_users * per_user
     click.echo(f"simulated {total:,} spectrograms of {n_users} users ({size}x{size}) in "

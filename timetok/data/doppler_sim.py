@@ -438,7 +438,7 @@ def simulate_user(user: UserParams, n_images: int, radar: RadarConfig = RadarCon
             walker, t, phase0, aspect_deg=aspect, range_m=range_m,
             approaching=radar.approaching, radar_height_m=radar.radar_height_m)
         phase = (-4 * np.pi / radar.wavelength_m) * np.linalg.norm(points, axis=-1)
-        signal = np.exp(1j * phase) @ np.sqrt(weights)
+        signal = np.einsum("tk,k->t", np.exp(1j * phase), np.sqrt(weights))  # no BLAS threads
         if radar.snr_db is not None:
             snr = rng.uniform(*radar.snr_db)
             sigma = math.sqrt(np.mean(np.abs(signal) ** 2) / 10 ** (snr / 10) / 2)
@@ -448,14 +448,38 @@ def simulate_user(user: UserParams, n_images: int, radar: RadarConfig = RadarCon
     return images
 
 
+def _simulate_user_job(job: tuple[UserParams, int, RadarConfig, int, int]) -> np.ndarray:
+    """:func:`simulate_user` for a worker process (one picklable argument)."""
+    user, n_images, radar, seed, user_index = job
+    return simulate_user(user, n_images, radar, seed, user_index=user_index)
+
+
+@contextlib.contextmanager
+def _user_images(jobs: list[tuple[UserParams, int, RadarConfig, int, int]], workers: int
+                 ) -> Iterator[Iterator[np.ndarray]]:
+    """Each job's images, in job order: simulated here, or by ``workers`` processes."""
+    if workers == 1 or len(jobs) == 1:
+        yield (simulate_user(user, n, radar, seed, user_index=u) for user, n, radar, seed, u
+               in jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the caller may hold threads (torch's, a progress bar's)
+    with ProcessPoolExecutor(min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.map(_simulate_user_job, jobs)
+
+
 def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: int = 50,
                      radar: RadarConfig = RadarConfig(), seed: int = 0, progress: bool = True,
-                     *, overwrite: bool = False) -> Path:
+                     *, overwrite: bool = False, workers: int = 1) -> Path:
     """Write ``out_dir/userNN/NNN.{png,npy}`` (8-bit preview, exact float32 image) for
     ``n_users`` drawn walkers and ``out_dir/users.json`` (users, radar, seed, axes).
 
-    The folder is built beside ``out_dir`` and renamed onto it at the end, so an interrupted
-    run leaves no partial dataset; an existing non-empty ``out_dir`` is replaced only with
+    ``workers`` processes simulate users in parallel; the images do not depend on it. The
+    folder is built beside ``out_dir`` and renamed onto it at the end, so an interrupted run
+    leaves no partial dataset; an existing non-empty ``out_dir`` is replaced only with
     ``overwrite=True``.
     """
     from timetok.data.images import save_image
@@ -463,6 +487,8 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
     out = Path(out_dir)
     if per_user < 1:
         raise ConfigError(f"per_user={per_user} must be at least 1; pass per_user >= 1")
+    if workers < 1:
+        raise ConfigError(f"workers={workers} must be at least 1; pass workers >= 1")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder; pass another out_dir")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -473,12 +499,13 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
         _check_prf(user, radar)
     user_width, image_width = max(2, len(str(n_users - 1))), max(3, len(str(per_user - 1)))
     names = [f"user{u:0{user_width}d}" for u in range(n_users)]
+    jobs = [(user, per_user, radar, seed, u) for u, user in enumerate(users)]
     with atomic_folder(out) as tmp:
-        with _progress_bar(progress, n_users * per_user) as advance:
-            for u, (user, name) in enumerate(zip(users, names, strict=True)):
+        with (_progress_bar(progress, n_users * per_user) as advance,
+              _user_images(jobs, workers) as simulated):
+            for name, images in zip(names, simulated, strict=True):
                 folder = tmp / name
                 folder.mkdir()
-                images = simulate_user(user, per_user, radar, seed, user_index=u)
                 for i, image in enumerate(images):
                     save_image(folder / f"{i:0{image_width}d}", image)
                     advance()
