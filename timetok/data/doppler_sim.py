@@ -466,9 +466,12 @@ def _user_images(jobs: list[tuple[UserParams, int, RadarConfig, int, int]], work
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the caller may hold threads (torch's, a progress bar's)
-    with ProcessPoolExecutor(min(workers, len(jobs)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(min(workers, len(jobs)),
+                               mp_context=multiprocessing.get_context("spawn"))
+    try:
         yield pool.map(_simulate_user_job, jobs)
+    finally:  # an interrupted run does not wait for the users not yet started
+        pool.shutdown(cancel_futures=True)
 
 
 def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: int = 50,
