@@ -25,7 +25,8 @@ reconstructions of the real test images; and, to tell lost identity from a shift
 texture, a classifier trained on the reconstructions of the training images
 (``user_acc_rebuilt_trained``); it writes ``<name>_tokenizer.{json,md}``. ``--channels``
 sets the tokenizer's channels (its code grid), ``--adversarial-weight`` and
-``--adversarial-start`` its patch critic (weight 0: the pixel loss alone);
+``--adversarial-start`` and ``--adversarial-ramp`` its patch critic (weight 0: the pixel
+loss alone);
 ``--tokenizer-from`` reuses a tokenizer trained by an earlier run and trains the prior
 alone; ``--prior-from`` also reuses a generator trained over that tokenizer (e.g. a
 ``doppler_prior.py`` variant) and only validates it.
@@ -96,6 +97,9 @@ def main() -> int:
     parser.add_argument("--adversarial-start", type=int, default=None,
                         help="the tokenizer's epoch at which its patch critic starts "
                              "(default: a third of its epochs)")
+    parser.add_argument("--adversarial-ramp", type=float, default=0.0,
+                        help="epochs over which the critic's weight rises to its full value "
+                             "(0: at once)")
     parser.add_argument("--prior-batch", type=int, default=None,
                         help="the prior's batch size instead of the profile's")
     parser.add_argument("--no-grid-positions", action="store_true",
@@ -253,7 +257,8 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
         _, summary = train_spectrogram_tokenizer(
             config, dm, runs / "tokenizer", run_options(profile["tokenizer_epochs"], profile,
                                                         args.seed, device),
-            adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
+            adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start,
+            adversarial_ramp=args.adversarial_ramp)
         timings["tokenizer s/epoch"] = summary["wall_s"] / max(summary["epochs"], 1)
         timings["tokenizer epochs"] = summary["epochs"]
     tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
@@ -387,7 +392,8 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
     module, _ = train_spectrogram_tokenizer(
         config, dm, runs / "parrad-tokenizer", run_options(profile["parrad_epochs"], profile,
                                                            args.seed, device),
-        adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start)
+        adversarial_weight=args.adversarial_weight, adversarial_start=args.adversarial_start,
+        adversarial_ramp=args.adversarial_ramp)
     own = module.model.to(device).eval()
     figures, recon = reconstruction(own, images, users)
     out["timetok-parrad"] = figures

@@ -18,7 +18,8 @@ TINY = ["--image-size", "32", "--channels", "8,16", "--codebook-size", "16",
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Three simulated users, nine 32x32 images each, a trained tiny generator (its
-    tokenizer against a patch critic in the second epoch)."""
+    tokenizer against a patch critic in the second epoch, its weight ramped over half an
+    epoch)."""
     from timetok.cli.main import main
 
     root = tmp_path_factory.mktemp("doppler")
@@ -26,11 +27,13 @@ def run(tmp_path_factory):
                  "--out", str(root / "sim"), "--no-progress"]) == 0
     assert main(["doppler", "train", "--data", str(root / "sim"), *TINY,
                  "--adversarial-weight", "0.5", "--adversarial-start", "1",
-                 "--save-path", str(root / "run")]) == 0
+                 "--adversarial-ramp", "0.5", "--save-path", str(root / "run")]) == 0
     return root
 
 
 def test_training_writes_both_stages_and_the_codebook_figures(run):
+    import csv
+
     tok, gen = run / "run" / "tokenizer", run / "run" / "generator"
     for name in ("config.json", "model.safetensors", "images.json", "history.csv",
                  "codebook_usage.png", "codebook_snapshots.png", "codebook_history.png"):
@@ -39,6 +42,10 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
     for column in ("val_usage", "val_codes_per_user", "val_entropy_bits", "train_restarts",
                    "train_adv_d"):
         assert column in history
+    with open(tok / "history.csv") as f:
+        ramps = [float(row["train_adv_ramp"]) for row in csv.DictReader(f)
+                 if row.get("train_adv_ramp")]
+    assert ramps and 0 < ramps[0] < 1  # the first batches of the critic's epoch are ramped
     info = json.loads((gen / "images.json").read_text())
     assert info["users"] == ["user00", "user01", "user02"] and info["image_size"] == 32
     config = json.loads((gen / "config.json").read_text())

@@ -85,7 +85,8 @@ def test_code_noise_of_one_is_refused():
         PriorModule({"tokenizer": TOK, "users": ["a"], **SIZES, "code_noise": 1.0})
 
 
-def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False):
+def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False,
+                    ramp: float = 0.0):
     """Two epochs of a tiny tokenizer on random images of three users."""
     from safetensors.torch import load_file
 
@@ -103,7 +104,7 @@ def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False):
                          amp=amp)
     module, summary = train_spectrogram_tokenizer(
         SpectrogramTokenizerConfig(**TOK), dm, tmp_path / "tok", options,
-        adversarial_weight=weight, adversarial_start=start)
+        adversarial_weight=weight, adversarial_start=start, adversarial_ramp=ramp)
     history = (tmp_path / "tok" / "history.csv").read_text().splitlines()
     return module, summary, history, load_file(tmp_path / "tok" / "model.safetensors")
 
@@ -142,10 +143,38 @@ def test_the_tokenizer_and_its_critic_train_in_bf16_on_the_cpu(tmp_path):
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}
 
 
-@pytest.mark.parametrize("weight, start", [(-0.1, 0), (0.1, -1)])
-def test_a_negative_adversarial_weight_or_start_is_refused(weight, start):
+def test_the_critic_weight_ramps_over_its_first_epochs(tmp_path):
+    module, summary, history, weights = adversarial_run(tmp_path, 0.5, 0, ramp=4)
+    columns = history[0].split(",")
+    rows = [dict(zip(columns, line.split(","), strict=True)) for line in history[1:]]
+    ramps = [float(row["train_adv_ramp"]) for row in rows if row.get("train_adv_ramp")]
+    batches = module.trainer.num_training_batches
+    expected = [np.mean([(epoch + b / batches) / 4 for b in range(batches)])
+                for epoch in range(2)]
+    np.testing.assert_allclose(ramps, expected, rtol=1e-5)
+
+
+def test_a_critic_at_the_foot_of_its_ramp_trains_without_pulling_the_decoder():
+    torch.manual_seed(0)
+    module = SpectrogramTokenizerModule(TOK, 3, adversarial_weight=0.5, adversarial_ramp=2)
+    images, users = torch.rand(4, 32, 32), torch.tensor([0, 1, 2, 0])
+    module.model(images)  # k-means initialises the codebook
+    module.eval()
+    module.log_values = lambda stage, v, n: None
+    module.step((images, users), "train", 0).backward()
+    last = module.model.decoder.net[-1].weight
+    decoder_grad = last.grad.clone()
+    assert any(w.grad.abs().sum() > 0 for w in module.discriminator.parameters())
+    module.zero_grad()
+    module.model(images).loss.backward()
+    torch.testing.assert_close(last.grad, decoder_grad)
+
+
+@pytest.mark.parametrize("weight, start, ramp", [(-0.1, 0, 0), (0.1, -1, 0), (0.1, 0, -1)])
+def test_a_negative_adversarial_weight_start_or_ramp_is_refused(weight, start, ramp):
     with pytest.raises(ConfigError, match="must be >= 0"):
-        SpectrogramTokenizerModule(TOK, 3, adversarial_weight=weight, adversarial_start=start)
+        SpectrogramTokenizerModule(TOK, 3, adversarial_weight=weight, adversarial_start=start,
+                                   adversarial_ramp=ramp)
 
 
 def test_each_adversarial_loss_moves_only_its_own_player():

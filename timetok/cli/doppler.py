@@ -143,6 +143,9 @@ def _datamodule(s: dict, batch_size: int):
 @option("--adversarial-start", type=click.IntRange(min=0), default=None,
         help="The tokenizer epoch at which the patch critic starts [default: a third of "
              "--tokenizer-epochs].")
+@option("--adversarial-ramp", type=click.FloatRange(min=0), default=0.0, show_default=True,
+        help="Epochs over which the critic's weight rises from 0 to --adversarial-weight "
+             "once it starts (0: at once; a ramp eases its start on a small tokenizer).")
 @option("--d-model", type=click.IntRange(min=1), default=256, show_default=True,
         help="Prior width.")
 @option("--n-layers", type=click.IntRange(min=1), default=4, show_default=True)
@@ -222,7 +225,8 @@ def train(**s) -> None:
                 weight_decay=s["weight_decay"], warmup_steps=s["warmup_steps"],
                 settings=saved_settings(s) | {"stage": "tokenizer"},
                 adversarial_weight=s["adversarial_weight"],
-                adversarial_start=s["adversarial_start"])
+                adversarial_start=s["adversarial_start"],
+                adversarial_ramp=s["adversarial_ramp"])
             summaries["tokenizer"] = summary
             print_summary(summary, tok_dir, s["as_json"], module.summary_lines(summary))
         if "prior" in stages:

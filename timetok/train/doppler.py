@@ -8,6 +8,7 @@ tokenizer over them — the code grids the prior learns from.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -139,7 +140,9 @@ class SpectrogramTokenizerModule(TaskModule):
     reconstructions from the real images and the decoder is also trained to fool it: a
     pixel loss alone averages the fine texture of a spectrogram away. The decoder's term
     is scaled so that its gradient at the decoder's last layer is ``adversarial_weight``
-    times the pixel loss's. Both players take one step per batch from one backward pass:
+    times the pixel loss's, reached linearly over the first ``adversarial_ramp`` epochs of the
+    critic (0: at once) so that the decoder is not pulled hard by a critic that has not yet
+    learned anything. Both players take one step per batch from one backward pass:
     the decoder's term reads the critic through detached weights and the critic's reads
     detached reconstructions, so each loss moves only its own player (and every parameter
     takes part in every step, as DDP expects). The critic is not part of the exported
@@ -151,15 +154,16 @@ class SpectrogramTokenizerModule(TaskModule):
 
     def __init__(self, config: dict, n_users: int, lr: float = 1e-3,
                  weight_decay: float = 1e-4, warmup_steps: int = 100,
-                 adversarial_weight: float = 0.0, adversarial_start: int = 0):
+                 adversarial_weight: float = 0.0, adversarial_start: int = 0,
+                 adversarial_ramp: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.model = SpectrogramTokenizer(SpectrogramTokenizerConfig(**config))
         self.monitors = {stage: CodebookMonitor(self.model.codebook_size, n_users)
                          for stage in ("train", "val")}
-        if adversarial_weight < 0 or adversarial_start < 0:
-            raise ConfigError("the adversarial weight and start epoch must be >= 0, got "
-                              f"{adversarial_weight} and {adversarial_start}")
+        if min(adversarial_weight, adversarial_start, adversarial_ramp) < 0:
+            raise ConfigError("the adversarial weight, start epoch and ramp must be >= 0, got "
+                              f"{adversarial_weight}, {adversarial_start} and {adversarial_ramp}")
         if adversarial_weight > 0:
             self.discriminator = PatchDiscriminator2d(DISCRIMINATOR_CHANNELS)
 
@@ -169,12 +173,13 @@ class SpectrogramTokenizerModule(TaskModule):
         values = {"loss": out.loss, "recon": out.recon_loss, "vq_loss": out.vq_loss}
         objective = out.loss
         if stage == "train" and self.hparams.adversarial_weight:
-            objective = objective + self._adversarial(images, out, values)
+            objective = objective + self._adversarial(images, out, values, batch_idx)
         self.log_values(stage, values, len(images))
         self.monitors[stage].update(out.codes, users)
         return objective
 
-    def _adversarial(self, images: torch.Tensor, out, values: dict) -> torch.Tensor:
+    def _adversarial(self, images: torch.Tensor, out, values: dict, batch_idx: int
+                     ) -> torch.Tensor:
         """The critic's hinge loss plus the decoder's term for fooling it (adding their
         figures to ``values``); before ``adversarial_start``, a zero that still touches
         every critic weight."""
@@ -186,10 +191,21 @@ class SpectrogramTokenizerModule(TaskModule):
         critic = F.relu(1 - real).mean() + F.relu(1 + made).mean()
         frozen = {name: w.detach() for name, w in self.discriminator.named_parameters()}
         fool = -torch.func.functional_call(self.discriminator, frozen, (fake,)).mean()
-        weight = self.hparams.adversarial_weight * self._balance(out.recon_loss, fool)
-        values |= {"adv_g": fool, "adv_weight": weight, "adv_d": critic,
+        ramp = self._ramp(batch_idx)
+        weight = self.hparams.adversarial_weight * ramp * self._balance(out.recon_loss, fool)
+        values |= {"adv_g": fool, "adv_weight": weight, "adv_ramp": ramp, "adv_d": critic,
                    "adv_d_acc": ((real > 0).float().mean() + (made < 0).float().mean()) / 2}
         return critic + weight * fool
+
+    def _ramp(self, batch_idx: int) -> float:
+        """The share of the adversarial weight in force at this batch: the critic's epochs so
+        far (fractional) over ``adversarial_ramp``, at most 1."""
+        if not self.hparams.adversarial_ramp:
+            return 1.0
+        batches = self._trainer.num_training_batches if self._trainer is not None else 1
+        batches = batches if math.isfinite(batches) else 1
+        epochs = self.current_epoch - self.hparams.adversarial_start + batch_idx / batches
+        return min(1.0, epochs / self.hparams.adversarial_ramp)
 
     def _balance(self, recon: torch.Tensor, fool: torch.Tensor) -> torch.Tensor:
         """The ratio of the pixel loss's gradient norm to the adversarial term's at the
@@ -285,13 +301,14 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
                                 *, lr: float = 1e-3, weight_decay: float = 1e-4,
                                 warmup_steps: int = 100, resume: bool = False,
                                 settings: dict | None = None, adversarial_weight: float = 0.0,
-                                adversarial_start: int | None = None
-                                ) -> tuple[TaskModule, dict]:
+                                adversarial_start: int | None = None,
+                                adversarial_ramp: float = 0.0) -> tuple[TaskModule, dict]:
     """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
     (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
     epoch, ``codebook_snapshots.png``: the distribution over training). A positive
     ``adversarial_weight`` adds the patch critic from epoch ``adversarial_start`` on (by
-    default a third of the run's epochs; :class:`SpectrogramTokenizerModule`)."""
+    default a third of the run's epochs), its weight reached over ``adversarial_ramp``
+    epochs (:class:`SpectrogramTokenizerModule`)."""
     import dataclasses
 
     import lightning as L
@@ -307,7 +324,8 @@ def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
                                         lr=lr, weight_decay=weight_decay,
                                         warmup_steps=warmup_steps,
                                         adversarial_weight=adversarial_weight,
-                                        adversarial_start=adversarial_start)
+                                        adversarial_start=adversarial_start,
+                                        adversarial_ramp=adversarial_ramp)
     summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
     if rank_zero_only.rank == 0:
         snapshots = module.monitors["val"].snapshots
