@@ -8,7 +8,6 @@ tokenizer over them — the code grids the prior learns from.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -203,7 +202,6 @@ class SpectrogramTokenizerModule(TaskModule):
         if not self.hparams.adversarial_ramp:
             return 1.0
         batches = self._trainer.num_training_batches if self._trainer is not None else 1
-        batches = batches if math.isfinite(batches) else 1
         epochs = self.current_epoch - self.hparams.adversarial_start + batch_idx / batches
         return min(1.0, epochs / self.hparams.adversarial_ramp)
 
