@@ -17,6 +17,7 @@ from timetok.eval.doppler import (
     frechet_distance,
     mean_pairwise_distance,
     memorisation,
+    nearer_train,
     nearest_distances,
     pick_users,
     validate,
@@ -26,13 +27,17 @@ from timetok.eval.doppler import (
 SMALL = (8, 16, 32, 32)  # classifier channels: fast on one core
 
 
+def band_row(user: int, users: int, size: int) -> int:
+    return 2 + user * (size - 4) // max(users - 1, 1)
+
+
 def bands(per_user: int, users: int = 3, size: int = 16, seed: int = 0):
     """Noisy images with a bright horizontal band at a row that depends on the user."""
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 0.4, (users * per_user, size, size))
     ids = np.repeat(np.arange(users), per_user)
     for i, user in enumerate(ids):
-        row = 2 + user * (size - 4) // max(users - 1, 1)
+        row = band_row(user, users, size)
         images[i, row - 1:row + 2] += 0.5
     return images.clip(0, 1).astype(np.float32), ids
 
@@ -93,9 +98,45 @@ def test_memorisation_flags_copies_but_not_fresh_samples():
     copies = memorisation(nearest_distances(train[:100], train), test_to_train)
     assert copies["memorised"] and copies["share_below"] == 1.0
     assert copies["median_generated"] == 0.0 < copies["median_test"]
-    one_copy = memorisation(nearest_distances(rng.standard_normal((400, 8)), train),
-                            test_to_train, pixel_differences=np.r_[0.0, np.ones(399)])
-    assert one_copy["memorised"] and one_copy["near_exact_copies"] == 1
+
+
+def band_templates(users: int = 3, size: int = 16) -> np.ndarray:
+    """Each user's expected image under :func:`bands`: what a perfectly smooth generator
+    that learned the distribution, not the training images, would draw."""
+    templates = np.full((users, size, size), 0.2)
+    for user in range(users):
+        row = band_row(user, users, size)
+        templates[user, row - 1:row + 2] += 0.5
+    return templates
+
+
+def test_nearer_train_passes_smooth_images_and_flags_near_copies():
+    (x, y), (xt, yt) = bands(40, seed=0), bands(10, seed=1)
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(3), 20)
+    smooth = (band_templates()[ids] + rng.normal(0, 0.1, (60, 16, 16))).clip(0, 1)
+    smooth = smooth.astype(np.float32)  # less noisy than real images: closer to all of them
+    # smooth images lie closer to every real image: the quantile test alone cries wolf
+    flat = x.reshape(len(x), -1)
+    assert memorisation(nearest_distances(smooth.reshape(60, -1), flat),
+                        nearest_distances(xt.reshape(len(xt), -1), flat))["memorised"]
+    fresh = nearer_train(smooth, x, xt, y, yt)
+    assert not fresh["memorised"] and fresh["verdict"] == "no memorised copies"
+    assert fresh["nearest_real_images"] >= 30 and fresh["expected_share"] == pytest.approx(0.8)
+    assert abs(fresh["share_nearest_train"] - 0.8) < 0.1 and fresh["near_exact_copies"] == 0
+
+    near = (x[::2] + rng.uniform(-0.01, 0.01, x[::2].shape)).clip(0, 1).astype(np.float32)
+    copied = nearer_train(near, x, xt, y, yt)
+    assert copied["memorised"] and copied["near_exact_copies"] == 0
+    assert copied["nearest_real_images"] == 60 and copied["share_nearest_train"] == 1.0
+    assert copied["excess"] == pytest.approx(1.0)
+    assert "possible memorisation" in copied["verdict"] and copied["z"] > 3
+
+    one = nearer_train(np.concatenate([smooth, x[:1]]), x, xt, y, yt)
+    assert one["memorised"] and one["near_exact_copies"] == 1
+    assert one["verdict"].startswith("memorised: 1 near-exact")
+    with pytest.raises(DataError, match="same users"):
+        nearer_train(smooth, x, xt, y, yt + 3)
 
 
 # --------------------------------------------------------------------------- classifier
