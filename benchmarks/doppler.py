@@ -29,7 +29,9 @@ sets the tokenizer's channels (its code grid), ``--adversarial-weight`` and
 loss alone);
 ``--tokenizer-from`` reuses a tokenizer trained by an earlier run and trains the prior
 alone; ``--prior-from`` also reuses a generator trained over that tokenizer (e.g. a
-``doppler_prior.py`` variant) and only validates it.
+``doppler_prior.py`` variant) and only validates it. ``--val-seeds N`` validates with N
+seeds, each drawing its own user classifier and samples, and adds their mean and standard
+deviation: one draw's accuracy ratio moves by up to 0.16 (doppler_notes.md, step 18).
 
     python benchmarks/doppler.py --profile cpu
 """
@@ -42,6 +44,7 @@ import dataclasses
 import resource
 import shlex
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -79,6 +82,10 @@ def main() -> int:
     parser.add_argument("--runs", default="runs/bench-doppler")
     parser.add_argument("--name", default="doppler")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-seeds", type=int, default=1,
+                        help="validate with this many seeds from --seed on (each draws its "
+                             "own user classifier and samples) and report their mean and "
+                             "standard deviation beside each seed's figures")
     parser.add_argument("--ceiling-only", action="store_true",
                         help="score the tokenizer ceiling of the runs in --runs, nothing else")
     parser.add_argument("--tokenizer-only", action="store_true",
@@ -127,6 +134,8 @@ def main() -> int:
     if args.prior_from and not args.tokenizer_from:
         parser.error("--prior-from needs --tokenizer-from, the tokenizer its prior was "
                      "trained over")
+    if args.val_seeds < 1:
+        parser.error(f"--val-seeds must be >= 1, got {args.val_seeds}")
     if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
         args.name += "_tokenizer"
 
@@ -153,9 +162,22 @@ def main() -> int:
                          value=value))
         print(f"{dataset:14s} {method:24s} {metric:20s} {value:.4f}", flush=True)
 
+    seeds = list(range(args.seed, args.seed + args.val_seeds))
+
+    def add_seeds(dataset, method, per_seed: list[dict[str, float]]):
+        """Each seed's figures, and with several seeds their mean and standard deviation."""
+        for seed, figures in zip(seeds, per_seed, strict=True):
+            for metric, value in figures.items():
+                add(dataset, method, metric, value, f"seed={seed}")
+        if len(per_seed) > 1:
+            for metric in per_seed[0]:
+                values = [figures[metric] for figures in per_seed if metric in figures]
+                add(dataset, method, metric, statistics.fmean(values), "mean")
+                add(dataset, method, metric, statistics.pstdev(values), "sd")
+
     if args.ceiling_only:
-        for metric, value in ceiling(runs).items():
-            add(f"simulated-{profile['users']}", "tokenizer-ceiling", metric, value)
+        add_seeds(f"simulated-{profile['users']}", "tokenizer-ceiling",
+                  [ceiling(runs, seed) for seed in seeds])
         write(f"{args.name}_ceiling", rows, {}, where, command, profile)
         return 0
     sim, simulate_s = simulate(runs / "sim", profile, args.seed)
@@ -195,17 +217,16 @@ def main() -> int:
         timings |= prior_figures(runs / "generator")
     else:
         timings |= train_prior_stage(runs, dm, tokenizer, profile, args, device)
-    shutil.rmtree(runs / "classifier", ignore_errors=True)  # one per run, trained anew
+    shutil.rmtree(runs / "classifier", ignore_errors=True)  # one per run and seed, anew
 
     for method, options in sampling_methods(guidance).items():
-        report = validate(runs, method, options, profile, device, args.seed)
-        for metric, value in report_metrics(report).items():
-            add(dataset, method, metric, value)
+        add_seeds(dataset, method, [report_metrics(validate(runs, method, options, profile,
+                                                            device, seed)) for seed in seeds])
         if method == "timetok":
-            copy_figure(runs / "validation" / method / "grid.png", f"{args.name}_grid.png")
+            copy_figure(runs / "validation" / f"seed{args.seed}" / method / "grid.png",
+                        f"{args.name}_grid.png")
 
-    for metric, value in ceiling(runs).items():
-        add(dataset, "tokenizer-ceiling", metric, value)
+    add_seeds(dataset, "tokenizer-ceiling", [ceiling(runs, seed) for seed in seeds])
 
     parrad = Path(args.parrad) / "radar_parrad_sample"
     if parrad.is_dir():
@@ -321,15 +342,16 @@ def validate(runs: Path, method: str, options: dict, profile: dict, device: str,
              ) -> dict:
     from timetok.pipelines.doppler import validate_generator
 
-    out = runs / "validation" / method
+    out = runs / "validation" / f"seed{seed}" / method
     return validate_generator(runs / "generator", out, device=device, seed=seed,
                               classifier_epochs=profile["classifier_epochs"],
-                              classifier_dir=runs / "classifier",
+                              classifier_dir=runs / "classifier" / f"seed{seed}",
                               batch_size=profile["gen_batch"], **options)
 
 
-def ceiling(runs: Path) -> dict[str, float]:
-    """The run's classifier on the tokenizer's reconstructions of the real test images."""
+def ceiling(runs: Path, seed: int) -> dict[str, float]:
+    """The run's classifier of ``seed`` on the tokenizer's reconstructions of the real test
+    images."""
     from timetok.eval.doppler import UserClassifier
     from timetok.models.spectrogram import SpectrogramGenerator
     from timetok.pipelines.doppler import real_splits
@@ -338,7 +360,8 @@ def ceiling(runs: Path) -> dict[str, float]:
     splits = real_splits(runs / "generator")
     (train, _), (test, users) = splits["train"], splits["test"]
     _, recon = reconstruction(tokenizer, test, users)
-    return ceiling_figures(UserClassifier.load(runs / "classifier"), train, test, recon, users)
+    return ceiling_figures(UserClassifier.load(runs / "classifier" / f"seed{seed}"), train, test,
+                           recon, users)
 
 
 def ceiling_figures(classifier, train, test, recon, users) -> dict[str, float]:
@@ -369,6 +392,7 @@ def report_metrics(report: dict) -> dict[str, float]:
         "fd_ratio": report["frechet"]["ratio"],
         "diversity_ratio": report["diversity"]["ratio"],
         "memorised_share": report["memorisation"]["features"]["share_below"],
+        "nearest_train_excess": report["memorisation"]["pixels"]["excess"],
         "near_exact_copies": report["memorisation"]["pixels"]["near_exact_copies"],
         "codebook_usage_generated": report["codebook"].get("usage_generated"),
         "images_per_s": report["generation"]["images_per_s"],
@@ -434,23 +458,23 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
     write_results(RESULTS / f"{name}.json", records)
     table = {}
     for r in rows:
-        table.setdefault((r["dataset"], r["method"]), {})[r["metric"]] = r["value"]
+        table.setdefault((r["dataset"], r["method"], r["setting"]), {})[r["metric"]] = r["value"]
     generation = ["user_acc_real", "user_acc_generated", "user_acc_ratio", "fd_generated",
                   "fd_floor", "fd_ratio", "diversity_ratio", "memorised_share",
-                  "near_exact_copies", "images_per_s"]
+                  "nearest_train_excess", "near_exact_copies", "images_per_s"]
     if any("user_acc_rebuilt_trained" in v for v in table.values()):
         generation.insert(3, "user_acc_rebuilt_trained")
     recon = ["recon_mse", "recon_psnr", "codebook_usage", "codebook_usage_test",
              "recon_codes_per_user_min", "recon_codes_per_user_mean"]
-    gen_rows = [{"dataset": d, "method": m, **v} for (d, m), v in table.items()
-                if "user_acc_ratio" in v]
-    recon_rows = [{"dataset": d, "method": m, **v} for (d, m), v in table.items()
+    gen_rows = [{"dataset": d, "method": m, "setting": s, **v}
+                for (d, m, s), v in table.items() if "user_acc_ratio" in v]
+    recon_rows = [{"dataset": d, "method": m, **v} for (d, m, _), v in table.items()
                   if "recon_mse" in v]
     recon_rows += [{"dataset": "simulated-31", "method": method, metric: value,
                     "source": "published"} for method, metric, value in PUBLISHED]
     timing_rows = [{"what": k, "value": v} for k, v in timings.items()]
     timing_rows.append({"what": "whole run, CPU s", "value": cpu.ru_utime + cpu.ru_stime})
-    sim = table.get((f"simulated-{profile['users']}", "simulator"), {})
+    sim = table.get((f"simulated-{profile['users']}", "simulator", "-"), {})
     rate = f" (simulated at {sim['images_per_s']:.0f} images/s)" if sim else ""
 
     def figures(*pairs: tuple[str, str]) -> str:
@@ -465,7 +489,7 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
             f"{rate}, split per user 70/10/20; targets: codebook usage >= 0.95, user "
             "accuracy ratio >= 0.9, Fréchet ratio <= 1.5, no memorised copies.\n\n"
             + figures(("generated", "grid")) + "## Generation (test images of every user)\n\n"
-            + markdown_table(gen_rows, ["method", *generation]) + "\n\n"
+            + markdown_table(gen_rows, ["method", "setting", *generation]) + "\n\n"
             + ("## Tokenizer: reconstruction and codebook\n\n"
                + markdown_table(recon_rows, ["dataset", "method", *recon, "source"]) + "\n\n"
                + figures(("reconstructions", "reconstructions"),
