@@ -155,6 +155,7 @@ def main() -> int:
     where, started = machine(), time.perf_counter()
     device = "cuda" if "CPU" not in where else "cpu"
     profile["amp"] = device == "cuda" or args.amp
+    profile["trains"] = not (args.prior_from or args.ceiling_only)
     rows: list[dict] = []  # (dataset, setting, method, metric, value)
 
     def add(dataset, method, metric, value, setting="-"):
@@ -483,7 +484,9 @@ def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
         return " ".join(shown) + "\n\n" if shown else ""
 
     precision = "mixed precision" if profile["amp"] else "float32"
-    text = (f"# Micro-Doppler generation\n\nMachine: {where}, training in {precision}. "
+    training = (f"training in {precision}" if profile["trains"] else
+                "validating models trained by an earlier run")
+    text = (f"# Micro-Doppler generation\n\nMachine: {where}, {training}. "
             f"{profile['users']} simulated "
             f"users x {profile['per_user']} images at {profile['size']}x{profile['size']}"
             f"{rate}, split per user 70/10/20; targets: codebook usage >= 0.95, user "
