@@ -115,8 +115,9 @@ def test_nearer_train_passes_smooth_images_and_flags_near_copies():
     rng = np.random.default_rng(0)
     ids = np.repeat(np.arange(3), 20)
     smooth = (band_templates()[ids] + rng.normal(0, 0.1, (60, 16, 16))).clip(0, 1)
-    smooth = smooth.astype(np.float32)  # less noisy than real images: closer to all of them
-    # smooth images lie closer to every real image: the quantile test alone cries wolf
+    smooth = smooth.astype(np.float32)
+    # less noisy than the real images, these lie closer to all of them: the quantile test
+    # alone cries wolf
     flat = x.reshape(len(x), -1)
     assert memorisation(nearest_distances(smooth.reshape(60, -1), flat),
                         nearest_distances(xt.reshape(len(xt), -1), flat))["memorised"]
