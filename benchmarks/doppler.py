@@ -166,7 +166,8 @@ def main() -> int:
     seeds = list(range(args.seed, args.seed + args.val_seeds))
 
     def add_seeds(dataset, method, per_seed: list[dict[str, float]]):
-        """Each seed's figures, and with several seeds their mean and standard deviation."""
+        """Each seed's figures, and with several seeds their mean and sample standard
+        deviation (as the other benchmarks give it)."""
         for seed, figures in zip(seeds, per_seed, strict=True):
             for metric, value in figures.items():
                 add(dataset, method, metric, value, f"seed={seed}")
@@ -174,7 +175,8 @@ def main() -> int:
             for metric in per_seed[0]:
                 values = [figures[metric] for figures in per_seed if metric in figures]
                 add(dataset, method, metric, statistics.fmean(values), "mean")
-                add(dataset, method, metric, statistics.pstdev(values), "sd")
+                if len(values) > 1:
+                    add(dataset, method, metric, statistics.stdev(values), "sd")
 
     if args.ceiling_only:
         add_seeds(f"simulated-{profile['users']}", "tokenizer-ceiling",
