@@ -23,7 +23,7 @@ demo: $(BIN)/timetok
 	$(BIN)/timetok lm finetune --model $(DEMO)/lm --dataset etth1 --horizon 96 --lr 5e-4 \
 		--max-time 2.5 --val-stride 4 --save-path $(DEMO)/forecaster --overwrite
 	$(BIN)/timetok lm evaluate --model $(DEMO)/forecaster --dataset etth1
-	$(BIN)/timetok lm forecast --model $(DEMO)/forecaster/H96 --input timetok/data/bundled/ETTh1.csv \
+	$(BIN)/timetok lm forecast --model $(DEMO)/forecaster/H96 --input timetok/core/data/bundled/ETTh1.csv \
 		--samples 100 --output $(DEMO)/forecast.csv
 
 # TimeMAE on the bundled UCR ECG200: pretrain, finetune, evaluate; a few CPU minutes.

@@ -64,8 +64,8 @@ def main() -> int:
 
     from rich.console import Console
 
-    from timetok.console import quiet
-    from timetok.eval.report import machine, record
+    from timetok.core.console import quiet
+    from timetok.core.report import machine, record
 
     quiet()
     console = Console()
@@ -93,7 +93,7 @@ def main() -> int:
 
 
 def options(epochs: int, seed: int):
-    from timetok.train.runner import RunOptions
+    from timetok.core.train.runner import RunOptions
 
     return RunOptions(n_epochs=epochs, seed=seed, progress=False, accelerator="cpu",
                       devices="1", checkpoint_every=10_000)
@@ -105,10 +105,10 @@ def run_seed(dataset: str, data_dir: Path, seed: int, epochs: tuple[int, int],
     """Every method on one dataset and seed -> {method: {accuracy, macro_f1}}."""
     import lightning as L
 
-    from timetok.eval.classify import classification_report, predict_split
-    from timetok.train.labelled_data import LabelledDataModule
-    from timetok.train.mae import finetune_module, pretrain_module
-    from timetok.train.runner import train_and_export
+    from timetok.core.train.runner import train_and_export
+    from timetok.mae.data import LabelledDataModule
+    from timetok.mae.evaluate import classification_report, predict_split
+    from timetok.mae.recipe import finetune_module, pretrain_module
 
     dm = LabelledDataModule(dataset, batch_size=128, data_dir=str(data_dir), seed=0)
     data = dm.load()
@@ -144,7 +144,7 @@ def run_seed(dataset: str, data_dir: Path, seed: int, epochs: tuple[int, int],
     if "timetok-finetune" in methods:
         report = finetune("timetok-finetune", native)
         if dataset == "har" and seed == 1:
-            from timetok.eval.plots import plot_confusion
+            from timetok.core.plots import plot_confusion
 
             plot_confusion(RESULTS / f"{name}_har_confusion.png", report["confusion"],
                            data.classes)
@@ -168,7 +168,7 @@ def minirocket(data, seed: int, timings: dict) -> dict:
     import torch
     from aeon.classification.convolution_based import MiniRocketClassifier
 
-    from timetok.eval.classify import classification_report
+    from timetok.mae.evaluate import classification_report
 
     fit = [data.splits[s] for s in ("train", "val")]
     x = np.concatenate([s.x for s in fit]).transpose(0, 2, 1)  # aeon: [N, C, T]
@@ -186,8 +186,8 @@ def minirocket(data, seed: int, timings: dict) -> dict:
 def write(name: str, records: list, per_seed: list, timings: dict, where: str, command: str,
           started: float, final: bool = False) -> None:
     """Tables (mean ± sd over seeds, per seed), timings and the chart, after each seed."""
-    from timetok.eval.report import markdown_table, record, write_results
-    from timetok.utils import atomic_write_text
+    from timetok.core.report import markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
 
     summary = summarise(per_seed)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
@@ -240,7 +240,7 @@ def summarise(per_seed: list[dict]) -> list[dict]:
 
 
 def plot_accuracy(path: Path, summary: list[dict]) -> None:
-    from timetok.eval.plots import plot_grouped_bars
+    from timetok.core.plots import plot_grouped_bars
 
     plot_grouped_bars(path, summary, "accuracy", "test accuracy, mean ± sd over seeds")
 

@@ -139,8 +139,8 @@ def main() -> int:
     if args.tokenizer_only:  # its tables and figures go beside a full run's, not over them
         args.name += "_tokenizer"
 
-    from timetok.console import quiet
-    from timetok.eval.report import machine
+    from timetok.core.console import quiet
+    from timetok.core.report import machine
 
     quiet()
     profile = dict(PROFILES[args.profile])
@@ -200,7 +200,7 @@ def main() -> int:
         grid(f"{args.name}_reconstructions.png", images, users, recon, "reconstruction")
         copy_figure(runs / "tokenizer" / "codebook_snapshots.png", f"{args.name}_codebook.png")
     if args.tokenizer_only:
-        from timetok.eval.doppler import train_classifier
+        from timetok.doppler.evaluate import train_classifier
 
         classifiers = {name: train_classifier(fit, train_users,
                                               epochs=profile["classifier_epochs"],
@@ -245,8 +245,8 @@ def main() -> int:
 
 
 def simulate(out: Path, profile: dict, seed: int) -> tuple[Path, float]:
-    from timetok.data.doppler_sim import RadarConfig, simulate_dataset
-    from timetok.utils import cpu_cores
+    from timetok.core.utils import cpu_cores
+    from timetok.doppler.simulator import RadarConfig, simulate_dataset
 
     radar = dataclasses.replace(RadarConfig(), size=profile["size"])
     started = time.perf_counter()
@@ -256,7 +256,7 @@ def simulate(out: Path, profile: dict, seed: int) -> tuple[Path, float]:
 
 
 def run_options(epochs: int, profile: dict, seed: int, device: str):
-    from timetok.train.runner import RunOptions
+    from timetok.core.train.runner import RunOptions
 
     return RunOptions(n_epochs=epochs, max_time=profile["cap_min"], seed=seed, progress=False,
                       checkpoint_every=10_000, accelerator="gpu" if device == "cuda" else "cpu",
@@ -264,8 +264,8 @@ def run_options(epochs: int, profile: dict, seed: int, device: str):
 
 
 def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
-    from timetok.models.spectrogram import SpectrogramTokenizer, SpectrogramTokenizerConfig
-    from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
+    from timetok.doppler.model import SpectrogramTokenizer, SpectrogramTokenizerConfig
+    from timetok.doppler.recipe import SpectrogramDataModule, train_spectrogram_tokenizer
 
     dm = SpectrogramDataModule("image-folder", str(sim), image_size=profile["size"],
                                val=0.1, test=0.2, seed=args.seed, batch_size=profile["batch"])
@@ -290,7 +290,7 @@ def train_tokenizer(runs: Path, sim: Path, profile: dict, args, device: str):
 
 
 def train_prior_stage(runs: Path, dm, tokenizer, profile: dict, args, device: str) -> dict:
-    from timetok.train.doppler import train_prior
+    from timetok.doppler.recipe import train_prior
 
     timings = {}
     sizes = dict(d_model=profile["d_model"], n_layers=profile["n_layers"], n_heads=8,
@@ -330,7 +330,7 @@ def prior_figures(generator: Path) -> dict:
 
 
 def reconstruction(tokenizer, images, users):
-    from timetok.pipelines.doppler import reconstruction_figures
+    from timetok.doppler.pipeline import reconstruction_figures
 
     return reconstruction_figures(tokenizer, images, users)
 
@@ -343,7 +343,7 @@ def sampling_methods(guidance: list[float]) -> dict[str, dict]:
 
 def validate(runs: Path, method: str, options: dict, profile: dict, device: str, seed: int
              ) -> dict:
-    from timetok.pipelines.doppler import validate_generator
+    from timetok.doppler.pipeline import validate_generator
 
     out = runs / "validation" / f"seed{seed}" / method
     return validate_generator(runs / "generator", out, device=device, seed=seed,
@@ -355,9 +355,9 @@ def validate(runs: Path, method: str, options: dict, profile: dict, device: str,
 def ceiling(runs: Path, seed: int) -> dict[str, float]:
     """The run's classifier of ``seed`` on the tokenizer's reconstructions of the real test
     images."""
-    from timetok.eval.doppler import UserClassifier
-    from timetok.models.spectrogram import SpectrogramGenerator
-    from timetok.pipelines.doppler import real_splits
+    from timetok.doppler.evaluate import UserClassifier
+    from timetok.doppler.model import SpectrogramGenerator
+    from timetok.doppler.pipeline import real_splits
 
     tokenizer = SpectrogramGenerator.from_pretrained(runs / "generator").tokenizer
     splits = real_splits(runs / "generator")
@@ -373,7 +373,7 @@ def ceiling_figures(classifier, train, test, recon, users) -> dict[str, float]:
     real figures (the floor: real train against real test)."""
     import numpy as np
 
-    from timetok.eval.doppler import frechet_distance
+    from timetok.doppler.evaluate import frechet_distance
 
     real = float((classifier.predict(test) == users).mean())
     rebuilt = float((classifier.predict(recon) == users).mean())
@@ -407,7 +407,7 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
                           device: str) -> dict[str, dict]:
     """PARRAD test frames rebuilt by the simulated-data tokenizer and by one trained on
     PARRAD's own training frames."""
-    from timetok.train.doppler import SpectrogramDataModule, train_spectrogram_tokenizer
+    from timetok.doppler.recipe import SpectrogramDataModule, train_spectrogram_tokenizer
 
     dm = SpectrogramDataModule("parrad", data_dir=str(folder.parent),
                                image_size=profile["size"], seed=args.seed,
@@ -432,7 +432,7 @@ def parrad_reconstruction(folder: Path, runs: Path, tokenizer, profile: dict, ar
 
 
 def grid(name: str, images, users, other, label: str) -> None:
-    from timetok.eval.doppler import pick_users, plot_grid
+    from timetok.doppler.evaluate import pick_users, plot_grid
 
     plot_grid(RESULTS / name, images, users, other, users, pick_users(sorted(set(users))),
               per_user=4, label=label)
@@ -445,8 +445,8 @@ def copy_figure(source: Path, name: str) -> None:
 
 def write(name: str, rows: list[dict], timings: dict, where: str, command: str,
           profile: dict) -> None:
-    from timetok.eval.report import markdown_table, record, write_results
-    from timetok.utils import atomic_write_text
+    from timetok.core.report import markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     records = [record("doppler", r["dataset"], r["setting"], r["method"], r["metric"],

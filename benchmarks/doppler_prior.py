@@ -58,11 +58,11 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from timetok.console import quiet
-    from timetok.eval.report import machine, markdown_table, record, write_results
-    from timetok.models.spectrogram import SpectrogramTokenizer
-    from timetok.train.doppler import SpectrogramDataModule, train_prior
-    from timetok.utils import atomic_write_text
+    from timetok.core.console import quiet
+    from timetok.core.report import machine, markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
+    from timetok.doppler.model import SpectrogramTokenizer
+    from timetok.doppler.recipe import SpectrogramDataModule, train_prior
 
     quiet()
     profile = dict(PROFILES[args.profile], cap_min=args.cap_min)

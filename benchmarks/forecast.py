@@ -6,7 +6,7 @@ skip on the validation windows: ``timetok-blend``), then evaluate on the test sp
 the in-run baselines (repeat-last, seasonal-naive, closed-form DLinear-style and
 RLinear-style linear maps, the tokenizer ceiling), baselines trained in the same run as
 their papers train them (``dlinear-trained``, ``rlinear-trained``, ``patchtst``:
-:mod:`timetok.eval.baselines`; each gets at most the decoder head's minutes at that
+:mod:`timetok.forecast.baselines`; each gets at most the decoder head's minutes at that
 horizon) and the published figures. The probabilistic forecasts (calibrated quantiles, the
 residual-quantiles baseline, and at the first horizon sampled paths) are scored by CRPS,
 WQL and interval coverage. A "wins and losses" table sets our exported forecast against the
@@ -141,10 +141,10 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     and trained-baseline tables stay in the sources' Markdown."""
     import json
 
-    from timetok.eval.calibration import POINT_OUTPUTS, default_output
-    from timetok.eval.plots import plot_metric_by_horizon
-    from timetok.eval.report import markdown_table, write_results
-    from timetok.utils import atomic_write_text
+    from timetok.core.plots import plot_metric_by_horizon
+    from timetok.core.report import markdown_table, write_results
+    from timetok.core.utils import atomic_write_text
+    from timetok.forecast.calibration import POINT_OUTPUTS, default_output
 
     chosen = {}
     for source in sources:
@@ -214,7 +214,7 @@ def main() -> int:
         merge(args.name, args.merge.split(","),
               "python benchmarks/forecast.py " + shlex.join(sys.argv[1:]), args.note)
         return 0
-    from timetok.eval.baselines import BASELINES
+    from timetok.forecast.baselines import BASELINES
 
     baselines = [name for name in args.baselines.split(",") if name]
     unknown = sorted(set(baselines) - set(BASELINES))
@@ -231,22 +231,22 @@ def main() -> int:
     from rich.console import Console
     from rich.progress import track
 
-    from timetok.console import quiet
-    from timetok.errors import TrainingError
-    from timetok.eval.baselines import train_baseline
-    from timetok.eval.calibration import default_output
-    from timetok.eval.forecast import evaluate_forecaster
-    from timetok.eval.plots import plot_metric_by_horizon
-    from timetok.eval.probabilistic import evaluate_probabilistic
-    from timetok.eval.published import forecast_rows
-    from timetok.eval.report import machine, markdown_table, record, write_results
-    from timetok.models.forecaster import TokenForecaster
-    from timetok.models.tokenizer import TokenizerConfig
-    from timetok.train.data import WindowDataModule
-    from timetok.train.forecaster import default_lr, finetune_module, pretrain_module
-    from timetok.train.runner import RunOptions, train_and_export
-    from timetok.train.tokenizer import TokenizerModule
-    from timetok.utils import atomic_write_text
+    from timetok.core.console import quiet
+    from timetok.core.errors import TrainingError
+    from timetok.core.plots import plot_metric_by_horizon
+    from timetok.core.published import forecast_rows
+    from timetok.core.report import machine, markdown_table, record, write_results
+    from timetok.core.train.runner import RunOptions, train_and_export
+    from timetok.core.utils import atomic_write_text
+    from timetok.forecast.baselines import train_baseline
+    from timetok.forecast.calibration import default_output
+    from timetok.forecast.data import WindowDataModule
+    from timetok.forecast.evaluate import evaluate_forecaster
+    from timetok.forecast.model import TokenForecaster
+    from timetok.forecast.probabilistic import evaluate_probabilistic
+    from timetok.forecast.recipe import default_lr, finetune_module, pretrain_module
+    from timetok.tokenizer.model import TokenizerConfig
+    from timetok.tokenizer.recipe import TokenizerModule
 
     quiet()
     console = Console()

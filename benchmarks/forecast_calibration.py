@@ -2,7 +2,7 @@
 
 For each dataset and horizon of a finished ``benchmarks/forecast.py`` run (its ``--runs``
 folder: ``<dataset>/H<h>-decoder``), the exported point forecast's validation residuals are
-calibrated twice, as :func:`timetok.eval.calibration.calibrate_model` does: ``marginal``
+calibrated twice, as :func:`timetok.forecast.calibration.calibrate_model` does: ``marginal``
 (one set of residual quantiles for every window) and ``scaled`` (in units of each context's
 spread over its last steps). ``timetok-calibrated`` is the one with the lower forward CRPS
 on validation (fitted on the earlier half of the windows, scored on the later half), which
@@ -41,13 +41,13 @@ def main() -> int:
 
     from rich.console import Console
 
-    from timetok.console import quiet
-    from timetok.data.series import load_splits
-    from timetok.eval.calibration import calibration_variants
-    from timetok.eval.probabilistic import evaluate_probabilistic
-    from timetok.eval.report import machine, markdown_table, record, write_results
-    from timetok.models.forecaster import TokenForecaster
-    from timetok.utils import atomic_write_text
+    from timetok.core.console import quiet
+    from timetok.core.data.series import load_splits
+    from timetok.core.report import machine, markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
+    from timetok.forecast.calibration import calibration_variants
+    from timetok.forecast.model import TokenForecaster
+    from timetok.forecast.probabilistic import evaluate_probabilistic
 
     quiet()
     console = Console()

@@ -39,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     stem = NAME if args.profile == "cpu" else f"{NAME}_{args.profile}"
 
-    from timetok.eval.report import markdown_table, record, write_results
+    from timetok.core.report import markdown_table, record, write_results
 
     measured = defaultdict(dict)  # (dataset, setting, method, metric) -> {seed: value}
     published, machines = {}, set()

@@ -47,15 +47,15 @@ def main() -> int:
 
     from rich.console import Console
 
-    from timetok.console import quiet
-    from timetok.data.series import load_splits
-    from timetok.eval.baselines import trained_linear_fit
-    from timetok.eval.calibration import calibrate_folder
-    from timetok.eval.forecast import evaluate_forecaster
-    from timetok.eval.probabilistic import evaluate_probabilistic
-    from timetok.eval.report import machine, markdown_table, record, write_results
-    from timetok.models.forecaster import TokenForecaster
-    from timetok.utils import atomic_write_text
+    from timetok.core.console import quiet
+    from timetok.core.data.series import load_splits
+    from timetok.core.report import machine, markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
+    from timetok.forecast.baselines import trained_linear_fit
+    from timetok.forecast.calibration import calibrate_folder
+    from timetok.forecast.evaluate import evaluate_forecaster
+    from timetok.forecast.model import TokenForecaster
+    from timetok.forecast.probabilistic import evaluate_probabilistic
 
     quiet()
     console = Console()

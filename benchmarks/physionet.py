@@ -84,8 +84,8 @@ def main() -> int:
 
     from rich.console import Console
 
-    from timetok.console import quiet
-    from timetok.eval.report import machine
+    from timetok.core.console import quiet
+    from timetok.core.report import machine
 
     quiet()
     console = Console()
@@ -102,7 +102,7 @@ def main() -> int:
                                           ("wall_s", time.perf_counter() - started))]
         write(args.name, records, final, args.name)
 
-    from timetok.eval.report import record
+    from timetok.core.report import record
 
     for split in [int(s) for s in args.splits.split(",")]:
         scores = run_split(args, split, console, timings)
@@ -116,11 +116,11 @@ def run_split(args, split: int, console, timings: dict) -> dict[str, dict]:
     """Every method on one split -> {method: {auroc, auprc}}; plots for split 0."""
     import lightning as L
 
-    from timetok.eval.mortality import mortality_report
-    from timetok.pipelines.mortality import MortalityClassifier
-    from timetok.train.records_data import RecordsDataModule
-    from timetok.train.runner import RunOptions, train_and_export
-    from timetok.train.setvae import finetune_module, pretrain_module
+    from timetok.core.train.runner import RunOptions, train_and_export
+    from timetok.setvae.data import RecordsDataModule
+    from timetok.setvae.evaluate import mortality_report
+    from timetok.setvae.pipeline import MortalityClassifier
+    from timetok.setvae.recipe import finetune_module, pretrain_module
 
     profile = PROFILES[args.profile]
     bucket = args.bucket if args.bucket == "exact" else float(args.bucket)
@@ -261,7 +261,7 @@ def fit_logistic(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
 
 def plot_curves(name: str, curves: dict[str, dict]) -> None:
     """ROC, precision-recall and calibration of every method on split 0's test stays."""
-    from timetok.eval.plots import plot_calibration, plot_precision_recall, plot_roc
+    from timetok.core.plots import plot_calibration, plot_precision_recall, plot_roc
 
     plot_roc(RESULTS / f"{name}_roc.png", curves)
     plot_precision_recall(RESULTS / f"{name}_pr.png", curves)
@@ -271,7 +271,7 @@ def plot_curves(name: str, curves: dict[str, dict]) -> None:
 def measured_records(per_split: list[dict], timings: dict, where: str, command: str
                      ) -> list[dict]:
     """Test AUROC and AUPRC per split and method, and seconds per epoch, as records."""
-    from timetok.eval.report import record
+    from timetok.core.report import record
 
     records = [record("physionet", "p12", f"split={r['split']}", r["method"], metric,
                       r[metric], "measured", command, where)
@@ -296,7 +296,7 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
             else:
                 chosen[(r["setting"], r["method"], r["metric"])] = r
     where = "; ".join(sorted({r["machine"] for r in chosen.values()}))
-    from timetok.eval.report import record
+    from timetok.core.report import record
 
     records = list(chosen.values()) + [
         record("physionet", "p12", "all", "timetok", metric, value, "measured", command,
@@ -308,8 +308,8 @@ def write(name: str, records: list[dict], final: bool, figures: str,
           sources: list[str] | None = None, merged_by: str = "", note: str = "") -> None:
     """Records (plus the published figures) and the Markdown tables: mean ± sd over
     splits, per split, timings; ``figures`` names the run whose split-0 plots to show."""
-    from timetok.eval.report import markdown_table, record, write_results
-    from timetok.utils import atomic_write_text
+    from timetok.core.report import markdown_table, record, write_results
+    from timetok.core.utils import atomic_write_text
 
     records = records + [record("physionet", "p12", "5 splits", m, metric, value,
                                 "published", REFERENCE)

@@ -53,15 +53,15 @@ def main() -> int:
     from rich.console import Console
     from rich.progress import track
 
-    from timetok.console import quiet
-    from timetok.eval.plots import plot_code_usage, plot_reconstructions
-    from timetok.eval.reconstruction import evaluate_tokenizer
-    from timetok.eval.report import machine, markdown_table, record, write_results
-    from timetok.models.tokenizer import TokenizerConfig
-    from timetok.train.data import WindowDataModule
-    from timetok.train.runner import RunOptions, fit
-    from timetok.train.tokenizer import TokenizerModule
-    from timetok.utils import atomic_write_text
+    from timetok.core.console import quiet
+    from timetok.core.plots import plot_code_usage, plot_reconstructions
+    from timetok.core.report import machine, markdown_table, record, write_results
+    from timetok.core.train.runner import RunOptions, fit
+    from timetok.core.utils import atomic_write_text
+    from timetok.forecast.data import WindowDataModule
+    from timetok.tokenizer.evaluate import evaluate_tokenizer
+    from timetok.tokenizer.model import TokenizerConfig
+    from timetok.tokenizer.recipe import TokenizerModule
 
     quiet()
     console = Console()

@@ -105,7 +105,7 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Calla
     monkeypatch.delenv("TIMETOK_DEBUG", raising=False)
 
     def run(*args: object) -> CliResult:
-        from timetok.cli.main import main
+        from timetok.cli import main
 
         capsys.readouterr()
         rc = main([str(a) for a in args])
@@ -124,7 +124,7 @@ class TinyRun:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """One tokenizer trained for three steps on a 300 x 2 CSV; treat it as read-only."""
-    from timetok.cli.main import main
+    from timetok.cli import main
 
     root = tmp_path_factory.mktemp("tiny-run")
     csv = write_series_csv(root / "series.csv")
@@ -169,9 +169,9 @@ def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> TinyForecaster:
     one but without ``calibration.json``; treat it as read-only (copy it to calibrate)."""
     import torch
 
-    from timetok.data.series import load_splits
-    from timetok.models.forecaster import ForecasterConfig, TokenForecaster
-    from timetok.models.tokenizer import TokenizerConfig
+    from timetok.core.data.series import load_splits
+    from timetok.forecast.model import ForecasterConfig, TokenForecaster
+    from timetok.tokenizer.model import TokenizerConfig
 
     root = tmp_path_factory.mktemp("tiny-forecaster")
     csv = write_series_csv(root / "series.csv")

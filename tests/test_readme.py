@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timetok.models.forecaster import ForecasterConfig, TokenForecaster
-from timetok.models.tokenizer import TimeSeriesTokenizer, TokenizerConfig
+from timetok.forecast.model import ForecasterConfig, TokenForecaster
+from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = dict(embedding_dim=8, block_hidden_size=16, res_hidden_size=8)

@@ -6,18 +6,18 @@ Heavy libraries load on first use, so ``import timetok`` and the CLI stay fast.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TimeSeriesTokenizer": "timetok.models.tokenizer",
-    "TokenizerConfig": "timetok.models.tokenizer",
-    "Forecaster": "timetok.pipelines.forecast",
-    "TokenForecaster": "timetok.models.forecaster",
-    "Classifier": "timetok.pipelines.classify",
-    "TimeMAE": "timetok.models.timemae",
-    "TimeMAEConfig": "timetok.models.timemae",
-    "MortalityClassifier": "timetok.pipelines.mortality",
-    "SeqSetVAE": "timetok.models.setvae",
-    "SeqSetVAEConfig": "timetok.models.setvae",
-    "SpectrogramGenerator": "timetok.models.spectrogram",
-    "SpectrogramTokenizer": "timetok.models.spectrogram",
+    "TimeSeriesTokenizer": "timetok.tokenizer.model",
+    "TokenizerConfig": "timetok.tokenizer.model",
+    "Forecaster": "timetok.forecast.pipeline",
+    "TokenForecaster": "timetok.forecast.model",
+    "Classifier": "timetok.mae.pipeline",
+    "TimeMAE": "timetok.mae.model",
+    "TimeMAEConfig": "timetok.mae.model",
+    "MortalityClassifier": "timetok.setvae.pipeline",
+    "SeqSetVAE": "timetok.setvae.model",
+    "SeqSetVAEConfig": "timetok.setvae.model",
+    "SpectrogramGenerator": "timetok.doppler.model",
+    "SpectrogramTokenizer": "timetok.doppler.model",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -1,5 +1,5 @@
 """``python -m timetok``: the same CLI as the ``timetok`` command."""
 
-from timetok.cli.main import main
+from timetok.cli import main
 
 raise SystemExit(main())

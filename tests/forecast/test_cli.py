@@ -1,0 +1,514 @@
+"""System 2 through the CLI: pretrain -> finetune -> evaluate -> forecast, and its errors."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from timetok.forecast.model import TokenForecaster
+
+RUN = ["--batch-size", "16", "--no-progress", "--accelerator", "cpu", "--devices", "1"]
+LM = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32", *RUN]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A tiny tokenizer, language model and H=8 forecaster trained on a generated CSV."""
+    from tests.conftest import write_series_csv
+    from timetok.cli import main
+
+    root = tmp_path_factory.mktemp("system2")
+    data = write_series_csv(root / "series.csv", rows=400)
+    common = ["--dataset", "custom", "--data-path", str(data)]
+    tok, lm, ft = root / "tok", root / "lm", root / "ft"
+    assert main(["tokenizer", "train", *common, "--context-points", "32", "--batch-size", "8",
+                 "--block-hidden-size", "16", "--res-hidden-size", "8", "--embedding-dim",
+                 "8", "--num-embeddings", "16", "--max-steps", "10", "--no-progress",
+                 "--save-path", str(tok)]) == 0
+    tok_before = (tok / "model.safetensors").read_bytes()
+    assert main(["lm", "pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
+                 "--max-horizon", "16", *LM, "--max-steps", "6", "--save-path", str(lm)]) == 0
+    assert main(["lm", "finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
+                 *RUN, "--max-steps", "6", "--save-path", str(ft)]) == 0
+    return {"root": root, "data": data, "tok": tok, "lm": lm, "ft": ft, "common": common,
+            "tok_before": tok_before}
+
+
+def test_pretraining_keeps_the_tokenizer_weights(pipeline):
+    from timetok.tokenizer.model import TimeSeriesTokenizer
+
+    tokenizer = TimeSeriesTokenizer.from_pretrained(pipeline["tok"])
+    lm = TokenForecaster.from_pretrained(pipeline["lm"])
+    for key, value in tokenizer.state_dict().items():
+        assert torch.equal(lm.tokenizer.state_dict()[key], value), key
+    assert (pipeline["tok"] / "model.safetensors").read_bytes() == pipeline["tok_before"]
+    history = (pipeline["lm"] / "history.csv").read_text()
+    for column in ("val_perplexity", "val_top1", "val_top5"):
+        assert column in history
+
+
+def test_finetune_writes_one_model_per_horizon(pipeline):
+    for horizon in (8, 6):
+        model = TokenForecaster.from_pretrained(pipeline["ft"] / f"H{horizon}")
+        assert model.config.horizon == horizon
+        assert (pipeline["ft"] / f"H{horizon}" / "scaler.json").is_file()
+        calibration = json.loads((pipeline["ft"] / f"H{horizon}" / "calibration.json")
+                                 .read_text())
+        assert calibration["head"] == "blend" and calibration["horizon"] == horizon
+
+
+def test_evaluate_reports_every_method(cli, pipeline):
+    result = cli("lm", "evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
+                 "--samples", "4", "--sample-stride", "1")
+    assert result.rc == 0, result.err
+    report = json.loads(result.out)
+    methods = {(row["H"], row["method"]) for row in report["results"]}
+    for horizon in (6, 8):
+        for method in ("timetok-decoder", "timetok-linear", "timetok-blend", "repeat-last",
+                       "dlinear", "tokenizer-ceiling"):
+            assert (horizon, method) in methods
+    sampled = [r for r in report["results"] if "crps" in r]
+    assert sampled and all(r["crps"] > 0 for r in sampled)
+    assert (pipeline["ft"] / "eval-custom" / "report.md").is_file()
+
+
+def test_finetune_blends_the_decoder_head_with_the_skip_on_validation(pipeline):
+    summary = json.loads((pipeline["ft"] / "H8" / "training.json").read_text())
+    assert summary["val_mse_blend"] <= min(summary["val_mse_skip"], summary["val_mse_decoder"])
+    model = TokenForecaster.from_pretrained(pipeline["ft"] / "H8")
+    assert model.outputs == ["decoder", "linear", "blend"]
+    assert model.blend_weight.shape == (8, 2)  # per step and channel: the CSV's a and b
+    assert ((model.blend_weight >= 0) & (model.blend_weight <= 1)).all()
+    assert model.blend_weight.mean() == pytest.approx(summary["blend_weight_mean"])
+
+
+def test_forecast_point_and_samples(cli, pipeline, tmp_path):
+    out = tmp_path / "f.csv"
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out)
+    assert result.rc == 0, result.err
+    assert out.read_text().splitlines()[0] == "step,a_forecast,b_forecast"
+    blend = np.loadtxt(out, delimiter=",", skiprows=1)
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, "--head", "blend")
+    assert result.rc == 0, result.err
+    np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), blend)
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, "--samples", "20", "--horizon", "12", "--top-p", "0.9")
+    assert result.rc == 0, result.err
+    rows = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert rows.shape == (12, 1 + 2 * 5)
+    q10, q50, q90 = rows[:, 3], rows[:, 4], rows[:, 5]
+    assert (q10 <= q50).all() and (q50 <= q90).all()
+    assert out.with_suffix(".png").is_file()
+
+
+def test_samples_within_the_heads_reach_come_with_the_point_forecast(cli, pipeline, tmp_path):
+    """The point forecast is what a plot of samples draws, their band around it."""
+    point, sampled = tmp_path / "point.csv", tmp_path / "sampled.csv"
+    model = pipeline["ft"] / "H8"
+    assert cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+               "--output", point).rc == 0
+    result = cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+                 "--output", sampled, "--samples", "6")
+    assert result.rc == 0, result.err
+    header = sampled.read_text().splitlines()[0].split(",")
+    assert header[1:7] == ["a_forecast", "a_mean", "a_median", "a_q10", "a_q50", "a_q90"]
+    rows = np.loadtxt(sampled, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(rows[:, [1, 7]], np.loadtxt(point, delimiter=",",
+                                                           skiprows=1)[:, 1:])
+
+
+def test_forecaster_api(pipeline):
+    from timetok import Forecaster
+
+    forecaster = Forecaster.from_pretrained(pipeline["ft"] / "H8")
+    series = np.loadtxt(pipeline["data"], delimiter=",", skiprows=1, usecols=(1, 2))
+    assert forecaster.predict(series).shape == (8, 2)
+    assert forecaster.predict(series[None].repeat(3, 0)).shape == (3, 8, 2)
+    assert forecaster.predict(torch.tensor(series), num_samples=5).shape == (5, 8, 2)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--top-p", "1.5", "--samples", "3"], "--top-p"),
+        (["--samples", "0"], "--samples"),
+        (["--horizon", "20"], "point forecasts reach 8"),
+    ],
+)
+def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
+    out = tmp_path / "f.csv"
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out, *args)
+    result.assert_error(fragment)
+    assert not out.exists()
+
+
+def test_forecast_input_shorter_than_the_context(cli, pipeline, make_csv, tmp_path):
+    short = make_csv("short.csv", rows=10)
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", short,
+                 "--output", tmp_path / "f.csv")
+    result.assert_error("10 steps", "32")
+
+
+def test_forecast_with_another_channel_count(cli, pipeline, make_csv, tmp_path):
+    wide = make_csv("wide.csv", rows=100, columns=("a", "b", "c"))
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", wide,
+                 "--output", tmp_path / "f.csv")
+    result.assert_error("2 channel", "3")
+
+
+def test_freeze_all_but_head_trains_the_decoder_head_only(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+                 "decoder", "--freeze", "all-but-head", "--horizon", "8", *RUN, "--max-steps",
+                 "2", "--save-path", tmp_path / "x")
+    assert result.rc == 0, result.err
+    table = {line.split()[0]: line.split()[1:] for line in result.out.splitlines()
+             if line.split() and line.split()[0] in ("backbone", "code-head", "query")}
+    assert table["backbone"][0] == "0" and table["query"][0] == "0"
+    assert table["code-head"][0] == table["code-head"][1] != "0"
+
+
+@pytest.mark.parametrize(
+    "heads, freeze",
+    [("decoder", "tokenizer,backbone,code-head,query"),
+     # the code head and the query feed the decoder head only: with the linear head alone
+     # they count as frozen, so freezing the rest leaves nothing
+     ("linear", "tokenizer,backbone,linear-head")],
+)
+def test_finetune_refuses_to_train_nothing_and_shows_the_table(cli, pipeline, tmp_path, heads,
+                                                               freeze):
+    out = tmp_path / "none"
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+                 heads, "--freeze", freeze, "--horizon", "8", *RUN, "--max-steps", "2",
+                 "--save-path", out)
+    result.assert_error("--freeze", "no parameter to train")
+    assert "trainable" in result.out and result.out.splitlines()[-1].split()[:2] == ["all", "0"]
+    assert not out.exists()
+
+
+def test_an_unknown_freeze_part_is_named(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--freeze",
+                 "tokenizer,heads", "--horizon", "8", *RUN, "--save-path", tmp_path / "u")
+    result.assert_error("--freeze", "'tokenizer,heads'", "code-head")
+
+
+def test_finetune_of_a_tokenizer_folder_is_refused(cli, pipeline, tmp_path):
+    result = cli("lm", "finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
+                 "--save-path", tmp_path / "y")
+    result.assert_error("tokenizer")
+
+
+def test_the_commands_before_the_lm_group_still_work(cli, pipeline, tmp_path):
+    out = tmp_path / "f.csv"
+    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+                 "--output", out)
+    assert result.rc == 0, result.err
+    assert out.is_file()
+    listed = [line.split()[0] for line in cli("--help").out.split("Commands:")[1].splitlines()
+              if line.strip()]
+    assert listed == ["data", "tokenizer", "lm", "mae", "setvae", "doppler"]
+
+
+def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
+    result = cli("lm", "pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
+                 "--context-points", "32",
+                 "--save-path", tmp_path / "z")
+    result.assert_error("forecaster", "tokenizer")
+
+
+def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_path):
+    result = cli("lm", "pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
+                 "--context-points", "32", "--max-horizon", "720",
+                 "--save-path", tmp_path / "long")
+    result.assert_error("rows", "--max-horizon")
+    assert not (tmp_path / "long").exists()
+
+
+def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):
+    result = cli("lm", "evaluate", "--model", pipeline["lm"], *pipeline["common"])
+    result.assert_error("finetune it first")
+
+
+@pytest.mark.parametrize("horizon", ["0", "96,x"])
+def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--horizon", horizon, "--save-path", tmp_path / "h")
+    result.assert_error("--horizon")
+    assert not (tmp_path / "h").exists()
+
+
+def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline, tmp_path):
+    """A learning rate of 10 wrecks the linear head: the start (the fitted skip) is exported."""
+    out = tmp_path / "ft"
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "4",
+                 "--val-every", "2", "--checkpoint-every", "2", "--horizon", "8",
+                 "--save-path", out)
+    assert result.rc == 0, result.err
+    summary = json.loads((out / "H8" / "training.json").read_text())
+    assert summary["exported"] == "start"
+    assert summary["start_val_loss"] < summary["best_val_loss"]
+    model = TokenForecaster.from_pretrained(out / "H8")
+    assert not model.linear_head.weight.any()  # the hidden-state layer is still at zero
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "6",
+                 "--val-every", "2", "--horizon", "8", "--resume", out / "H8")
+    assert result.rc == 0, result.err
+    resumed = json.loads((out / "H8" / "training.json").read_text())
+    assert resumed["global_step"] == 6
+    assert (resumed["exported"], resumed["start_val_loss"]) == ("start",
+                                                               summary["start_val_loss"])
+
+
+def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
+    """The decoder head alone starts at 1e-3; with the linear head the default stays 1e-4.
+    (This run also shares its blend weights across the channels, and leaves the trained
+    skip out.)"""
+    import yaml
+
+    out = tmp_path / "ft"
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out,
+                 "--blend", "shared", "--no-trained-skip")
+    assert result.rc == 0, result.err
+    settings = yaml.safe_load((out / "H8" / "run.yaml").read_text())
+    assert settings["lr"] == 1e-3 and settings["trained_skip"] is False
+    model = TokenForecaster.from_pretrained(out / "H8")
+    assert model.blend_weight.shape == (8, 1) and model.config.skip_fit == "ridge"
+    both = yaml.safe_load((pipeline["ft"] / "H8" / "run.yaml").read_text())
+    assert both["lr"] == 1e-4 and both["trained_skip"] is True
+
+
+def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, tmp_path):
+    import yaml
+
+    from timetok.core.train.checkpoints import checkpoint_state
+
+    out = tmp_path / "chain"
+    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--chain",
+                 "--heads", "decoder", "--max-steps", "2", "--horizon", "6,8",
+                 "--save-path", out)
+    assert result.rc == 0, result.err
+    assert result.out.index("H=8") < result.out.index("H=6")  # the longest first
+    started = {h: yaml.safe_load((out / f"H{h}" / "run.yaml").read_text())["model_dir"]
+               for h in (6, 8)}
+    assert started == {8: str(pipeline["lm"]), 6: str(out / "H8")}
+    # H=6 started from H=8's finetuned weights, its blend and skip fitted anew.
+    start = checkpoint_state(out / "H6" / "checkpoints" / "start.ckpt")["state_dict"]
+    longer = TokenForecaster.from_pretrained(out / "H8").state_dict()
+    shared = [k for k in longer if k.startswith(("lm.", "query"))]
+    assert shared and all(torch.equal(start[f"model.{k}"], longer[k]) for k in shared)
+    assert start["model.skip_weight"].shape[0] == 6
+
+
+# --- bad input to the lm commands: one error line, exit 2, nothing written ---------------
+
+
+def _forecast(pipeline, output, *extra, model="ft/H8", data=None):
+    return ["lm", "forecast", "--model", pipeline["root"] / model, "--input",
+            data or pipeline["data"], "--output", output, *extra]
+
+
+@pytest.mark.parametrize("value", ["1e39", "1e300"])
+def test_forecast_input_beyond_float32(cli, pipeline, make_csv, tmp_path, value):
+    csv = make_csv("big.csv", rows=100, cells={(50, "a"): value})
+    out = tmp_path / "f.csv"
+    cli(*_forecast(pipeline, out, data=csv)).assert_error(f"'{value}'", "float32")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("truth", ["missing", "non-numeric", "folder", "three-columns"])
+def test_forecast_checks_the_truth_before_writing(cli, pipeline, make_csv, tmp_path, truth):
+    path = {"missing": tmp_path / "nope.csv",
+            "non-numeric": make_csv("t.csv", rows=8, cells={(2, "b"): "abc"}),
+            "folder": tmp_path,
+            "three-columns": make_csv("t3.csv", rows=8, columns=("a", "b", "c"))}[truth]
+    out = tmp_path / "f.csv"
+    result = cli(*_forecast(pipeline, out, "--truth", path))
+    result.assert_error("--truth", {"missing": "not found", "non-numeric": "'abc'",
+                                    "folder": "is a folder",
+                                    "three-columns": "3 column(s)"}[truth])
+    assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_forecast_with_a_truth_plots_it(cli, pipeline, make_csv, tmp_path):
+    out = tmp_path / "f.csv"
+    result = cli(*_forecast(pipeline, out, "--truth", make_csv("t.csv", rows=5)))
+    assert result.rc == 0, result.err
+    assert out.is_file() and out.with_suffix(".png").is_file()
+
+
+@pytest.mark.parametrize("name", ["x.png", "x", "x.txt"])
+def test_forecast_output_must_be_a_csv(cli, pipeline, tmp_path, name):
+    out = tmp_path / name
+    cli(*_forecast(pipeline, out)).assert_error("--output", ".csv", name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_forecast_over_its_own_input(cli, pipeline, tmp_path):
+    import shutil
+
+    csv = Path(shutil.copy(pipeline["data"], tmp_path / "a.csv"))
+    before = csv.read_bytes()
+    cli(*_forecast(pipeline, csv, data=csv)).assert_error("--output", "would overwrite the input")
+    # Its plot (b.png) would land on an input named b.png.
+    png = Path(shutil.copy(pipeline["data"], tmp_path / "b.png"))
+    cli(*_forecast(pipeline, tmp_path / "b.csv", data=png)).assert_error("would overwrite",
+                                                                         "b.png")
+    truth = Path(shutil.copy(pipeline["data"], tmp_path / "t.csv"))
+    cli(*_forecast(pipeline, truth, "--truth", truth)).assert_error("would overwrite the --truth")
+    assert csv.read_bytes() == png.read_bytes() == truth.read_bytes() == before
+    assert not (tmp_path / "b.csv").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999"])
+def test_forecast_seed_out_of_range(cli, pipeline, tmp_path, seed):
+    out = tmp_path / "f.csv"
+    cli(*_forecast(pipeline, out, "--seed", seed)).assert_error("--seed", seed)
+    assert not out.exists()
+
+
+def test_forecast_with_a_model_without_heads(cli, pipeline, tmp_path):
+    out = tmp_path / "f.csv"
+    cli(*_forecast(pipeline, out, model="lm")).assert_error("no forecast heads",
+                                                            "finetune", "--samples")
+    assert not out.exists()
+
+
+def test_forecaster_warns_without_the_scaler(pipeline, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from timetok import Forecaster
+
+    folder = Path(shutil.copytree(pipeline["ft"] / "H8", tmp_path / "H8"))
+    (folder / "scaler.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="timetok.forecast.pipeline"):
+        forecaster = Forecaster.from_pretrained(folder)
+    assert forecaster.scaler is None
+    assert [r for r in caplog.records if "no scaler.json" in r.getMessage()]
+
+
+def _writers(pipeline, base):
+    """Each writing lm command, its output under ``base``."""
+    common = pipeline["common"]
+    return {
+        "pretrain": ["lm", "pretrain", "--tokenizer", pipeline["tok"], *common, *LM,
+                     "--context-points", "32", "--max-horizon", "16", "--save-path",
+                     base / "lm"],
+        "finetune": ["lm", "finetune", "--model", pipeline["lm"], *common, *RUN, "--horizon",
+                     "8", "--save-path", base / "ft"],
+        "evaluate": ["lm", "evaluate", "--model", pipeline["ft"], *common, "--out",
+                     base / "eval"],
+        "forecast": _forecast(pipeline, base / "f.csv"),
+    }
+
+
+WRITER_FLAGS = {"pretrain": "--save-path", "finetune": "--save-path", "evaluate": "--out",
+                "forecast": "--output"}
+
+
+@pytest.mark.parametrize("command", list(WRITER_FLAGS))
+def test_lm_output_under_a_regular_file(cli, pipeline, tmp_path, command):
+    blocker = tmp_path / "data.csv"
+    blocker.write_text("x\n")
+    result = cli(*_writers(pipeline, blocker / "sub")[command])
+    result.assert_error(WRITER_FLAGS[command], "data.csv is a file, not a folder")
+    assert blocker.read_text() == "x\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.parametrize("command", list(WRITER_FLAGS))
+def test_lm_output_in_a_read_only_folder(cli, pipeline, tmp_path, command):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        result = cli(*_writers(pipeline, folder)[command])
+        result.assert_error(WRITER_FLAGS[command], "not writable")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("command", list(WRITER_FLAGS))
+def test_lm_output_in_a_folder_the_process_may_not_write(cli, pipeline, tmp_path, monkeypatch,
+                                                         command):
+    """The read-only case for root too: the check asks os.access, as a non-root run would."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        Path(path) != folder and real_access(path, mode, **kw)))
+    result = cli(*_writers(pipeline, folder)[command])
+    result.assert_error(WRITER_FLAGS[command], "not writable")
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("names", ["", ",", " "])
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "evaluate"])
+def test_lm_dataset_list_naming_nothing(cli, pipeline, tmp_path, command, names):
+    args = _writers(pipeline, tmp_path)[command]
+    args[args.index("--dataset") + 1] = names
+    cli(*args).assert_error("--dataset", "no dataset")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("horizon", "fragments"),
+    [("8,8", ["--horizon", "[8] more than once"]),
+     ("6,8,6", ["--horizon", "[6] more than once"]),
+     ("8,33", ["--horizon", "[33]", "--max-horizon 16"]),
+     ("0", ["--horizon", "positive integers"]),
+     ("8,x", ["--horizon", "'8,x'"])],
+)
+def test_finetune_checks_every_horizon_before_training(cli, pipeline, tmp_path, horizon,
+                                                       fragments):
+    out = tmp_path / "h"
+    cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
+        horizon, "--save-path", out).assert_error(*fragments)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999"])
+def test_finetune_seed_out_of_range(cli, pipeline, tmp_path, seed):
+    out = tmp_path / "s"
+    cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
+        "8", "--seed", seed, "--save-path", out).assert_error("--seed")
+    assert not out.exists()
+
+
+def test_evaluate_of_a_tokenizer_folder(cli, pipeline, tmp_path):
+    out = tmp_path / "eval"
+    result = cli("lm", "evaluate", "--model", pipeline["tok"], *pipeline["common"],
+                 "--out", out)
+    result.assert_error("'tokenizer' model", "finetuned forecaster", "tokenizer eval")
+    assert "without forecast heads" not in result.err
+    assert not out.exists()
+
+
+def test_evaluate_says_where_it_wrote_the_report(cli, pipeline, tmp_path):
+    out = tmp_path / "eval"
+    result = cli("lm", "evaluate", "--model", pipeline["ft"] / "H6", *pipeline["common"],
+                 "--out", out, "--stride", "8")
+    assert result.rc == 0, result.err
+    assert result.out.rstrip().splitlines()[-1] == f"report in {out}"
+    assert (out / "report.md").is_file() and (out / "report.json").is_file()
+
+
+def test_a_forecaster_config_value_of_the_wrong_type(cli, pipeline, tmp_path):
+    import shutil
+
+    folder = Path(shutil.copytree(pipeline["ft"] / "H8", tmp_path / "H8"))
+    config = json.loads((folder / "config.json").read_text())
+    config["tokenizer"]["compression_factor"] = "4"
+    (folder / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "f.csv"
+    cli(*_forecast(pipeline, out, model=folder)).assert_error(
+        "config.json", "'tokenizer.compression_factor' must be an integer", "'4'")
+    assert not out.exists()

@@ -1,0 +1,204 @@
+"""System 5 through the CLI on a PhysioNet-layout fixture: pretrain -> finetune -> evaluate
+-> predict on a tiny model, the pipeline, the key report and each bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.core.data.test_records import many_stays
+from tests.setvae.test_recipe import damaged, write_icu
+from tests.test_import_cost import _heavy_modules_after
+
+TINY = ["--d-model", "16", "--latent-dim", "4", "--set-layers", "1", "--n-heads", "2",
+        "--seq-layers", "1", "--d-ff", "32", "--beta-warmup-steps", "2"]
+RUN = ["--batch-size", "8", "--no-progress", "--accelerator", "cpu", "--devices", "1",
+       "--max-steps", "6"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A pretrained and a finetuned folder on 60 fixture stays (bucket 1 h)."""
+    from timetok.cli import main
+
+    root = tmp_path_factory.mktemp("setvae")
+    data = ["--data-path", str(write_icu(root / "p12")), "--bucket", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        patch.delenv("TIMETOK_DATA_DIR", raising=False)
+        assert main(["setvae", "pretrain", *data, *TINY, *RUN,
+                     "--save-path", str(root / "pre")]) == 0
+        assert main(["setvae", "finetune", "--model", str(root / "pre"), *data, *RUN,
+                     "--pos-weight", "auto", "--save-path", str(root / "ft")]) == 0
+    return {"pre": root / "pre", "ft": root / "ft", "root": root, "data": data}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(isolated_env):
+    """Every test caches into its own empty folder."""
+
+
+def test_pretraining_writes_the_model_its_artifacts_and_its_figures(runs):
+    pre = runs["pre"]
+    for name in ("config.json", "model.safetensors", "records_scaler.json", "variables.json",
+                 "records.json", "split.json", "load_report.json", "history.csv",
+                 "pretraining_losses.png", "kl_per_dim.png"):
+        assert (pre / name).stat().st_size > 0, name
+    assert "val_kl_d03" in (pre / "history.csv").read_text().splitlines()[0]
+
+
+def test_two_runs_of_one_split_hold_the_same_stays(runs, cli, tmp_path):
+    first = json.loads((runs["pre"] / "split.json").read_text())
+    assert first == json.loads((runs["ft"] / "split.json").read_text())
+    result = cli("setvae", "pretrain", *runs["data"], *TINY, *RUN, "--max-steps", "1",
+                 "--save-path", tmp_path / "again")
+    assert result.rc == 0, result.err
+    assert json.loads((tmp_path / "again" / "split.json").read_text()) == first
+    assert len(first["test"]) == 7 and not set(first["test"]) & set(first["train"])
+
+
+def test_finetuning_prints_the_key_report_and_the_trainable_share(runs, cli, tmp_path):
+    result = cli("setvae", "finetune", "--model", runs["pre"], *runs["data"], *RUN,
+                 "--feature", "uncertainty", "--loss", "focal", "--no-summaries",
+                 "--save-path", tmp_path / "ft")
+    assert result.rc == 0, result.err
+    assert "  matched     set_encoder.variable.weight" in result.out
+    assert "  missing     head.0.weight" in result.out and "wide.weight" not in result.out
+    assert "--freeze head-only:" in result.out
+    share = float(result.out.split("trainable share: ")[1].split(" %")[0])
+    assert 0 < share < 5
+    summary = json.loads((tmp_path / "ft" / "training.json").read_text())
+    assert summary["monitor"] == "val_auroc" and 0 <= summary["best_val_auroc"] <= 1
+
+
+def test_evaluate_reports_auroc_auprc_and_draws_the_curves(runs, cli):
+    result = cli("setvae", "evaluate", "--model", runs["ft"], "--json")
+    assert result.rc == 0, result.err
+    headline = json.loads(result.out)
+    assert headline["stays"] == 7 and headline["positives"] == 2
+    assert 0 <= headline["auroc"] <= 1 and 0 < headline["auprc"] <= 1
+    out = runs["ft"] / "eval-physionet2012-split0"
+    for name in ("roc.png", "precision_recall.png", "calibration.png", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert sum(b["stays"] for b in report["calibration"]) == 7
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    split = json.loads((runs["ft"] / "split.json").read_text())
+    assert [row["stay_id"] for row in rows] == split["test"]
+
+
+def test_predict_writes_the_risk_of_each_stay_as_the_pipeline_computes_it(runs, cli, tmp_path):
+    from timetok import MortalityClassifier
+    from timetok.core.data.records import load_records
+
+    out = tmp_path / "risk.csv"
+    result = cli("setvae", "predict", "--model", runs["ft"], "--output", out)
+    assert result.rc == 0, result.err
+    with out.open() as handle:
+        assert handle.readline() == "stay_id,probability\n"
+        rows = list(csv.reader(handle))
+    records = load_records("physionet2012", data_path=runs["data"][1])
+    assert [r[0] for r in rows] == records.ids.tolist()
+    probs = np.array([float(r[1]) for r in rows])
+    assert ((probs >= 0) & (probs <= 1)).all()
+    classifier = MortalityClassifier.from_pretrained(runs["ft"])
+    np.testing.assert_allclose(classifier.predict_proba(records), probs, atol=1e-6)
+    result = cli("setvae", "predict", "--model", runs["ft"], "--split", "0", "--output", out)
+    assert result.rc == 0, result.err
+    split = json.loads((runs["ft"] / "split.json").read_text())
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == split["test"]
+
+
+def test_the_pipeline_equals_the_trained_model_on_the_scaled_sets(runs):
+    import torch
+
+    from timetok.core.data.records import collate_sets
+    from timetok.setvae.data import load_splits
+    from timetok.setvae.model import SeqSetVAE
+    from timetok.setvae.pipeline import MortalityClassifier
+
+    data = load_splits(data_path=runs["data"][1], bucket=1.0)
+    model = SeqSetVAE.from_pretrained(runs["ft"])
+    test = data.sets["test"]
+    with torch.no_grad():
+        expected = model(collate_sets([test[i] for i in range(len(test))])).logits.softmax(-1)
+    got = MortalityClassifier.from_pretrained(runs["ft"]).predict_proba(
+        data.records, data.index["test"], batch_size=3)
+    np.testing.assert_allclose(got, expected[:, 1].numpy(), atol=1e-6)
+
+
+def test_under_95_percent_of_the_backbone_is_refused_unless_allowed(runs, cli, tmp_path):
+    old = damaged(runs["pre"], tmp_path / "old")
+    out = tmp_path / "ft"
+    result = cli("setvae", "finetune", "--model", old, *runs["data"], *RUN, "--save-path", out)
+    result.assert_error("95 % needed", "--allow-partial")
+    assert "unexpected  seq_model.project.weight" in result.out
+    assert not out.exists()
+    result = cli("setvae", "finetune", "--model", old, *runs["data"], *RUN, "--allow-partial",
+                 "--max-steps", "1", "--save-path", out)
+    assert result.rc == 0, result.err
+    assert "  missing     sequence.project.weight" in result.out
+
+
+def test_a_model_of_another_variable_vocabulary_is_refused(runs, cli, tmp_path):
+    table = many_stays(tmp_path / "t", n=60)
+    out = tmp_path / "ft"
+    result = cli("setvae", "finetune", "--model", runs["pre"], "--dataset", "records-csv",
+                 "--data-path", table, *RUN, "--save-path", out)
+    result.assert_error("reads 36 variables", "records-csv holds 3 (HR, Temp, pH)",
+                        "another variable vocabulary")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--scratch", "--allow-partial"], ["--allow-partial", "--scratch", "drop one"]),
+    (["--scratch", "--freeze", "head-only"], ["--freeze 'head-only' with --scratch",
+                                              "--freeze full"]),
+    (["--freeze", "everything"], ["--freeze takes a policy", "head-only"]),
+    (["--pos-weight", "many"], ["--pos-weight must be a number > 0 or 'auto'"]),
+    (["--d-model", "8"], ["leave --d-model out"]),
+    (["--bucket", "hourly"], ["--bucket must be 'exact' or a number of hours"]),
+    (["--split", "5"], ["--split", "5"]),
+    (["--sets", "a,x"], ["--sets must be distinct names among a, b, c"]),
+    (["--limit", "0"], ["--limit"]),
+])
+def test_impossible_finetuning_settings(runs, cli, tmp_path, args, fragments):
+    out = tmp_path / "bad"
+    result = cli("setvae", "finetune", "--model", runs["pre"], *runs["data"], *RUN, *args,
+                 "--save-path", out)
+    result.assert_error(*fragments)
+    assert not out.exists()
+
+
+def test_other_bad_inputs(runs, cli, tmp_path):
+    cli("setvae", "finetune", *runs["data"], *RUN, "--save-path", tmp_path / "x").assert_error(
+        "needs --model, or --scratch")
+    cli("setvae", "pretrain", *runs["data"], "--bucket", "0", "--save-path",
+        tmp_path / "x").assert_error("--bucket must be")
+    cli("setvae", "evaluate", "--model", runs["pre"]).assert_error("finetune it first")
+    cli("setvae", "evaluate", "--model", runs["ft"], "--split", "1").assert_error(
+        "were among", "training or validation stays", "--split 0")
+    cli("setvae", "predict", "--model", runs["ft"], "--output", tmp_path / "r.txt").assert_error(
+        "--output must name a .csv file")
+    moved = shutil.copytree(runs["ft"], tmp_path / "moved")
+    settings = json.loads((moved / "records.json").read_text())
+    (moved / "records.json").write_text(json.dumps(settings | {"source": "/nowhere/p12"}))
+    cli("setvae", "evaluate", "--model", moved).assert_error(
+        "trained on /nowhere/p12, which is not there", "--data-path")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv", [["setvae", "--help"], ["setvae", "pretrain", "--help"],
+                                  ["setvae", "finetune", "--help"],
+                                  ["setvae", "evaluate", "--help"]],
+                         ids=lambda argv: "-".join(argv))
+def test_help_imports_no_heavy_library(argv):
+    body = ("import contextlib, io\nfrom timetok.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({argv!r}) == 0\n")
+    assert _heavy_modules_after(body) == []

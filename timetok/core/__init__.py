@@ -1,0 +1,1 @@
+"""What the five systems share: data kinds, nn blocks, the runner, model folders, reports."""

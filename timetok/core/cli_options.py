@@ -1,0 +1,346 @@
+"""Options shared by the command groups, and settings from YAML files.
+
+Every hyphenated long flag also answers to its underscored spelling, so the reference
+scripts' flags (``--context_points``) work unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from timetok.core.errors import ConfigError
+
+
+class OrderedGroup(click.Group):
+    """Lists commands in the order they were added: the order a newcomer meets them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 100,
+                      lr: float = 1e-3):
+    """``--batch-size``, ``--lr``, ``--weight-decay`` and ``--warmup-steps`` with a command's
+    defaults (AdamW with warm-up and cosine decay: see ``TaskModule``)."""
+    return compose(
+        option("--batch-size", type=click.IntRange(min=1), default=batch_size,
+               show_default=True),
+        option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+               default=lr, show_default=True),
+        option("--weight-decay", type=click.FloatRange(min=0), default=weight_decay,
+               show_default=True),
+        option("--warmup-steps", type=click.IntRange(min=0), default=warmup_steps,
+               show_default=True),
+    )
+
+
+def option(*names: str, **kwargs):
+    """``click.option`` that also accepts ``--snake_case`` for every ``--kebab-case`` name."""
+    flags = [n for n in names if n.startswith("--") and "/" not in n]
+    aliases = [n.replace("-", "_") for n in flags if "-" in n[2:]]
+    aliases = [a.replace("__", "--", 1) for a in aliases]
+    return click.option(*names, *[a for a in aliases if a not in names], **kwargs)
+
+
+def compose(*decorators):
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+data_options = compose(
+    option(
+        "--dataset",
+        "--dset",
+        "--dset-pretrain",
+        "dataset",
+        default="etth1",
+        show_default=True,
+        help="Registered dataset (timetok data list), or 'custom' with --data-path.",
+    ),
+    option(
+        "--data-path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="A CSV file: for --dataset custom, or to override a dataset's file.",
+    ),
+    option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Folder with the official files [default: $TIMETOK_DATA_DIR, ~/.cache/timetok].",
+    ),
+)
+
+run_options = compose(
+    option(
+        "--n-epochs",
+        "--n-epochs-pretrain",
+        "n_epochs",
+        type=int,
+        default=None,
+        help="Epochs to train [default: 10 unless --max-steps is given].",
+    ),
+    option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps."),
+    option("--max-time", type=float, default=None,
+           help="Stop after this many minutes; the learning rate decays over them."),
+    option("--devices", default="auto", show_default=True, help="Number of devices, or 'auto'."),
+    option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True),
+    option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp."),
+    option("--accelerator", default="auto", show_default=True, help="cpu, gpu, or auto."),
+    option(
+        "--amp",
+        type=click.BOOL,
+        default=False,
+        show_default=True,
+        help="Mixed precision (bf16; fp16 on GPUs without bf16); 1/0.",
+    ),
+    option(
+        "--val-every",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Validate every N steps [default: epoch].",
+    ),
+    option(
+        "--checkpoint-every",
+        type=click.IntRange(min=1),
+        default=100,
+        show_default=True,
+        help="Steps between last.ckpt saves (for --resume).",
+    ),
+    option(
+        "--num-workers",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Data loader workers.",
+    ),
+    option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True),
+    option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML file of settings; flags given on the command line win.",
+    ),
+    option(
+        "--resume",
+        type=click.Path(),
+        default=None,
+        help="Run folder to continue from its last checkpoint, with its own settings.",
+    ),
+    option("--overwrite", is_flag=True, help="Replace an existing run in --save-path."),
+    option("--progress/--no-progress", default=True, show_default=True),
+)
+
+
+def read_yaml(path: str | Path, what: str) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}; check the path")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML ({first}); fix the file") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of setting: value")
+    return values
+
+
+def apply_file_settings(ctx: click.Context, params: dict, values: dict, where: str) -> dict:
+    """Fill every setting not given on the command line from ``values``."""
+    known = {p.name: p for p in ctx.command.params}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known or name in {"config_file", "resume"}:
+            raise ConfigError(
+                f"unknown setting {key!r} in {where}; valid settings are the command's flags"
+            )
+        if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+            try:
+                params[name] = known[name].type_cast_value(ctx, value)
+            except click.BadParameter as err:
+                raise ConfigError(f"{where}: bad value for {key!r}: {err.message}") from None
+    return params
+
+
+def resolve_settings(ctx: click.Context, params: dict, run_file: str = "run.yaml") -> dict:
+    """Defaults < ``--config`` file < a resumed run's own settings < explicit flags."""
+    if params.get("config_file"):
+        params = apply_file_settings(
+            ctx, params, read_yaml(params["config_file"], "config file"), params["config_file"]
+        )
+    if params.get("resume"):
+        folder = Path(params["resume"])
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--resume folder not found: {folder}; pass the run folder of an earlier run"
+            )
+        saved = read_yaml(folder / run_file, "run settings")
+        saved.pop("save_path", None)
+        params = apply_file_settings(ctx, params, saved, str(folder / run_file))
+        params["save_path"] = str(folder)
+    return params
+
+
+def int_list(values: str | list[str] | tuple[str, ...], flag: str) -> list[int]:
+    """Positive integers given as ``8,5,5`` and/or as a repeated flag."""
+    values = [values] if isinstance(values, str) else values
+    parts = [part for value in values for part in str(value).replace(",", " ").split()]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ConfigError(f"{flag} takes positive integers separated by commas (e.g. 8,5,5,5), "
+                          f"got {','.join(map(str, values))!r}")
+    return [int(part) for part in parts]
+
+
+def dataset_names(value: str, flag: str = "--dataset", one: bool = False) -> list[str]:
+    """The dataset names in a comma list; refuses a list that names none (``""``, ``","``),
+    and more than one where a command reads ``one``."""
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    if not names:
+        several = "" if one else ", or several separated by commas"
+        raise ConfigError(f"{flag} names no dataset ({value!r}); pass a name from "
+                          f"'timetok data list'{several}")
+    if one and len(names) > 1:
+        raise ConfigError(f"{flag} names {len(names)} datasets ({value!r}); this command reads "
+                          "one, run it once per dataset")
+    return names
+
+
+def check_writable(path: str | Path, flag: str, folder: bool = True) -> None:
+    """Refuse an output this process cannot write (a file in the way, a read-only
+    folder) before any work starts; creates nothing."""
+    from timetok.core.utils import unwritable_reason
+
+    reason = unwritable_reason(path, folder)
+    if reason:
+        raise ConfigError(f"cannot write {flag} {path}: {reason}; pass another {flag}")
+
+
+def check_distinct(output: str | Path, flag: str, inputs: dict[str, str | Path | None],
+                   also: tuple[Path, ...] = ()) -> None:
+    """Refuse an output (and the files written ``also`` beside it) that would overwrite one
+    of the command's own inputs; paths are compared resolved."""
+    for target in (Path(output), *also):
+        for what, path in inputs.items():
+            if path is not None and Path(path).resolve() == target.resolve():
+                via = "" if target == Path(output) else f" (with {target.name})"
+                raise ConfigError(f"{flag} {output} would overwrite {what} {path}{via}; pass "
+                                  f"another {flag}")
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, flag: str):
+    """Turn a file system error while writing an output into one line that names the file
+    (errors without a file name, a network's say, pass through)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(f"cannot write {err.filename} ({reason}); make room or access in "
+                          f"{path}, or pass another {flag}") from None
+
+
+def json_option(func):
+    return option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
+
+
+def device_option(func):
+    return option("--device", default="auto", show_default=True,
+                  help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ...")(func)
+
+
+def resolve_device(value: str) -> str:
+    """``--device``: ``auto`` is the GPU when one is visible, else the CPU; a CUDA device
+    only where there is one."""
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {value}: no CUDA device is visible here; pass --device "
+                          "cpu or auto")
+    return value
+
+
+def pass_settings(func):
+    """Hand the command its parameters with files and a resumed run's settings merged in."""
+
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx, **params):
+        return func(**resolve_settings(ctx, params))
+
+    return wrapper
+
+
+SKIP_SETTINGS = {"config_file", "resume", "overwrite", "as_json", "progress"}
+
+
+def saved_settings(s: dict) -> dict:
+    """The settings a run records in ``run.yaml`` (what ``--resume`` reads back)."""
+    return {k: v for k, v in s.items() if k not in SKIP_SETTINGS}
+
+
+def run_options_from(s: dict):
+    """The Trainer's side of a command's settings."""
+    from timetok.core.train.runner import RunOptions
+
+    return RunOptions(
+        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
+        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
+        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
+        max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
+        patience=s.get("patience"),
+    )
+
+
+def check_new_run(save_path: Path, s: dict) -> None:
+    """Refuse to start over an earlier run unless --resume or --overwrite says so."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
+        return
+    if (save_path / "run.yaml").exists():
+        raise ConfigError(
+            f"{save_path} already holds a run; pass --resume {save_path} to continue it, "
+            "--overwrite to replace it, or another --save-path"
+        )
+
+
+def print_summary(summary: dict, save_path: Path, as_json: bool,
+                  lines: list[str] | None = None) -> None:
+    """What a finished training command prints (on the main process only): the standard
+    line, then the module's own ``lines``."""
+    import json
+
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    monitor = summary["monitor"]
+    best = summary[f"best_{monitor}"]
+    click.echo(
+        f"trained {summary['global_step']} steps in {summary['wall_s']:.0f} s "
+        f"({summary['throughput_per_s']:,.0f} {summary['throughput_unit']}/s); best "
+        f"{monitor.replace('_', ' ')} {'n/a' if best is None else f'{best:.4f}'}; model saved "
+        f"to {save_path}"
+    )
+    for line in lines or []:
+        click.echo(line)

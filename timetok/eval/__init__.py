@@ -1,1 +1,0 @@
-"""Metrics, evaluation protocols, reports and plots."""

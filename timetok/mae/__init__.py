@@ -1,0 +1,1 @@
+"""TimeMAE: masked pretraining on labelled series, then classification."""

@@ -1,1 +1,0 @@
-"""User-facing APIs over trained model folders: data on its original scale in, answers out."""

@@ -1,0 +1,1 @@
+"""SeqSetVAE: set-VAE pretraining on irregular ICU records, then mortality classification."""
