@@ -80,6 +80,23 @@ data_options = compose(
     ),
 )
 
+def _apply_threads(ctx: click.Context, param: click.Parameter, value: int | None):
+    """Set torch's threads as soon as the flag is read, before any data are loaded."""
+    if not ctx.resilient_parsing:
+        from timetok.core.threads import use_threads
+
+        use_threads(value)
+    return value
+
+
+threads_option = option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    callback=_apply_threads,
+    help="CPU threads for torch [default: $TIMETOK_THREADS, else the cores not busy now].",
+)
+
 run_options = compose(
     option(
         "--n-epochs",
@@ -124,6 +141,7 @@ run_options = compose(
         help="Data loader workers.",
     ),
     option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True),
+    threads_option,
     option(
         "--config",
         "config_file",
@@ -304,7 +322,7 @@ def run_options_from(s: dict):
         num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
         amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
         max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
-        patience=s.get("patience"),
+        patience=s.get("patience"), threads=s.get("threads"),
     )
 
 

@@ -22,6 +22,7 @@ from timetok.core.cli_options import (
     run_options,
     run_options_from,
     saved_settings,
+    threads_option,
     writing,
 )
 
@@ -200,7 +201,9 @@ def _load_model(model_dir: str):
     help="Report folder [default: MODEL/eval-DATASET].",
 )
 @json_option
-def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, out, as_json):
+@threads_option
+def eval_(model_dir, dataset, data_path, data_dir, split, stride, batch_size, out, as_json,
+          threads):
     """Reconstruction MSE/MAE, perplexity, usage and code entropy on a dataset split."""
     from rich.progress import track
 

@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
 
 from timetok.core.nn.quantizer import CodeUsage
@@ -78,8 +77,8 @@ def train_tokenizer(
     settings: dict | None = None,
 ) -> dict:
     """Train, then export the best weights and the scaler into ``out_dir``; returns a summary."""
-    from timetok.core.train.runner import train_and_export
+    from timetok.core.train.runner import begin, train_and_export
 
-    L.seed_everything(options.seed, workers=True, verbose=False)
+    begin(options)
     module = TokenizerModule.from_config(config, lr=lr, weight_decay=weight_decay)
     return train_and_export(module, datamodule, Path(out_dir), options, resume, settings)

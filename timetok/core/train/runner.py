@@ -55,6 +55,7 @@ class RunOptions:
     patience: int | None = None  # validations without improvement before stopping early
     seed: int = 42
     progress: bool = True
+    threads: int | None = None  # None: $TIMETOK_THREADS, else the idle cores
 
     def __post_init__(self):
         if self.n_epochs is None and self.max_steps < 0 and self.max_time is None:
@@ -80,6 +81,8 @@ class RunOptions:
             raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must lie in [0, 2**32), got {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
 
     def devices_arg(self) -> int | str:
         return int(self.devices) if str(self.devices).lstrip("-").isdigit() else self.devices
@@ -91,6 +94,15 @@ class RunOptions:
             return "bf16-mixed"
         # bf16 keeps float32's range (no loss scaling, no overflow); GPUs before Ampere lack it.
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def begin(options: RunOptions) -> None:
+    """What every recipe does first, and nowhere else: set the CPU threads and seed every
+    generator (Python, numpy, torch, data loader workers) from ``options.seed``."""
+    from timetok.core.threads import use_threads
+
+    use_threads(options.threads)
+    L.seed_everything(options.seed, workers=True, verbose=False)
 
 
 class HistoryCSV(Checkpoint):

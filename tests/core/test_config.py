@@ -1,0 +1,47 @@
+import doctest
+from dataclasses import dataclass
+
+import pytest
+
+from timetok.core import config as config_module
+from timetok.core.config import RunConfig
+from timetok.core.errors import ConfigError
+
+
+@dataclass
+class StageConfig(RunConfig):
+    dataset: str = "etth1"
+    lr: float = 1e-3
+
+
+def test_yaml_settings_use_flag_spellings_and_overrides_win(tmp_path):
+    path = tmp_path / "stage.yaml"
+    path.write_text("dataset: ettm1\nmax-steps: 50\nlr: 0.01\n")
+    config = StageConfig.from_yaml(path, lr=0.5)
+    assert (config.dataset, config.max_steps, config.lr) == ("ettm1", 50, 0.5)
+
+
+def test_an_unknown_setting_is_named(tmp_path):
+    path = tmp_path / "stage.yaml"
+    path.write_text("datset: ettm1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'datset'"):
+        StageConfig.from_yaml(path)
+
+
+def test_run_options_carry_the_budget_seed_and_threads():
+    options = StageConfig(max_steps=7, seed=3, threads=1).run_options()
+    assert (options.max_steps, options.seed, options.threads) == (7, 3, 1)
+
+
+def test_run_yaml_settings_leave_out_how_the_call_ran():
+    settings = StageConfig(overwrite=True).settings()
+    assert "overwrite" not in settings and settings["dataset"] == "etth1"
+
+
+def test_bad_run_settings_are_refused():
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        StageConfig(threads=0).run_options()
+
+
+def test_the_docstring_example_runs():
+    assert doctest.testmod(config_module).failed == 0
