@@ -246,3 +246,81 @@ class PretrainedModel(nn.Module):
         self.load_state_dict(state, strict=not new)
         logger.info("loaded %s: %s", where, report.summary())
         return report
+
+
+MIN_BACKBONE_SHARE = 0.95
+
+
+def warm_start(model: nn.Module, directory: str | os.PathLike, new: tuple[str, ...] = (),
+               allow_partial: bool = False) -> LoadReport:
+    """Start ``model`` from the weights of a pretrained folder, key by key; returns the
+    report of every key (matched, missing, unexpected, mis-shaped).
+
+    The *backbone* is every tensor not under a prefix in ``new`` (parts the pretrained
+    model lacks, a fresh head). Refuses (CheckpointError, the report as details) when less
+    than 95 % of the backbone loads, unless ``allow_partial``; tensors that do not load
+    keep their initialisation.
+    """
+    directory = Path(directory)
+    state = read_weights(directory / WEIGHTS_NAME)
+    expected = model.state_dict()
+    report = compare_state_dicts(state, expected)
+    backbone = [key for key in expected if not key.startswith(new)] if new else list(expected)
+    loaded = len(set(report.matched).intersection(backbone))
+    share = loaded / max(len(backbone), 1)
+    if share < MIN_BACKBONE_SHARE and not allow_partial:
+        raise CheckpointError(
+            f"only {loaded} of the backbone's {len(backbone)} tensors ({100 * share:.0f} %, "
+            f"95 % needed) load from {directory}: its weights come from another model or "
+            "version; pass the right pretrained folder, or allow_partial=True to train the "
+            "rest from new weights",
+            details="\n".join(report.lines()))
+    model.load_state_dict({key: state[key] for key in report.matched}, strict=False)
+    logger.info("loaded %s: %s (backbone %.0f %%)", directory, report.summary(), 100 * share)
+    return report
+
+
+# Everything a model folder holds beside its weights that the data need (the scaler, class
+# labels, the variable vocabulary, image geometry, calibration) lives in one file, one
+# section per kind of fact, read and written only here.
+DATA_NAME = "data.json"
+# Folders exported before data.json kept each section in a file of its own.
+LEGACY_DATA_FILES = {
+    "scaler": "scaler.json",
+    "records_scaler": "records_scaler.json",
+    "variables": "variables.json",
+    "records": "records.json",
+    "labels": "labels.json",
+    "images": "images.json",
+    "calibration": "calibration.json",
+}
+
+
+def write_data_section(directory: str | os.PathLike, section: str, value: Any) -> Path:
+    """Write (or replace) one section of ``directory/data.json``, keeping the others."""
+    path = Path(directory) / DATA_NAME
+    sections = read_json(path, "data file") if path.is_file() else {}
+    sections[section] = value
+    atomic_write_text(path, json.dumps(sections, indent=2) + "\n")
+    return path
+
+
+def read_data_section(directory: str | os.PathLike, section: str, required: bool = True,
+                      what: str = "") -> Any:
+    """One section of the model folder's data file (or of the file an older export kept it
+    in); None when it is absent and not ``required``, else an error naming the file."""
+    directory = Path(directory)
+    path = directory / DATA_NAME
+    if path.is_file():
+        sections = read_json(path, "data file")
+        if section in sections:
+            return sections[section]
+    legacy = directory / LEGACY_DATA_FILES.get(section, f"{section}.json")
+    if legacy.is_file():
+        return read_json(legacy, section)
+    if not required:
+        return None
+    raise CheckpointError(
+        f"{directory} has no {what or section} (section {section!r} of {DATA_NAME}); "
+        "re-export the model with the data it was trained on"
+    )

@@ -21,11 +21,9 @@ import torch.nn.functional as F
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import (
     CONFIG_NAME,
-    WEIGHTS_NAME,
     LoadReport,
-    compare_state_dicts,
     read_json,
-    read_weights,
+    warm_start,
 )
 from timetok.core.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
 from timetok.core.train.modules import TaskModule
@@ -40,7 +38,6 @@ logger = logging.getLogger(__name__)
 FREEZE_POLICIES = {"head-only": ["set_encoder", "sequence"], "partial": ["set_encoder"],
                    "full": []}
 NEW_PARTS = ("head.", "wide.", "feature.")  # start anew when finetuning from a pretrained model
-MIN_BACKBONE_SHARE = 0.95
 LOSSES = ("ce", "focal")
 
 
@@ -253,26 +250,9 @@ def resolve_pos_weight(pos_weight: float | str, labels) -> float:
 
 def load_pretrained(model: SeqSetVAE, directory: str | Path,
                     allow_partial: bool = False) -> LoadReport:
-    """Load the weights of a SeqSetVAE folder into ``model`` key by key; returns the
-    report of every key. Refuses (CheckpointError, the report as details) when less than
-    95 % of the backbone's tensors (all but the head and the logvar gate) load, unless
-    ``allow_partial``; keys that do not load keep their initialisation."""
-    state = read_weights(Path(directory) / WEIGHTS_NAME)
-    expected = model.state_dict()
-    report = compare_state_dicts(state, expected)
-    backbone = [key for key in expected if not key.startswith(NEW_PARTS)]
-    loaded = len(set(report.matched).intersection(backbone))
-    share = loaded / max(len(backbone), 1)
-    if share < MIN_BACKBONE_SHARE and not allow_partial:
-        raise CheckpointError(
-            f"only {loaded} of the backbone's {len(backbone)} tensors ({100 * share:.0f} %, "
-            f"95 % needed) load from {directory}: its weights come from another model or "
-            "version; pass the right pretrained folder, or allow_partial=True to train the "
-            "rest from new weights",
-            details="\n".join(report.lines()))
-    model.load_state_dict({key: state[key] for key in report.matched}, strict=False)
-    logger.info("loaded %s: %s (backbone %.0f %%)", directory, report.summary(), 100 * share)
-    return report
+    """Warm-start ``model`` from a SeqSetVAE folder: its backbone is all but the head and
+    the logvar gate (see :func:`timetok.core.model_folder.warm_start`)."""
+    return warm_start(model, directory, new=NEW_PARTS, allow_partial=allow_partial)
 
 
 def _pretrained_config(directory: Path, data: StaySplits) -> SeqSetVAEConfig:
