@@ -356,10 +356,10 @@ def ceiling(runs: Path, seed: int) -> dict[str, float]:
     """The run's classifier of ``seed`` on the tokenizer's reconstructions of the real test
     images."""
     from timetok.doppler.evaluate import UserClassifier
-    from timetok.doppler.model import SpectrogramGenerator
+    from timetok.doppler.model import GeneratorModel
     from timetok.doppler.pipeline import real_splits
 
-    tokenizer = SpectrogramGenerator.from_pretrained(runs / "generator").tokenizer
+    tokenizer = GeneratorModel.from_pretrained(runs / "generator").tokenizer
     splits = real_splits(runs / "generator")
     (train, _), (test, users) = splits["train"], splits["test"]
     _, recon = reconstruction(tokenizer, test, users)

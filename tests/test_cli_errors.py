@@ -162,14 +162,14 @@ def test_refused_resume_leaves_the_run_settings_untouched(cli, run_copy):
 def test_from_pretrained_refuses_weights_of_another_configuration(cli, run_copy, tiny_run,
                                                                   tmp_path):
     from timetok.core.errors import CheckpointError
-    from timetok.tokenizer.model import TimeSeriesTokenizer
+    from timetok.tokenizer.model import TokenizerModel
 
     config = json.loads((run_copy / "config.json").read_text())
     assert config["embedding_dim"] == 8
     config["embedding_dim"] = 16
     (run_copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="do not fit this configuration"):
-        TimeSeriesTokenizer.from_pretrained(run_copy)
+        TokenizerModel.from_pretrained(run_copy)
     out = tmp_path / "eval-out"
     result = cli("tokenizer", "eval", "--model", run_copy, "--dataset", "custom",
                  "--data-path", tiny_run.csv, "--out", out)

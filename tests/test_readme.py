@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from timetok.forecast.model import ForecasterConfig, TokenForecaster
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = dict(embedding_dim=8, block_hidden_size=16, res_hidden_size=8)
@@ -20,7 +20,7 @@ def blocks() -> list[str]:
 def test_tokenizer_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = TokenizerConfig(n_channels=7, context_points=512, **TINY)
-    TimeSeriesTokenizer(config).save_pretrained("runs/tok-ettm1")
+    TokenizerModel(config).save_pretrained("runs/tok-ettm1")
     scope: dict = {}
     exec(compile(blocks()[0], str(README), "exec"), scope)
     assert tuple(scope["codes"].shape) == (8, 128, 7)

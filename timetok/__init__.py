@@ -6,7 +6,9 @@ Heavy libraries load on first use, so ``import timetok`` and the CLI stay fast.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TimeSeriesTokenizer": "timetok.tokenizer.model",
+    "TimeSeriesTokenizer": "timetok.tokenizer.pipeline",
+    "SpectrogramGenerator": "timetok.doppler.pipeline",
+    "TokenizerModel": "timetok.tokenizer.model",
     "TokenizerConfig": "timetok.tokenizer.model",
     "Forecaster": "timetok.forecast.pipeline",
     "TokenForecaster": "timetok.forecast.model",
@@ -16,7 +18,7 @@ _LAZY = {
     "MortalityClassifier": "timetok.setvae.pipeline",
     "SeqSetVAE": "timetok.setvae.model",
     "SeqSetVAEConfig": "timetok.setvae.model",
-    "SpectrogramGenerator": "timetok.doppler.model",
+    "GeneratorModel": "timetok.doppler.model",
     "SpectrogramTokenizer": "timetok.doppler.model",
 }
 

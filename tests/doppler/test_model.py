@@ -7,7 +7,7 @@ from timetok.core.model_folder import PretrainedModel
 from timetok.core.nn.sampling import Sampling
 from timetok.doppler.model import (
     GeneratorConfig,
-    SpectrogramGenerator,
+    GeneratorModel,
     SpectrogramTokenizer,
     SpectrogramTokenizerConfig,
 )
@@ -15,10 +15,10 @@ from timetok.doppler.model import (
 TOK = dict(image_size=32, channels=[8, 16], embedding_dim=8, num_embeddings=16)
 
 
-def generator(users=("ann", "bob", "cy"), **sizes) -> SpectrogramGenerator:
+def generator(users=("ann", "bob", "cy"), **sizes) -> GeneratorModel:
     torch.manual_seed(0)
     sizes = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0) | sizes
-    return SpectrogramGenerator(GeneratorConfig(SpectrogramTokenizerConfig(**TOK), list(users),
+    return GeneratorModel(GeneratorConfig(SpectrogramTokenizerConfig(**TOK), list(users),
                                                 **sizes)).eval()
 
 
@@ -103,7 +103,7 @@ def test_generator_saves_and_loads(tmp_path, grid_positions, every):
     assert gen.prior.config.condition_every_code == every
     gen.save_pretrained(tmp_path / "gen")
     loaded = PretrainedModel.from_pretrained(tmp_path / "gen")
-    assert isinstance(loaded, SpectrogramGenerator)
+    assert isinstance(loaded, GeneratorModel)
     assert loaded.config == gen.config
     np.testing.assert_array_equal(loaded.generate([2], 2, seed=1), gen.generate([2], 2, seed=1))
     with pytest.raises(CheckpointError, match="spectrogram-generator"):

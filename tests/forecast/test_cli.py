@@ -38,9 +38,9 @@ def pipeline(tmp_path_factory):
 
 
 def test_pretraining_keeps_the_tokenizer_weights(pipeline):
-    from timetok.tokenizer.model import TimeSeriesTokenizer
+    from timetok.tokenizer.model import TokenizerModel
 
-    tokenizer = TimeSeriesTokenizer.from_pretrained(pipeline["tok"])
+    tokenizer = TokenizerModel.from_pretrained(pipeline["tok"])
     lm = TokenForecaster.from_pretrained(pipeline["lm"])
     for key, value in tokenizer.state_dict().items():
         assert torch.equal(lm.tokenizer.state_dict()[key], value), key

@@ -11,7 +11,7 @@ from timetok.core.data.series import load_splits
 from timetok.core.errors import ConfigError
 from timetok.forecast.evaluate import evaluate_forecaster
 from timetok.forecast.model import ForecasterConfig, TokenForecaster
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 CONTEXT = 32
 TOKENIZER = TokenizerConfig(n_channels=1, context_points=CONTEXT, embedding_dim=8,
@@ -58,7 +58,7 @@ def test_a_model_without_heads(data):
 
 def test_a_tokenizer_is_not_a_forecaster(data):
     with pytest.raises(ConfigError, match="'tokenizer' model cannot forecast"):
-        evaluate_forecaster(TimeSeriesTokenizer(TOKENIZER), data)
+        evaluate_forecaster(TokenizerModel(TOKENIZER), data)
 
 
 def test_models_of_other_horizons_together(data):

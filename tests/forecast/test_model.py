@@ -7,7 +7,7 @@ from tests.synthetic import mixture
 from timetok.core.errors import ConfigError
 from timetok.core.nn.sampling import Sampling
 from timetok.forecast.model import ForecasterConfig, TokenForecaster
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 CONTEXT = 64
 
@@ -139,7 +139,7 @@ def test_dropout_on_attention_probabilities_is_its_own_setting():
 
 def test_a_tokenizer_of_another_size_is_refused_when_loading(tmp_path):
     make().save_pretrained(tmp_path)
-    other = TimeSeriesTokenizer(TokenizerConfig(**(tokenizer_config() | {"num_embeddings": 64})))
+    other = TokenizerModel(TokenizerConfig(**(tokenizer_config() | {"num_embeddings": 64})))
     import json
 
     config = json.loads((tmp_path / "config.json").read_text())

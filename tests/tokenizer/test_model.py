@@ -7,18 +7,18 @@ from tests.synthetic import mixture
 from timetok.core.errors import CheckpointError, ConfigError
 from timetok.core.model_folder import PretrainedModel
 from timetok.core.nn.quantizer import CodeUsage
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 SMALL = dict(embedding_dim=16, block_hidden_size=32, res_hidden_size=16, num_embeddings=32)
 
 
-def tiny(**overrides) -> TimeSeriesTokenizer:
+def tiny(**overrides) -> TokenizerModel:
     torch.manual_seed(0)
-    return TimeSeriesTokenizer(TokenizerConfig(**(dict(n_channels=3, context_points=48) | SMALL
+    return TokenizerModel(TokenizerConfig(**(dict(n_channels=3, context_points=48) | SMALL
                                                   | overrides)))
 
 
-def warm(model: TimeSeriesTokenizer, steps: int = 2) -> TimeSeriesTokenizer:
+def warm(model: TokenizerModel, steps: int = 2) -> TokenizerModel:
     """A few training-mode passes so k-means has initialised the codebook."""
     model.train()
     for _ in range(steps):
@@ -92,7 +92,7 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     model.save_pretrained(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "model.safetensors"}
     loaded = PretrainedModel.from_pretrained(tmp_path)
-    assert isinstance(loaded, TimeSeriesTokenizer)
+    assert isinstance(loaded, TokenizerModel)
     x = mixture(4, 48, 3, seed=7)
     torch.testing.assert_close(loaded(x).reconstruction, model(x).reconstruction)
     assert torch.equal(loaded.encode(x)[0], model.encode(x)[0])
@@ -104,7 +104,7 @@ def test_load_refuses_weights_of_another_configuration(tmp_path):
     config["embedding_dim"] = 8
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="mis-shaped"):
-        TimeSeriesTokenizer.from_pretrained(tmp_path)
+        TokenizerModel.from_pretrained(tmp_path)
 
 
 def test_load_refuses_truncated_weights(tmp_path):
@@ -112,7 +112,7 @@ def test_load_refuses_truncated_weights(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        TimeSeriesTokenizer.from_pretrained(tmp_path)
+        TokenizerModel.from_pretrained(tmp_path)
 
 
 def test_wrong_channel_count_and_length_are_refused():
@@ -141,7 +141,7 @@ def test_config_errors_quote_the_values(overrides, message):
 def test_codebook_usage_on_a_synthetic_mixture():
     """k-means init and dead-code restart keep >= 90 % of the codebook in use."""
     torch.manual_seed(0)
-    model = TimeSeriesTokenizer(TokenizerConfig(
+    model = TokenizerModel(TokenizerConfig(
         n_channels=1, context_points=64, num_embeddings=64, embedding_dim=16,
         block_hidden_size=32, res_hidden_size=16,
     ))

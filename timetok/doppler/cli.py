@@ -317,7 +317,7 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     """Sample spectrograms of chosen users: codes from the prior, images from the decoder."""
     import torch
 
-    from timetok.doppler.model import SpectrogramGenerator
+    from timetok.doppler.model import GeneratorModel
 
     sampling = _sampling(top_k, top_p, temperature)
     device = resolve_device(device)
@@ -325,7 +325,7 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     check_writable(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty; pass --overwrite to replace it or another --out")
-    model = SpectrogramGenerator.from_pretrained(resolve_generator(model_dir), device)
+    model = GeneratorModel.from_pretrained(resolve_generator(model_dir), device)
     ids = model.user_ids(_users(users, model)).tolist()
     started = time.perf_counter()
     images = model.generate(ids, samples, sampling, guidance_scale, seed=seed,

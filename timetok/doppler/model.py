@@ -5,7 +5,7 @@ Stage one, :class:`SpectrogramTokenizer`, turns a grayscale ``S × S`` image (va
 encoder and decoder of :mod:`timetok.core.nn.conv2d` around the project's quantizer (EMA
 codebook, k-means initialisation, dead-code restart).
 
-Stage two, :class:`SpectrogramGenerator`, holds the frozen tokenizer and the project's
+Stage two, :class:`GeneratorModel`, holds the frozen tokenizer and the project's
 code language model (:mod:`timetok.core.nn.code_lm`) reading the grid in raster order after
 a prefix naming the user:
 
@@ -203,11 +203,11 @@ class GeneratorConfig:
         )
 
 
-class SpectrogramGenerator(PretrainedModel):
+class GeneratorModel(PretrainedModel):
     """A frozen :class:`SpectrogramTokenizer` and a user-conditioned prior over its codes.
 
     >>> tok = SpectrogramTokenizerConfig(image_size=32, channels=[8, 8], num_embeddings=16)
-    >>> gen = SpectrogramGenerator(GeneratorConfig(tok, ["ann", "bob"], d_model=16,
+    >>> gen = GeneratorModel(GeneratorConfig(tok, ["ann", "bob"], d_model=16,
     ...                                            n_layers=1, n_heads=2, d_ff=32))
     >>> gen.generate(users=[0, 1], num_samples=2).shape
     (4, 32, 32)
@@ -225,13 +225,13 @@ class SpectrogramGenerator(PretrainedModel):
 
     @classmethod
     def from_tokenizer(cls, tokenizer: SpectrogramTokenizer, users: list[str],
-                       **sizes) -> SpectrogramGenerator:
+                       **sizes) -> GeneratorModel:
         """A new generator around a trained tokenizer (its weights copied in)."""
         model = cls(GeneratorConfig(tokenizer.config, list(users), **sizes))
         model.tokenizer.load_state_dict(tokenizer.state_dict())
         return model
 
-    def train(self, mode: bool = True) -> SpectrogramGenerator:
+    def train(self, mode: bool = True) -> GeneratorModel:
         super().train(mode)
         self.tokenizer.eval()  # frozen: its EMA codebook must not move either
         return self

@@ -18,7 +18,7 @@ from timetok.core.data.images import load_images, split_per_user
 from timetok.core.errors import DataError
 from timetok.core.nn.quantizer import CodeUsage
 from timetok.core.nn.sampling import Sampling
-from timetok.doppler.model import SpectrogramGenerator
+from timetok.doppler.model import GeneratorModel
 from timetok.doppler.recipe import read_data_info
 
 
@@ -39,7 +39,7 @@ def real_splits(model_dir: Path, data_path: str | os.PathLike | None = None,
     return {name: (data.images[rows], data.users[rows]) for name, rows in index.items()}
 
 
-def codebook_figures(model: SpectrogramGenerator, images: np.ndarray, generated_codes:
+def codebook_figures(model: GeneratorModel, images: np.ndarray, generated_codes:
                      torch.Tensor | None, batch_size: int = 64) -> dict[str, float]:
     """Codebook use on the real ``images`` (the share of codes used, perplexity) and, when
     given, on the generated code grids."""
@@ -86,7 +86,7 @@ def validate_generator(model_dir: str | os.PathLike, out_dir: str | os.PathLike,
     from timetok.doppler.evaluate import UserClassifier, train_classifier, validate, write_report
 
     model_dir = Path(model_dir)
-    model = SpectrogramGenerator.from_pretrained(model_dir, device)
+    model = GeneratorModel.from_pretrained(model_dir, device)
     splits = real_splits(model_dir, data_path, data_dir)
     train_images, train_users = splits["train"]
     test_images, test_users = splits["test"]

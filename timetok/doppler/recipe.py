@@ -24,7 +24,7 @@ from timetok.core.train.modules import TaskDataModule, TaskModule
 from timetok.core.utils import atomic_write_text
 from timetok.doppler.model import (
     GeneratorConfig,
-    SpectrogramGenerator,
+    GeneratorModel,
     SpectrogramTokenizer,
     SpectrogramTokenizerConfig,
 )
@@ -259,7 +259,7 @@ class PriorModule(TaskModule):
                  warmup_steps: int = 100):
         super().__init__()
         self.save_hyperparameters()
-        self.model = SpectrogramGenerator(GeneratorConfig(**config))
+        self.model = GeneratorModel(GeneratorConfig(**config))
 
     @classmethod
     def around(cls, tokenizer: SpectrogramTokenizer, users: list[str], sizes: dict,

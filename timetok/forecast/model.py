@@ -51,7 +51,7 @@ from timetok.core.nn.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.core.nn.lstsq import LinearFit, fit_linear, linear_revin
 from timetok.core.nn.revin import RevinStats
 from timetok.core.nn.sampling import Sampling
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 HEADS = ("decoder", "linear")
 CODE_EMBEDDINGS = ("codebook", "learned")
@@ -191,7 +191,7 @@ class TokenForecaster(PretrainedModel):
     def __init__(self, config: ForecasterConfig):
         super().__init__()
         self.config = config
-        self.tokenizer = TimeSeriesTokenizer(config.tokenizer)
+        self.tokenizer = TokenizerModel(config.tokenizer)
         # Frozen from the start: Lightning does not call train()/eval() on the whole model
         # before fitting, so the quantizer's EMA buffers would otherwise update.
         self.tokenizer.requires_grad_(False).eval()

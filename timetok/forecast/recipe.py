@@ -160,9 +160,9 @@ class FinetuneModule(_ForecasterModule):
 def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,
                     **settings) -> PretrainModule:
     """A pretraining module around the frozen tokenizer saved in ``tokenizer_dir``."""
-    from timetok.tokenizer.model import TimeSeriesTokenizer
+    from timetok.tokenizer.model import TokenizerModel
 
-    tokenizer = TimeSeriesTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = TokenizerModel.from_pretrained(tokenizer_dir)
     config = ForecasterConfig(tokenizer=tokenizer.config, **settings)
     module = PretrainModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps)
     module.model.tokenizer.load_state_dict(tokenizer.state_dict())

@@ -177,9 +177,9 @@ def train(**s) -> None:
 
 
 def _load_model(model_dir: str):
-    from timetok.tokenizer.model import TimeSeriesTokenizer
+    from timetok.tokenizer.model import TokenizerModel
 
-    return TimeSeriesTokenizer.from_pretrained(model_dir)
+    return TokenizerModel.from_pretrained(model_dir)
 
 
 @tokenizer.command("eval")

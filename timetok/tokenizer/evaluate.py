@@ -12,12 +12,12 @@ from timetok.core.data.series import SplitData
 from timetok.core.errors import ConfigError
 from timetok.core.nn.quantizer import CodeUsage
 from timetok.core.nn.revin import RevIN
-from timetok.tokenizer.model import TimeSeriesTokenizer
+from timetok.tokenizer.model import TokenizerModel
 
 
 @torch.no_grad()
 def evaluate_tokenizer(
-    model: TimeSeriesTokenizer,
+    model: TokenizerModel,
     data: SplitData,
     split: str = "test",
     stride: int = 1,

@@ -79,10 +79,10 @@ class TokenizerOutput:
     vq_loss: Tensor  # commitment loss (0 for FSQ)
 
 
-class TimeSeriesTokenizer(PretrainedModel):
+class TokenizerModel(PretrainedModel):
     """Encode ``[B, T, C]`` series to discrete codes ``[B, T/f, C]`` and decode them back.
 
-    >>> tok = TimeSeriesTokenizer(TokenizerConfig(n_channels=3, context_points=64))
+    >>> tok = TokenizerModel(TokenizerConfig(n_channels=3, context_points=64))
     >>> codes, stats = tok.encode(torch.randn(2, 64, 3))
     >>> tok.decode(codes, stats).shape
     torch.Size([2, 64, 3])

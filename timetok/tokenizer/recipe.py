@@ -10,7 +10,7 @@ import torch
 
 from timetok.core.nn.quantizer import CodeUsage
 from timetok.core.train.modules import TaskModule
-from timetok.tokenizer.model import TimeSeriesTokenizer, TokenizerConfig
+from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 
 class TokenizerModule(TaskModule):
@@ -27,7 +27,7 @@ class TokenizerModule(TaskModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.model = TimeSeriesTokenizer(TokenizerConfig(**config))
+        self.model = TokenizerModel(TokenizerConfig(**config))
         self.usage = {
             stage: CodeUsage(self.model.codebook_size, self.model.quantizer.levels)
             for stage in ("train", "val")
