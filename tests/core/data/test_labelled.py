@@ -348,6 +348,10 @@ def test_data_list_and_info_of_the_bundled_ecg200(cli, isolated_env):
     assert rows["ecg200"]["kind"] == "labelled"
     assert Path(rows["ecg200"]["location"]) == BUNDLED_DIR / "ECG200"
     assert rows["har"]["licence"] == "CC BY 4.0" and rows["npz"]["location"].startswith("any")
+    assert rows["ecg200"]["licence"].startswith("none stated")
+    text = cli("data", "list").out  # every dataset's licence and whole path, at any width
+    assert "ecg200 (labelled, 200 samples x 1 channel x 96 · none stated" in text
+    assert f"  {BUNDLED_DIR / 'ECG200'}\n" in text
     result = cli("data", "info", "ecg200", "--json")
     assert result.rc == 0, result.err
     report = json.loads(result.out)

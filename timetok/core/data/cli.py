@@ -39,16 +39,11 @@ def list_(data_dir: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "kind", "size", "licence", "location")
+    # One block per dataset: a path is never cut to fit a column, at any width.
     for row in rows:
-        table.add_row(row["name"], row["kind"], row["size"], row["licence"], row["location"])
-    console = Console()
-    if not console.is_terminal:  # a pipe or a file: full cells, however wide
-        console = Console(width=1000)
-    console.print(table)
+        licence = f" · {row['licence']}" if row["licence"] else ""
+        click.echo(f"{row['name']} ({row['kind']}, {row['size']}{licence})\n"
+                   f"  {row['location']}")
 
 
 @data.command()

@@ -51,6 +51,8 @@ from timetok.core.errors import DataError
 SPLITS = ("train", "val", "test")
 TEST_FRACTION = 0.2  # carved off when a dataset ships without a test split
 UCR_CITATION = "Dau et al., UCR archive 2018"
+# The UCR archive states no licence; its maintainers ask every user to cite it.
+UCR_LICENCE = "none stated; cite the archive"
 
 
 @dataclass
@@ -274,13 +276,14 @@ for _name, _folder, _size, _what in [
     ("cbf", "CBF", "930 samples x 1 channel x 128", "cylinder-bell-funnel, 3 shapes"),
 ]:
     register(DatasetSpec(_name, "labelled", f"UCR {_folder}: {_what}", _folder, _size,
-                         citation=UCR_CITATION, protocol="ucr"))
+                         licence=UCR_LICENCE, citation=UCR_CITATION, protocol="ucr"))
 register(DatasetSpec("basicmotions", "labelled", "UEA BasicMotions: smart-watch motion, 4 "
                      "activities", "BasicMotions", "80 samples x 6 channels x 100",
                      licence="BSD-3 (as shipped in sktime)",
                      citation="Bagnall et al., UEA archive 2018", protocol="uea"))
 register(DatasetSpec("ucr", "labelled", "any UCR 2018 folder (<Name>_TRAIN.tsv, _TEST.tsv)",
-                     None, "your files", citation=UCR_CITATION, protocol="ucr"))
+                     None, "your files", licence=UCR_LICENCE, citation=UCR_CITATION,
+                     protocol="ucr"))
 register(DatasetSpec("uea", "labelled", "any UEA folder (<Name>_TRAIN.ts, _TEST.ts)", None,
                      "your files", citation="Bagnall et al., UEA archive 2018", protocol="uea"))
 register(DatasetSpec("npz", "labelled", "any .npz with X [N, T, C] and y (or X_train, y_train, "
