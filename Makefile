@@ -36,11 +36,11 @@ demo-mae: $(BIN)/timetok
 	$(BIN)/timetok mae evaluate --model $(MAE)/finetune --dataset ecg200
 
 # SeqSetVAE on the first 400 stays of PhysioNet 2012 set-a: pretrain, finetune, evaluate,
-# predict; about 2 CPU minutes. The data are not bundled (20 MB, ODC-By 1.0): put the
-# official physionet2012_raw_abc.tar.gz (or its files) in $(P12), see README.
+# predict; about 2 CPU minutes. The data are not bundled (20 MB, ODC-By 1.0): the files
+# resolve as for every dataset (timetok data fetch physionet2012, $TIMETOK_DATA_DIR, the
+# user cache), or from P12=DIR given to make.
 SETVAE := runs/demo-setvae
-P12 ?= ../shared/data/physionet2012
-SETVAE_DATA := --data-dir $(P12) --sets a --limit 400
+SETVAE_DATA := $(if $(P12),--data-dir $(P12)) --sets a --limit 400
 demo-setvae: $(BIN)/timetok
 	$(BIN)/timetok setvae pretrain $(SETVAE_DATA) --d-model 64 --latent-dim 16 --set-layers 1 \
 		--seq-layers 2 --d-ff 128 --beta-warmup-steps 50 --n-epochs 8 \
