@@ -259,21 +259,21 @@ def test_a_config_value_of_the_wrong_type(cli, run_copy, tiny_run, tmp_path, key
     assert not out.exists()
 
 
-def test_encode_and_decode_warn_without_the_scaler(cli, run_copy, tiny_run, tmp_path,
-                                                   caplog):
-    (run_copy / "scaler.json").unlink()
+def test_encode_and_decode_refuse_a_folder_without_the_scaler(cli, run_copy, tiny_run,
+                                                              tmp_path, encoded):
+    """Without the training data's scaler the codes would be on another scale: refused."""
+    sections = json.loads((run_copy / "data.json").read_text())
+    del sections["scaler"]
+    (run_copy / "data.json").write_text(json.dumps(sections))
+    (run_copy / "scaler.json").unlink(missing_ok=True)
     codes = tmp_path / "codes.npy"
-    with caplog.at_level(logging.WARNING, logger="timetok.tokenizer.codes"):
-        result = cli("tokenizer", "encode", "--model", run_copy, "--input", tiny_run.csv,
-                     "--output", codes)
-    assert result.rc == 0, result.err
-    assert [r for r in caplog.records if "no scaler.json" in r.getMessage()]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="timetok.tokenizer.codes"):
-        result = cli("tokenizer", "decode", "--model", run_copy, "--input", codes,
-                     "--output", tmp_path / "decoded.csv")
-    assert result.rc == 0, result.err
-    assert [r for r in caplog.records if "no scaler.json" in r.getMessage()]
+    cli("tokenizer", "encode", "--model", run_copy, "--input", tiny_run.csv,
+        "--output", codes).assert_error("scaler", "data.json", "re-export")
+    assert not codes.exists()
+    decoded = tmp_path / "decoded.csv"
+    cli("tokenizer", "decode", "--model", run_copy, "--input", encoded,
+        "--output", decoded).assert_error("scaler", "data.json", "re-export")
+    assert not decoded.exists()
 
 
 def test_a_tiny_time_budget_still_exports_a_trained_step(cli, make_csv, tmp_path, tiny_flags,

@@ -2,39 +2,27 @@
 
 ``codes.npy`` holds integer codes ``[windows, T/f, C]`` (``[..., levels]`` for residual
 VQ); ``codes.stats.npz`` beside it holds each window's RevIN statistics and the column
-names, which decoding needs to restore the original scale.
+names, which decoding needs to restore the original scale. The tokenizer pipeline does
+the work; this module cuts the series into windows and reads and writes the files.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from timetok.core.data.scaler import Scaler
 from timetok.core.data.series import Series
 from timetok.core.errors import ConfigError, DataError
 from timetok.core.utils import atomic_write_bytes, atomic_write_text
+from timetok.tokenizer.pipeline import Scale, TimeSeriesTokenizer
 
-logger = logging.getLogger(__name__)
 STATS_KEYS = ("columns", "context")  # always written; "mean" and "std" with RevIN
 
 
 def stats_path(codes_path: Path) -> Path:
     return codes_path.with_name(codes_path.stem + ".stats.npz")
-
-
-def _scaler(model_dir: Path, n_channels: int, use: str) -> Scaler:
-    path = model_dir / "scaler.json"
-    if path.is_file():
-        return Scaler.load(path)
-    logger.warning("%s has no scaler.json: %s without the training scaler, so the result "
-                   "differs from what the model was trained on; copy scaler.json from the run "
-                   "folder", model_dir, use)
-    return Scaler(np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32))
 
 
 def _npy_bytes(**arrays) -> bytes:
@@ -46,10 +34,10 @@ def _npy_bytes(**arrays) -> bytes:
     return buffer.getvalue()
 
 
-def encode_series(model, model_dir: Path, series: Series, output: Path,
-                  batch_size: int = 256) -> tuple[int, int]:
+def encode_series(tokenizer: TimeSeriesTokenizer, series: Series, output: Path
+                  ) -> tuple[int, int]:
     """Tokenise non-overlapping windows of a series; returns (windows, rows left out)."""
-    context, n_channels = model.config.context_points, model.config.n_channels
+    context, n_channels = tokenizer.config.context_points, tokenizer.config.n_channels
     if series.values.shape[1] != n_channels:
         raise ConfigError(
             f"the model was trained on {n_channels} channel(s), {series.path.name} has "
@@ -61,21 +49,13 @@ def encode_series(model, model_dir: Path, series: Series, output: Path,
             f"{series.path.name} has {len(series.values)} rows, fewer than the model's context "
             f"of {context}; pass a longer series"
         )
-    scaler = _scaler(model_dir, n_channels, "encoding the values as given")
-    scaled = scaler.transform(series.values[: n_windows * context])
-    windows = torch.from_numpy(scaled).reshape(n_windows, context, n_channels)
-    codes, means, stds = [], [], []
-    for batch in windows.split(batch_size):
-        c, stats = model.encode(batch)
-        codes.append(c)
-        if stats is not None:
-            means.append(stats.mean)
-            stds.append(stats.std)
+    windows = series.values[: n_windows * context].reshape(n_windows, context, n_channels)
+    codes, scale = tokenizer.encode(windows, return_scale=True)
     stats_arrays = {"columns": np.array(series.columns), "context": np.array(context)}
-    if means:
-        stats_arrays |= {"mean": torch.cat(means).numpy(), "std": torch.cat(stds).numpy()}
+    if scale.mean is not None:
+        stats_arrays |= {"mean": scale.mean, "std": scale.std}
     atomic_write_bytes(stats_path(output), _npy_bytes(**stats_arrays))
-    atomic_write_bytes(output, _npy_bytes(codes=torch.cat(codes).numpy().astype(np.int64)))
+    atomic_write_bytes(output, _npy_bytes(codes=codes.astype(np.int64)))
     return n_windows, len(series.values) - n_windows * context
 
 
@@ -123,11 +103,9 @@ def _load_stats(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
-                  batch_size: int = 256) -> int:
+def decode_series(tokenizer: TimeSeriesTokenizer, codes_path: Path, output: Path) -> int:
     """Decode a codes file to a CSV on the original scale; returns the number of rows."""
-    from timetok.core.nn.revin import RevinStats
-
+    model = tokenizer.model
     codes = _load_codes(codes_path)
     stats = _load_stats(stats_path(codes_path))
     n_channels, levels = model.config.n_channels, model.quantizer.levels
@@ -163,18 +141,8 @@ def decode_series(model, model_dir: Path, codes_path: Path, output: Path,
         raise DataError(
             f"codes must be integers in [0, {model.codebook_size}); {codes_path} holds others"
         )
-    codes_t = torch.from_numpy(codes.astype(np.int64))
-    pieces = []
-    for i, batch in enumerate(codes_t.split(batch_size)):
-        window_stats = None
-        if "mean" in stats:
-            sl = slice(i * batch_size, i * batch_size + len(batch))
-            window_stats = RevinStats(torch.from_numpy(stats["mean"][sl]),
-                                      torch.from_numpy(stats["std"][sl]))
-        pieces.append(model.decode(batch, window_stats))
-    values = torch.cat(pieces).reshape(-1, n_channels).numpy()
-    scaler = _scaler(model_dir, n_channels, "decoding to the standardised scale")
-    values = scaler.inverse_transform(values)
+    scale = Scale(stats.get("mean"), stats.get("std"))
+    values = tokenizer.decode(codes, scale).reshape(-1, n_channels)
     columns = [str(c) for c in stats["columns"]]
     lines = [",".join(columns)]
     lines += [",".join(f"{v:.6g}" for v in row) for row in values]

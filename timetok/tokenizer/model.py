@@ -20,6 +20,11 @@ from timetok.core.model_folder import PretrainedModel
 from timetok.core.nn.conv import ConvDecoder1d, ConvEncoder1d, downsampling
 from timetok.core.nn.quantizer import Quantizer, check_options
 from timetok.core.nn.revin import RevIN, RevinStats
+from timetok.core.outputs import ModelOutput
+
+# The in-run reference of the tokenizer benchmark: a straight-through VQ-VAE whose codebook
+# learns by gradient (TOTEM's configuration: no EMA, no k-means, no restarts).
+PLAIN_VQ = "plain-vq"
 
 
 @dataclass(frozen=True)
@@ -61,20 +66,38 @@ class TokenizerConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_residual_layers < 0:
             raise ConfigError(f"num_residual_layers must be >= 0, got {self.num_residual_layers}")
-        check_options(self.quantizer, self.num_embeddings, self.decay, self.rvq_levels,
-                      self.fsq_levels)
+        kind = "vq" if self.quantizer == PLAIN_VQ else self.quantizer
+        if kind not in ("vq", "rvq", "fsq"):
+            raise ConfigError(f"quantizer must be one of vq, rvq, fsq, {PLAIN_VQ}; got "
+                              f"{self.quantizer!r}")
+        check_options(kind, self.num_embeddings, self.decay, self.rvq_levels, self.fsq_levels)
 
     @property
     def compression(self) -> int:
         """Time steps per code."""
         return self.patch_size or self.compression_factor
 
+def plain_vq(config: TokenizerConfig) -> Quantizer:
+    """A ``vq`` quantizer whose codebook is a parameter trained by the commitment loss."""
+    from vector_quantize_pytorch import VectorQuantize
 
-@dataclass
-class TokenizerOutput:
+    quantizer = Quantizer("vq", config.embedding_dim, config.num_embeddings,
+                          commitment=config.commitment_cost, kmeans_init=False,
+                          dead_code_threshold=0.0)
+    quantizer.impl = VectorQuantize(
+        dim=config.embedding_dim, codebook_size=config.num_embeddings,
+        commitment_weight=config.commitment_cost, ema_update=False, learnable_codebook=True,
+        kmeans_init=False, threshold_ema_dead_code=0, rotation_trick=False,
+    )
+    return quantizer
+
+
+@dataclass(kw_only=True)
+class TokenizerOutput(ModelOutput):
+    """``loss`` is ``recon_loss + vq_loss``: the target of an autoencoder is its input."""
+
     reconstruction: Tensor  # [B, T, C], the input's scale
     codes: Tensor  # [B, T/f, C] ([B, T/f, C, levels] for residual VQ)
-    loss: Tensor  # recon_loss + vq_loss
     recon_loss: Tensor  # MSE on the RevIN scale
     vq_loss: Tensor  # commitment loss (0 for FSQ)
 
@@ -108,7 +131,7 @@ class TokenizerModel(PretrainedModel):
         self.revin = RevIN(config.n_channels, affine=config.revin_affine)
         self.encoder = ConvEncoder1d(**arch)
         self.decoder = ConvDecoder1d(**arch)
-        self.quantizer = Quantizer(
+        self.quantizer = plain_vq(config) if config.quantizer == PLAIN_VQ else Quantizer(
             config.quantizer,
             config.embedding_dim,
             config.num_embeddings,
@@ -168,7 +191,8 @@ class TokenizerModel(PretrainedModel):
         recon_loss = F.mse_loss(recon, normed)
         codes = rearrange(indices, "(b c) t ... -> b t c ...", c=x.shape[-1])
         return TokenizerOutput(
-            self.denormalize(recon, stats), codes, recon_loss + vq_loss, recon_loss, vq_loss
+            loss=recon_loss + vq_loss, reconstruction=self.denormalize(recon, stats),
+            codes=codes, recon_loss=recon_loss, vq_loss=vq_loss,
         )
 
     @torch.no_grad()

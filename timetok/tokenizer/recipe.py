@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from timetok.core.nn.quantizer import CodeUsage
 from timetok.core.train.modules import TaskModule
+from timetok.tokenizer.config import TokenizerTrainConfig
 from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
+
+__all__ = ["TokenizerModule", "TokenizerTrainConfig", "train"]
 
 
 class TokenizerModule(TaskModule):
@@ -65,20 +67,22 @@ class TokenizerModule(TaskModule):
         self.usage["val"].reset()
 
 
-def train_tokenizer(
-    config: TokenizerConfig,
-    datamodule,
-    out_dir: Path,
-    options,
-    *,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    resume: bool = False,
-    settings: dict | None = None,
-) -> dict:
-    """Train, then export the best weights and the scaler into ``out_dir``; returns a summary."""
+def train(config: TokenizerTrainConfig) -> dict:
+    """Train a tokenizer on ``config.dataset``, then export the best weights and the data's
+    scaler into ``config.run_dir``; returns the run's summary (steps, best validation loss,
+    throughput, what was exported)."""
     from timetok.core.train.runner import begin, train_and_export
+    from timetok.forecast.data import WindowDataModule
 
+    options = config.run_options()
     begin(options)
-    module = TokenizerModule.from_config(config, lr=lr, weight_decay=weight_decay)
-    return train_and_export(module, datamodule, Path(out_dir), options, resume, settings)
+    datamodule = WindowDataModule(
+        config.dataset, config.context_points, 0, config.batch_size, config.stride,
+        data_dir=config.data_dir, data_path=config.data_path,
+        num_workers=config.num_workers, eval_stride=config.val_stride,
+    )
+    data = datamodule.load()
+    module = TokenizerModule.from_config(config.model_config(data.n_channels), lr=config.lr,
+                                         weight_decay=config.weight_decay)
+    return train_and_export(module, datamodule, config.run_dir, options, config.resume,
+                            config.settings())
