@@ -1,16 +1,19 @@
 """Tokenizer benchmark: ETTm1, windows of 512, all 7 channels, compression 4, 256 codes.
 
-Trains, for the same wall-time budget, through the same Lightning path and with the same
-learning rate (cosine-decayed over that budget),
+Trains each method through the library recipe (``timetok.tokenizer.recipe.train``) with
+its config, ``configs/tokenizer/ettm1-<method>.yaml``, the same run a user starts with
+``timetok tokenizer train --config configs/tokenizer/ettm1-<method>.yaml``:
 - ``timetok``: EMA codebook, k-means init, dead-code restart, RevIN, in float32;
-- ``timetok-amp``: the same with ``--amp`` (bfloat16 autocast on CPU, float16 on GPU);
+- ``timetok-amp``: the same with ``amp`` (bfloat16 autocast on CPU, float16 on GPU);
 - ``plain-vq``: the in-run reference, a straight-through VQ-VAE of the same size
-  (TOTEM's configuration: codebook learned by gradient, no k-means, no restarts, float32),
-then evaluates each on every test window: reconstruction on the dataset's standardised
-scale (RevIN inverted) and on the per-window RevIN scale, codebook usage, perplexity,
-and training throughput in time steps per second.
+  (TOTEM's configuration: codebook learned by gradient, no k-means, no restarts, float32).
+Each is budgeted in steps: those it reached in 8 minutes on 2 CPU threads in the run the
+figures come from. Then each is evaluated on every test window: reconstruction on the
+dataset's standardised scale (RevIN inverted) and on the per-window RevIN scale, codebook
+usage, perplexity, and training throughput in time steps per second.
 
-    python benchmarks/tokenizer.py --data-dir ../shared/data/ett --minutes 8
+    python benchmarks/tokenizer.py --data-dir ../shared/data/ett
+    python benchmarks/tokenizer.py --max-steps 20 --eval-stride 64 --out /tmp/tok  # smoke
 """
 
 from __future__ import annotations
@@ -21,91 +24,90 @@ import shlex
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIGS = ROOT / "configs" / "tokenizer"
 
 
-def plain_quantizer(dim: int, codebook_size: int, commitment: float):
-    from vector_quantize_pytorch import VectorQuantize
+def config_path(method: str) -> Path:
+    return CONFIGS / f"ettm1-{method}.yaml"
 
-    return VectorQuantize(
-        dim=dim, codebook_size=codebook_size, commitment_weight=commitment,
-        ema_update=False, learnable_codebook=True, kmeans_init=False,
-        threshold_ema_dead_code=0, rotation_trick=False,
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/ett"))
+    parser.add_argument("--eval-stride", type=int, default=1, help="1: every test window")
+    parser.add_argument("--methods", default="plain-vq,timetok,timetok-amp")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="override every config's step budget (a quick check)")
+    parser.add_argument("--seed", type=int, default=None, help="override the configs' seed")
+    parser.add_argument("--runs", default="runs/bench-tokenizer", help="run folders")
+    parser.add_argument("--name", default="tokenizer",
+                        help="results file stem, e.g. tokenizer_core for a comparison run")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the results files")
+    return parser.parse_args()
+
+
+def measure(method: str, args: argparse.Namespace, console) -> tuple[dict, dict, dict]:
+    """Train one method with its config and evaluate it on every test window; returns the
+    config, the training summary and the evaluation's metrics (plots written)."""
+    from rich.progress import track
+
+    from timetok.tokenizer.evaluate import evaluate, load
+    from timetok.tokenizer.recipe import TokenizerTrainConfig, train
+
+    overrides = {key: value for key, value in (("max_steps", args.max_steps),
+                                               ("seed", args.seed)) if value is not None}
+    config = TokenizerTrainConfig.from_yaml(
+        config_path(method), data_dir=args.data_dir, save_path=str(Path(args.runs) / method),
+        overwrite=True, **overrides)
+    console.print(f"[bold]training {method}[/] ({config_path(method).relative_to(ROOT)}, "
+                  f"{config.max_steps} steps)")
+    summary = train(config)
+    model, data = load(config.run_dir, config.dataset, data_dir=config.data_dir)
+    evaluation = evaluate(
+        model, data, "test", stride=args.eval_stride, batch_size=64,
+        track=lambda it: track(it, description=f"evaluating {method}", transient=True),
     )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation.plot(out / f"{args.name}_{method}_reconstructions.png",
+                    out / f"{args.name}_{method}_code_usage.png")
+    report = evaluation.report
+    metrics = {
+        "recon_mse": report["mse"], "recon_mae": report["mae"],
+        "recon_mse_revin": report["mse_revin"], "codebook_usage": report["usage"],
+        "perplexity": report["perplexity"], "timesteps_per_s": summary["throughput_per_s"],
+    }
+    return config, summary | {"test_windows": report["windows"]}, metrics
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared/data/ett"))
-    parser.add_argument("--minutes", type=float, default=8.0, help="training budget per method")
-    parser.add_argument("--context", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--eval-stride", type=int, default=1, help="1: every test window")
-    parser.add_argument("--methods", default="plain-vq,timetok,timetok-amp")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--runs", default="runs/bench-tokenizer")
-    parser.add_argument("--name", default="tokenizer",
-                        help="results file stem, e.g. tokenizer_core for a comparison run")
-    args = parser.parse_args()
+    args = parse_args()
 
-    import lightning as L
     from rich.console import Console
-    from rich.progress import track
 
     from timetok.core.console import quiet
-    from timetok.core.plots import plot_code_usage, plot_reconstructions
     from timetok.core.report import machine, markdown_table, record, write_results
-    from timetok.core.train.runner import RunOptions, fit
     from timetok.core.utils import atomic_write_text
-    from timetok.forecast.data import WindowDataModule
-    from timetok.tokenizer.evaluate import evaluate_tokenizer
-    from timetok.tokenizer.model import TokenizerConfig
-    from timetok.tokenizer.recipe import TokenizerModule
 
     quiet()
     console = Console()
+    out = Path(args.out)
     command = "python benchmarks/tokenizer.py " + shlex.join(sys.argv[1:])
-    datamodule = WindowDataModule(
-        "ettm1", args.context, 0, args.batch_size, data_dir=args.data_dir, eval_stride=32,
-    )
-    data = datamodule.load()
-    config = TokenizerConfig(n_channels=data.n_channels, context_points=args.context,
-                             compression_factor=4, num_embeddings=256)
     where = machine()
-    setting = f"L={args.context},cf=4,K=256,{args.minutes:g}min,seed={args.seed}"
-    records, rows = [], []
+    records, rows, configs = [], [], []
     for method in args.methods.split(","):
-        L.seed_everything(args.seed, verbose=False)
-        module = TokenizerModule.from_config(config, lr=args.lr)
-        if method == "plain-vq":
-            module.model.quantizer.impl = plain_quantizer(
-                config.embedding_dim, config.num_embeddings, config.commitment_cost
-            )
-        out_dir = Path(args.runs) / method
-        options = RunOptions(max_time=args.minutes, val_every=500, checkpoint_every=500,
-                             seed=args.seed, accelerator="auto", amp=method.endswith("-amp"))
-        console.print(f"[bold]training {method}[/] for {args.minutes:g} min")
-        _, summary = fit(module, datamodule, out_dir, options)
-        module.select_weights(out_dir, summary)
-        report, extras = evaluate_tokenizer(
-            module.model, data, "test", stride=args.eval_stride, batch_size=64,
-            track=lambda it, m=method: track(it, description=f"evaluating {m}", transient=True),
-        )
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        plot_reconstructions(RESULTS / f"{args.name}_{method}_reconstructions.png",
-                             extras["samples_x"], extras["samples_y"], data.columns)
-        plot_code_usage(RESULTS / f"{args.name}_{method}_code_usage.png", extras["code_counts"])
-        metrics = {
-            "recon_mse": report["mse"], "recon_mae": report["mae"],
-            "recon_mse_revin": report["mse_revin"], "codebook_usage": report["usage"],
-            "perplexity": report["perplexity"], "timesteps_per_s": summary["throughput_per_s"],
-        }
+        config, summary, metrics = measure(method, args, console)
+        setting = (f"L={config.context_points},cf={config.compression_factor},"
+                   f"K={config.num_embeddings},{config.max_steps} steps,seed={config.seed}")
+        path = config_path(method).relative_to(ROOT)
+        configs.append(f"{method}: `{path}`")
         for metric, value in metrics.items():
-            records.append(record("tokenizer", "ettm1", setting, method, metric, value,
-                                  "measured", command, where))
+            records.append(record("tokenizer", config.dataset, setting, method, metric, value,
+                                  "measured", f"{command}  # config {path}", where))
         rows.append({"method": method, "source": "measured", **metrics,
-                     "steps": summary["global_step"], "test windows": report["windows"]})
+                     "steps": summary["global_step"], "test windows": summary["test_windows"]})
     published = {"recon_mse_revin": 0.073, "codebook_usage": 89 / 256, "perplexity": 67.0}
     for metric, value in published.items():
         records.append(record("tokenizer", "ettm1", "L=512,cf=4,K=256,8min",
@@ -115,15 +117,14 @@ def main() -> int:
     columns = ["method", "source", "recon_mse", "recon_mae", "recon_mse_revin",
                "codebook_usage", "perplexity", "timesteps_per_s", "steps", "test windows"]
     table = markdown_table(rows, columns)
-    header = (f"# Tokenizer, ETTm1 test ({setting}, eval stride {args.eval_stride})\n\n"
-              f"Machine: {where}. Targets: recon_mse <= 0.05, recon_mse_revin <= 0.04, "
-              "usage >= 0.95, throughput >= plain-vq.\n\n")
-    atomic_write_text(RESULTS / f"{args.name}.md", header + table + "\n")
-    write_results(RESULTS / f"{args.name}.json", records)
+    header = (f"# Tokenizer, ETTm1 test (L=512,cf=4,K=256, eval stride {args.eval_stride})\n\n"
+              f"Machine: {where}. Configs: {'; '.join(configs)}. Targets: recon_mse <= 0.05, "
+              "recon_mse_revin <= 0.04, usage >= 0.95, throughput >= plain-vq.\n\n")
+    atomic_write_text(out / f"{args.name}.md", header + table + "\n")
+    write_results(out / f"{args.name}.json", records)
     console.print(header + table)
-    console.print(json.dumps({"written": str(RESULTS / f"{args.name}.json")}))
+    console.print(json.dumps({"written": str(out / f"{args.name}.json")}))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -81,8 +81,10 @@ def plain_vq(config: TokenizerConfig) -> Quantizer:
     """A ``vq`` quantizer whose codebook is a parameter trained by the commitment loss."""
     from vector_quantize_pytorch import VectorQuantize
 
+    # The wrapper's own codebook is replaced at once; with k-means init it starts at zeros
+    # and draws no random numbers, so the one below starts as the benchmark's always did.
     quantizer = Quantizer("vq", config.embedding_dim, config.num_embeddings,
-                          commitment=config.commitment_cost, kmeans_init=False,
+                          commitment=config.commitment_cost, kmeans_init=True,
                           dead_code_threshold=0.0)
     quantizer.impl = VectorQuantize(
         dim=config.embedding_dim, codebook_size=config.num_embeddings,
