@@ -16,7 +16,7 @@ from timetok.core.cli_options import OrderedGroup
 from timetok.core.data.cli import data
 from timetok.core.errors import TimetokError
 from timetok.doppler.cli import doppler
-from timetok.forecast.cli import lm
+from timetok.forecast.cli import forecast
 from timetok.mae.cli import mae
 from timetok.setvae.cli import setvae
 from timetok.tokenizer.cli import tokenizer
@@ -36,13 +36,17 @@ def cli(verbose: int) -> None:
 
 cli.add_command(data)
 cli.add_command(tokenizer)
-cli.add_command(lm)
+cli.add_command(forecast)
 cli.add_command(mae)
 cli.add_command(setvae)
 cli.add_command(doppler)
-# The forecaster's commands before they had a group: kept so no user's script breaks.
-for _command in lm.commands.values():
-    _alias = copy.copy(_command)
+# The forecaster's names before: its group 'lm', and its commands at the top level (but
+# 'forecast', now the group's name); kept hidden so no user's script breaks.
+_lm = copy.copy(forecast)
+_lm.hidden = True
+cli.add_command(_lm, "lm")
+for _name in ("pretrain", "finetune", "evaluate", "calibrate"):
+    _alias = copy.copy(forecast.commands[_name])
     _alias.hidden = True
     cli.add_command(_alias)
 

@@ -29,9 +29,10 @@ def pipeline(tmp_path_factory):
                  "8", "--num-embeddings", "16", "--max-steps", "10", "--no-progress",
                  "--save-path", str(tok)]) == 0
     tok_before = (tok / "model.safetensors").read_bytes()
-    assert main(["lm", "pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
+    assert main(["forecast", "pretrain", "--tokenizer", str(tok), *common, "--context-points", "32",
                  "--max-horizon", "16", *LM, "--max-steps", "6", "--save-path", str(lm)]) == 0
-    assert main(["lm", "finetune", "--model", str(lm), *common, "--horizon", "8", "--horizon", "6",
+    assert main(["forecast", "finetune", "--model", str(lm), *common, "--horizon", "8",
+                 "--horizon", "6",
                  *RUN, "--max-steps", "6", "--save-path", str(ft)]) == 0
     return {"root": root, "data": data, "tok": tok, "lm": lm, "ft": ft, "common": common,
             "tok_before": tok_before}
@@ -54,14 +55,15 @@ def test_finetune_writes_one_model_per_horizon(pipeline):
     for horizon in (8, 6):
         model = TokenForecaster.from_pretrained(pipeline["ft"] / f"H{horizon}")
         assert model.config.horizon == horizon
-        assert (pipeline["ft"] / f"H{horizon}" / "scaler.json").is_file()
-        calibration = json.loads((pipeline["ft"] / f"H{horizon}" / "calibration.json")
-                                 .read_text())
+        sections = json.loads((pipeline["ft"] / f"H{horizon}" / "data.json").read_text())
+        assert len(sections["scaler"]["mean"]) == 2
+        calibration = sections["calibration"]
         assert calibration["head"] == "blend" and calibration["horizon"] == horizon
+        assert not (pipeline["ft"] / f"H{horizon}" / "scaler.json").exists()
 
 
 def test_evaluate_reports_every_method(cli, pipeline):
-    result = cli("lm", "evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
+    result = cli("forecast", "evaluate", "--model", pipeline["ft"], *pipeline["common"], "--json",
                  "--samples", "4", "--sample-stride", "1")
     assert result.rc == 0, result.err
     report = json.loads(result.out)
@@ -87,16 +89,19 @@ def test_finetune_blends_the_decoder_head_with_the_skip_on_validation(pipeline):
 
 def test_forecast_point_and_samples(cli, pipeline, tmp_path):
     out = tmp_path / "f.csv"
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input",
+                 pipeline["data"],
                  "--output", out)
     assert result.rc == 0, result.err
     assert out.read_text().splitlines()[0] == "step,a_forecast,b_forecast"
     blend = np.loadtxt(out, delimiter=",", skiprows=1)
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input",
+                 pipeline["data"],
                  "--output", out, "--head", "blend")
     assert result.rc == 0, result.err
     np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), blend)
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input",
+                 pipeline["data"],
                  "--output", out, "--samples", "20", "--horizon", "12", "--top-p", "0.9")
     assert result.rc == 0, result.err
     rows = np.loadtxt(out, delimiter=",", skiprows=1)
@@ -110,9 +115,9 @@ def test_samples_within_the_heads_reach_come_with_the_point_forecast(cli, pipeli
     """The point forecast is what a plot of samples draws, their band around it."""
     point, sampled = tmp_path / "point.csv", tmp_path / "sampled.csv"
     model = pipeline["ft"] / "H8"
-    assert cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+    assert cli("forecast", "predict", "--model", model, "--input", pipeline["data"],
                "--output", point).rc == 0
-    result = cli("lm", "forecast", "--model", model, "--input", pipeline["data"],
+    result = cli("forecast", "predict", "--model", model, "--input", pipeline["data"],
                  "--output", sampled, "--samples", "6")
     assert result.rc == 0, result.err
     header = sampled.read_text().splitlines()[0].split(",")
@@ -142,7 +147,8 @@ def test_forecaster_api(pipeline):
 )
 def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
     out = tmp_path / "f.csv"
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input",
+                 pipeline["data"],
                  "--output", out, *args)
     result.assert_error(fragment)
     assert not out.exists()
@@ -150,22 +156,23 @@ def test_forecast_bad_options(cli, pipeline, tmp_path, args, fragment):
 
 def test_forecast_input_shorter_than_the_context(cli, pipeline, make_csv, tmp_path):
     short = make_csv("short.csv", rows=10)
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", short,
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input", short,
                  "--output", tmp_path / "f.csv")
     result.assert_error("10 steps", "32")
 
 
 def test_forecast_with_another_channel_count(cli, pipeline, make_csv, tmp_path):
     wide = make_csv("wide.csv", rows=100, columns=("a", "b", "c"))
-    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", wide,
+    result = cli("forecast", "predict", "--model", pipeline["ft"] / "H8", "--input", wide,
                  "--output", tmp_path / "f.csv")
     result.assert_error("2 channel", "3")
 
 
-def test_freeze_all_but_head_trains_the_decoder_head_only(cli, pipeline, tmp_path):
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
-                 "decoder", "--freeze", "all-but-head", "--horizon", "8", *RUN, "--max-steps",
-                 "2", "--save-path", tmp_path / "x")
+@pytest.mark.parametrize("policy", ["head-only", "all-but-head"])  # the old name, an alias
+def test_freeze_head_only_trains_the_decoder_head_only(cli, pipeline, tmp_path, policy):
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"],
+                 "--heads", "decoder", "--freeze", policy, "--horizon", "8", *RUN,
+                 "--max-steps", "2", "--save-path", tmp_path / "x")
     assert result.rc == 0, result.err
     table = {line.split()[0]: line.split()[1:] for line in result.out.splitlines()
              if line.split() and line.split()[0] in ("backbone", "code-head", "query")}
@@ -183,7 +190,7 @@ def test_freeze_all_but_head_trains_the_decoder_head_only(cli, pipeline, tmp_pat
 def test_finetune_refuses_to_train_nothing_and_shows_the_table(cli, pipeline, tmp_path, heads,
                                                                freeze):
     out = tmp_path / "none"
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--heads",
                  heads, "--freeze", freeze, "--horizon", "8", *RUN, "--max-steps", "2",
                  "--save-path", out)
     result.assert_error("--freeze", "no parameter to train")
@@ -192,37 +199,61 @@ def test_finetune_refuses_to_train_nothing_and_shows_the_table(cli, pipeline, tm
 
 
 def test_an_unknown_freeze_part_is_named(cli, pipeline, tmp_path):
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--freeze",
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], "--freeze",
                  "tokenizer,heads", "--horizon", "8", *RUN, "--save-path", tmp_path / "u")
     result.assert_error("--freeze", "'tokenizer,heads'", "code-head")
 
 
 def test_finetune_of_a_tokenizer_folder_is_refused(cli, pipeline, tmp_path):
-    result = cli("lm", "finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
+    result = cli("forecast", "finetune", "--model", pipeline["tok"], *pipeline["common"], *RUN,
                  "--save-path", tmp_path / "y")
     result.assert_error("tokenizer")
 
 
-def test_the_commands_before_the_lm_group_still_work(cli, pipeline, tmp_path):
+def test_the_names_before_the_forecast_group_still_work(cli, pipeline, tmp_path):
+    """'lm' (the group's old name), 'forecast' (predict's) and the commands at the top level
+    are hidden aliases; the top-level 'forecast' is the group now."""
     out = tmp_path / "f.csv"
-    result = cli("forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
+    result = cli("lm", "forecast", "--model", pipeline["ft"] / "H8", "--input", pipeline["data"],
                  "--output", out)
     assert result.rc == 0, result.err
     assert out.is_file()
+    result = cli("evaluate", "--model", pipeline["ft"] / "H6", *pipeline["common"], "--out",
+                 tmp_path / "eval", "--stride", "8", "--json")
+    assert result.rc == 0, result.err
     listed = [line.split()[0] for line in cli("--help").out.split("Commands:")[1].splitlines()
               if line.strip()]
-    assert listed == ["data", "tokenizer", "lm", "mae", "setvae", "doppler"]
+    assert listed == ["data", "tokenizer", "forecast", "mae", "setvae", "doppler"]
+    verbs = [line.split()[0] for line in cli("forecast", "--help").out.split("Commands:")[1]
+             .splitlines() if line.strip()]
+    assert verbs == ["pretrain", "finetune", "evaluate", "calibrate", "predict"]
+
+
+def test_predict_reads_a_registered_dataset_by_name(cli, pipeline, tmp_path, isolated_env):
+    """The bundled ETTh1 by name or by file name, wherever the command runs; neither is in
+    the working directory."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(pipeline["ft"] / "H8", folder)
+    for name in ("etth1", "ETTh1.csv"):
+        result = cli("forecast", "predict", "--model", folder, "--input", name, "--output",
+                     tmp_path / "f.csv")
+        # the model reads 2 channels, ETTh1 has 7: the file was found and read
+        result.assert_error("2 channel", "7")
+    cli("forecast", "predict", "--model", folder, "--input", "nothing.csv", "--output",
+        tmp_path / "f.csv").assert_error("--input nothing.csv", "etth1")
 
 
 def test_pretrain_with_a_tokenizer_of_another_kind(cli, pipeline, tmp_path):
-    result = cli("lm", "pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
+    result = cli("forecast", "pretrain", "--tokenizer", pipeline["lm"], *pipeline["common"], *LM,
                  "--context-points", "32",
                  "--save-path", tmp_path / "z")
     result.assert_error("forecaster", "tokenizer")
 
 
 def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_path):
-    result = cli("lm", "pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
+    result = cli("forecast", "pretrain", "--tokenizer", pipeline["tok"], *pipeline["common"], *LM,
                  "--context-points", "32", "--max-horizon", "720",
                  "--save-path", tmp_path / "long")
     result.assert_error("rows", "--max-horizon")
@@ -230,13 +261,13 @@ def test_pretrain_with_a_max_horizon_longer_than_the_data(cli, pipeline, tmp_pat
 
 
 def test_evaluate_a_pretrained_model_without_heads(cli, pipeline):
-    result = cli("lm", "evaluate", "--model", pipeline["lm"], *pipeline["common"])
+    result = cli("forecast", "evaluate", "--model", pipeline["lm"], *pipeline["common"])
     result.assert_error("finetune it first")
 
 
 @pytest.mark.parametrize("horizon", ["0", "96,x"])
 def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--horizon", horizon, "--save-path", tmp_path / "h")
     result.assert_error("--horizon")
     assert not (tmp_path / "h").exists()
@@ -245,7 +276,7 @@ def test_finetune_bad_horizon(cli, pipeline, tmp_path, horizon):
 def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline, tmp_path):
     """A learning rate of 10 wrecks the linear head: the start (the fitted skip) is exported."""
     out = tmp_path / "ft"
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "4",
                  "--val-every", "2", "--checkpoint-every", "2", "--horizon", "8",
                  "--save-path", out)
@@ -255,7 +286,7 @@ def test_finetune_keeps_the_fitted_start_when_training_only_hurts(cli, pipeline,
     assert summary["start_val_loss"] < summary["best_val_loss"]
     model = TokenForecaster.from_pretrained(out / "H8")
     assert not model.linear_head.weight.any()  # the hidden-state layer is still at zero
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "linear", "--lr", "10", "--warmup-steps", "0", "--max-steps", "6",
                  "--val-every", "2", "--horizon", "8", "--resume", out / "H8")
     assert result.rc == 0, result.err
@@ -272,7 +303,7 @@ def test_finetune_learning_rate_defaults_per_head(cli, pipeline, tmp_path):
     import yaml
 
     out = tmp_path / "ft"
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
                  "--heads", "decoder", "--max-steps", "1", "--horizon", "8", "--save-path", out,
                  "--blend", "shared", "--no-trained-skip")
     assert result.rc == 0, result.err
@@ -290,12 +321,13 @@ def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, t
     from timetok.core.train.checkpoints import checkpoint_state
 
     out = tmp_path / "chain"
-    result = cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--chain",
+    result = cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN,
+                 "--chain",
                  "--heads", "decoder", "--max-steps", "2", "--horizon", "6,8",
                  "--save-path", out)
     assert result.rc == 0, result.err
     assert result.out.index("H=8") < result.out.index("H=6")  # the longest first
-    started = {h: yaml.safe_load((out / f"H{h}" / "run.yaml").read_text())["model_dir"]
+    started = {h: yaml.safe_load((out / f"H{h}" / "run.yaml").read_text())["model"]
                for h in (6, 8)}
     assert started == {8: str(pipeline["lm"]), 6: str(out / "H8")}
     # H=6 started from H=8's finetuned weights, its blend and skip fitted anew.
@@ -306,11 +338,11 @@ def test_finetune_chain_starts_each_horizon_from_the_longer_one(cli, pipeline, t
     assert start["model.skip_weight"].shape[0] == 6
 
 
-# --- bad input to the lm commands: one error line, exit 2, nothing written ---------------
+# --- bad input to the forecast commands: one error line, exit 2, nothing written ---------
 
 
 def _forecast(pipeline, output, *extra, model="ft/H8", data=None):
-    return ["lm", "forecast", "--model", pipeline["root"] / model, "--input",
+    return ["forecast", "predict", "--model", pipeline["root"] / model, "--input",
             data or pipeline["data"], "--output", output, *extra]
 
 
@@ -380,37 +412,37 @@ def test_forecast_with_a_model_without_heads(cli, pipeline, tmp_path):
     assert not out.exists()
 
 
-def test_forecaster_warns_without_the_scaler(pipeline, tmp_path, caplog):
-    import logging
+def test_forecaster_refuses_a_folder_without_the_scaler(pipeline, tmp_path):
     import shutil
 
     from timetok import Forecaster
+    from timetok.core.errors import CheckpointError
 
     folder = Path(shutil.copytree(pipeline["ft"] / "H8", tmp_path / "H8"))
-    (folder / "scaler.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="timetok.forecast.pipeline"):
-        forecaster = Forecaster.from_pretrained(folder)
-    assert forecaster.scaler is None
-    assert [r for r in caplog.records if "no scaler.json" in r.getMessage()]
+    sections = json.loads((folder / "data.json").read_text())
+    del sections["scaler"]
+    (folder / "data.json").write_text(json.dumps(sections))
+    with pytest.raises(CheckpointError, match="training scaler.*data.json"):
+        Forecaster.from_pretrained(folder)
 
 
 def _writers(pipeline, base):
-    """Each writing lm command, its output under ``base``."""
+    """Each writing forecast command, its output under ``base``."""
     common = pipeline["common"]
     return {
-        "pretrain": ["lm", "pretrain", "--tokenizer", pipeline["tok"], *common, *LM,
+        "pretrain": ["forecast", "pretrain", "--tokenizer", pipeline["tok"], *common, *LM,
                      "--context-points", "32", "--max-horizon", "16", "--save-path",
                      base / "lm"],
-        "finetune": ["lm", "finetune", "--model", pipeline["lm"], *common, *RUN, "--horizon",
+        "finetune": ["forecast", "finetune", "--model", pipeline["lm"], *common, *RUN, "--horizon",
                      "8", "--save-path", base / "ft"],
-        "evaluate": ["lm", "evaluate", "--model", pipeline["ft"], *common, "--out",
+        "evaluate": ["forecast", "evaluate", "--model", pipeline["ft"], *common, "--out",
                      base / "eval"],
-        "forecast": _forecast(pipeline, base / "f.csv"),
+        "predict": _forecast(pipeline, base / "f.csv"),
     }
 
 
 WRITER_FLAGS = {"pretrain": "--save-path", "finetune": "--save-path", "evaluate": "--out",
-                "forecast": "--output"}
+                "predict": "--output"}
 
 
 @pytest.mark.parametrize("command", list(WRITER_FLAGS))
@@ -465,12 +497,14 @@ def test_lm_dataset_list_naming_nothing(cli, pipeline, tmp_path, command, names)
      ("6,8,6", ["--horizon", "[6] more than once"]),
      ("8,33", ["--horizon", "[33]", "--max-horizon 16"]),
      ("0", ["--horizon", "positive integers"]),
-     ("8,x", ["--horizon", "'8,x'"])],
+     ("8,x", ["--horizon", "'8,x'"]),
+     ("", ["--horizon", "at least one"]),
+     (",", ["--horizon", "at least one"])],
 )
 def test_finetune_checks_every_horizon_before_training(cli, pipeline, tmp_path, horizon,
                                                        fragments):
     out = tmp_path / "h"
-    cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
+    cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
         horizon, "--save-path", out).assert_error(*fragments)
     assert not out.exists()
 
@@ -478,14 +512,14 @@ def test_finetune_checks_every_horizon_before_training(cli, pipeline, tmp_path, 
 @pytest.mark.parametrize("seed", ["-1", "99999999999"])
 def test_finetune_seed_out_of_range(cli, pipeline, tmp_path, seed):
     out = tmp_path / "s"
-    cli("lm", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
+    cli("forecast", "finetune", "--model", pipeline["lm"], *pipeline["common"], *RUN, "--horizon",
         "8", "--seed", seed, "--save-path", out).assert_error("--seed")
     assert not out.exists()
 
 
 def test_evaluate_of_a_tokenizer_folder(cli, pipeline, tmp_path):
     out = tmp_path / "eval"
-    result = cli("lm", "evaluate", "--model", pipeline["tok"], *pipeline["common"],
+    result = cli("forecast", "evaluate", "--model", pipeline["tok"], *pipeline["common"],
                  "--out", out)
     result.assert_error("'tokenizer' model", "finetuned forecaster", "tokenizer eval")
     assert "without forecast heads" not in result.err
@@ -494,7 +528,7 @@ def test_evaluate_of_a_tokenizer_folder(cli, pipeline, tmp_path):
 
 def test_evaluate_says_where_it_wrote_the_report(cli, pipeline, tmp_path):
     out = tmp_path / "eval"
-    result = cli("lm", "evaluate", "--model", pipeline["ft"] / "H6", *pipeline["common"],
+    result = cli("forecast", "evaluate", "--model", pipeline["ft"] / "H6", *pipeline["common"],
                  "--out", out, "--stride", "8")
     assert result.rc == 0, result.err
     assert result.out.rstrip().splitlines()[-1] == f"report in {out}"

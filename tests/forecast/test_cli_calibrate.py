@@ -1,4 +1,5 @@
-"""``timetok lm calibrate`` and ``timetok lm forecast --quantiles``, and their errors."""
+"""``timetok forecast calibrate`` and ``timetok forecast predict --quantiles``, and their
+errors."""
 
 from __future__ import annotations
 
@@ -12,24 +13,24 @@ import pytest
 
 @pytest.fixture
 def model(tiny_forecaster, tmp_path) -> Path:
-    """A private copy of the tiny forecaster, without calibration.json."""
+    """A private copy of the tiny forecaster, without a calibration."""
     return Path(shutil.copytree(tiny_forecaster.path, tmp_path / "model"))
 
 
 def calibrate(cli, tiny_forecaster, model):
-    return cli("lm", "calibrate", "--model", model, "--dataset", "custom", "--data-path",
+    return cli("forecast", "calibrate", "--model", model, "--dataset", "custom", "--data-path",
                tiny_forecaster.csv)
 
 
 def forecast(cli, tiny_forecaster, model, out, *args):
-    return cli("lm", "forecast", "--model", model, "--input", tiny_forecaster.csv,
+    return cli("forecast", "predict", "--model", model, "--input", tiny_forecaster.csv,
                "--output", out, *args)
 
 
 def test_calibrate_writes_the_calibration(cli, tiny_forecaster, model):
     result = calibrate(cli, tiny_forecaster, model)
     assert result.rc == 0, result.err
-    saved = json.loads((model / "calibration.json").read_text())
+    saved = json.loads((model / "data.json").read_text())["calibration"]
     assert saved["head"] == "linear" and saved["horizon"] == 8 and saved["channels"] == 2
     assert saved["dataset"] == "custom" and "validation windows" in result.out
 
@@ -81,7 +82,7 @@ def test_forecast_bad_quantiles(cli, tiny_forecaster, model, tmp_path, args, fra
 def test_forecast_quantiles_without_calibration(cli, tiny_forecaster, model, tmp_path):
     out = tmp_path / "f.csv"
     forecast(cli, tiny_forecaster, model, out, "--quantiles", "0.1,0.9").assert_error(
-        "no calibration", "timetok lm calibrate")
+        "no calibration", "timetok forecast calibrate")
     assert not out.exists()
 
 
@@ -94,8 +95,9 @@ def test_calibrate_refuses_a_pretrained_model_and_other_data(cli, tiny_forecaste
     config = TokenForecaster.from_pretrained(model).config
     pretrained = tmp_path / "lm"
     TokenForecaster(dataclasses.replace(config, horizon=0)).save_pretrained(pretrained)
+    shutil.copy(model / "scaler.json", pretrained)  # an export before data.json: still read
     calibrate(cli, tiny_forecaster, pretrained).assert_error("no point forecast", "finetune")
     wide = make_csv("wide.csv", columns=("a", "b", "c"))
-    cli("lm", "calibrate", "--model", model, "--dataset", "custom", "--data-path",
+    cli("forecast", "calibrate", "--model", model, "--dataset", "custom", "--data-path",
         wide).assert_error("2 channel(s)", "has 3")
-    assert not (model / "calibration.json").exists()
+    assert not (model / "data.json").exists()

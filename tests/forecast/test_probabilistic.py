@@ -208,9 +208,10 @@ def test_calibration_round_trip_and_a_damaged_file(tmp_path: Path):
     assert Calibration.load(tmp_path).scale_window == 96
     np.testing.assert_allclose(back.levels, LEVELS)
     np.testing.assert_allclose(back.residuals, cal.residuals, atol=1e-6)
-    (tmp_path / "calibration.json").write_text('{"head": "blend"}')
-    with pytest.raises(CheckpointError, match="timetok lm calibrate"):
+    (tmp_path / "data.json").write_text('{"calibration": {"head": "blend"}}')
+    with pytest.raises(CheckpointError, match="timetok forecast calibrate"):
         Calibration.load(tmp_path)
+    assert Calibration.load(tmp_path / "elsewhere", required=False) is None
 
 
 @pytest.mark.parametrize(("levels", "fragment"), [
@@ -280,9 +281,9 @@ def test_a_folder_without_calibration_loads_and_says_how_to_calibrate(tiny_forec
     forecaster = Forecaster.from_pretrained(tiny_forecaster.path)
     context = series(tiny_forecaster)
     assert forecaster.predict(context).shape == (8, 2)
-    with pytest.raises(ConfigError, match="timetok lm calibrate"):
+    with pytest.raises(ConfigError, match="timetok forecast calibrate"):
         forecaster.predict_quantiles(context)
-    with pytest.raises(ConfigError, match="timetok lm calibrate"):
+    with pytest.raises(ConfigError, match="timetok forecast calibrate"):
         forecaster.predict(context, num_samples=3, calibrated=True)
 
 
@@ -296,11 +297,11 @@ def test_a_calibration_of_another_horizon_is_refused(tiny_forecaster, calibrated
 
 def test_evaluate_probabilistic_reports_every_method(tiny_forecaster, calibrated):
     from timetok.core.data.series import load_splits
-    from timetok.forecast.probabilistic import evaluate_probabilistic
+    from timetok.forecast.evaluate import evaluate_probabilistic
 
     data = load_splits("custom", 32, data_path=tiny_forecaster.csv)
     report = evaluate_probabilistic(calibrated, data, stride=4, samples=4, sample_stride=2)
-    assert report["calibration"] == "calibration.json"
+    assert report["calibration"] == "the model folder's"
     assert report["baseline"] in ("dlinear", "rlinear")
     assert set(report["methods"]) == {"timetok-calibrated", "residual-quantiles",
                                       "timetok-sampled", "timetok-sampled-calibrated"}

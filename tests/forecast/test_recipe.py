@@ -5,7 +5,7 @@ import torch
 
 from tests.synthetic import mixture
 from timetok.forecast.model import ForecasterConfig
-from timetok.forecast.recipe import PretrainModule
+from timetok.forecast.modules import PretrainModule
 from timetok.tokenizer.model import TokenizerConfig
 
 
@@ -40,14 +40,17 @@ def test_pretraining_trains_every_position_that_sampling_reaches():
 def test_finetuning_exports_a_calibration_of_the_default_forecast(tmp_path):
     from tests.conftest import write_series_csv
     from timetok.forecast.calibration import Calibration
+    from timetok.forecast.config import FinetuneConfig
     from timetok.forecast.data import WindowDataModule
-    from timetok.forecast.recipe import finetune_module
+    from timetok.forecast.modules import finetune_module
 
     _save_tiny_language_model(tmp_path / "lm")
     csv = write_series_csv(tmp_path / "series.csv")
     data = WindowDataModule("custom", 32, 8, channel_independent=True, data_path=str(csv))
     data.load()
-    module = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer")
+    config = FinetuneConfig(model=str(tmp_path / "lm"), heads="linear", linear_skip=False,
+                            warmup_steps=0)
+    module = finetune_module(config, config.model, 8)
     summary = module.prepare_export(data)
     assert summary["calibration_windows"] == len(data.windows("val", False))
     module.save_artifacts(tmp_path / "ft")
@@ -57,26 +60,23 @@ def test_finetuning_exports_a_calibration_of_the_default_forecast(tmp_path):
 
 def test_finetuning_keeps_the_skip_fit_with_the_lower_validation_error(tmp_path):
     from tests.conftest import write_series_csv
-    from timetok.core.errors import ConfigError
     from timetok.core.nn.lstsq import fit_linear, linear_revin
     from timetok.forecast.baselines import trained_linear_fit
+    from timetok.forecast.config import FinetuneConfig
     from timetok.forecast.data import WindowDataModule
-    from timetok.forecast.recipe import finetune_module
+    from timetok.forecast.modules import finetune_module
 
     _save_tiny_language_model(tmp_path / "lm")
     data = WindowDataModule("custom", 32, 8, data_path=str(write_series_csv(tmp_path / "s.csv")))
+    data.load()
     train, val = data.windows("train"), data.windows("val")
-    module = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
-                             linear_skip=True, train_windows=train, val_windows=val,
-                             skip_recipe="etth1")
+    config = FinetuneConfig(model=str(tmp_path / "lm"), dataset="etth1", heads="linear",
+                            seed=1)  # the recipe of ETTh1's trained DLinear, on these windows
+    module = finetune_module(config, config.model, 8, data)
     errors = {("ridge", scale): fit_linear(train, revin, val_windows=val).val_mse
               for scale, revin in (("revin", linear_revin()), ("standard", None))}
     errors["trained", "standard"] = trained_linear_fit(train, val, "etth1", 8).val_mse
-    config = module.model.config
-    assert (config.skip_fit, config.skip_scale) == min(errors, key=errors.get)
-    plain = finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
-                            linear_skip=True, train_windows=train, val_windows=val)
+    chosen = module.model.config
+    assert (chosen.skip_fit, chosen.skip_scale) == min(errors, key=errors.get)
+    plain = finetune_module(config.replace(trained_skip=False), config.model, 8, data)
     assert plain.model.config.skip_fit == "ridge"
-    with pytest.raises(ConfigError, match="validation windows"):
-        finetune_module(tmp_path / "lm", 8, ["linear"], 1.0, 1e-4, 0, 0, "tokenizer",
-                        linear_skip=True, train_windows=train, skip_recipe="etth1")

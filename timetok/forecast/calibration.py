@@ -11,14 +11,13 @@ deviation of its last ``SCALE_WINDOW`` steps per channel, floored at ``SCALE_FLO
 each forecast's quantiles are multiplied by its own context's: bands then widen after a
 volatile context and narrow after a calm one. :func:`calibrate_model` fits both and keeps
 the one with the lower CRPS forward in time: fitted on the earlier half of the validation
-windows, scored on the later half. A model folder keeps the result in
-``calibration.json``.
+windows, scored on the later half. A model folder keeps the result in the
+``calibration`` section of its ``data.json``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -31,14 +30,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from timetok.core.errors import CheckpointError, ConfigError
-from timetok.core.utils import atomic_write_text
+from timetok.core.model_folder import read_data_section, write_data_section
 
-FILE = "calibration.json"
+SECTION = "calibration"  # of the model folder's data.json
 LEVELS = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 MIN_VALUES = 1000  # residuals behind each step's quantiles; fewer windows pool steps
 MAX_WINDOWS = 2000  # validation windows read, evenly spread (stride-1 neighbours repeat)
 POINT_OUTPUTS = ("blend", "linear", "decoder")  # the default point forecast, in order
-CALIBRATE_HINT = "run 'timetok lm calibrate' on the model folder and its dataset"
+CALIBRATE_HINT = "run 'timetok forecast calibrate' on the model folder and its dataset"
 SCALE_WINDOW = 96  # context steps whose spread scales a window's residuals
 SCALE_FLOOR = 0.05  # on the standardised scale: a flat context does not collapse the band
 
@@ -207,23 +206,22 @@ class Calibration:
                 "residual_quantiles": self.residuals.round(6).tolist()}
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``calibration.json`` into the model folder ``directory``."""
-        path = Path(directory) / FILE
-        atomic_write_text(path, json.dumps(self.to_dict()))
-        return path
+        """Write the calibration into the model folder ``directory`` (``data.json``)."""
+        return write_data_section(directory, SECTION, self.to_dict())
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> Calibration:
-        """Read a model folder's ``calibration.json``."""
-        path = Path(directory) / FILE
+    def load(cls, directory: str | os.PathLike, required: bool = True) -> Calibration | None:
+        """Read a model folder's calibration; None where it has none and not ``required``."""
+        data = read_data_section(directory, SECTION, required, what="calibration")
+        if data is None:
+            return None
         try:
-            data = json.loads(path.read_text())
             return cls(data["head"], data["levels"], data["residual_quantiles"],
                        int(data["windows"]), int(data.get("span", 1)), data.get("dataset", ""),
                        int(data.get("scale_window", 0)))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise CheckpointError(f"cannot read {path}: {err}; {CALIBRATE_HINT} to write it "
-                                  "anew") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"cannot read the calibration of {directory}: {err}; "
+                                  f"{CALIBRATE_HINT} to write it anew") from None
 
 
 @torch.no_grad()
@@ -321,22 +319,20 @@ def calibrate_model(model, windows, head: str | None = None, dataset: str = "",
 def calibrate_folder(model_dir: str | os.PathLike, data, head: str | None = None,
                      max_windows: int = MAX_WINDOWS) -> Calibration:
     """Calibrate a finetuned model folder on the validation split of ``data`` (a
-    ``SplitData``), standardised with the folder's own scaler, and write its
-    ``calibration.json``."""
+    ``SplitData``), standardised with the folder's own scaler, and write the calibration
+    into the folder."""
     from timetok.core.data.scaler import Scaler
     from timetok.core.data.windows import WindowDataset
     from timetok.forecast.model import TokenForecaster
 
     model_dir = Path(model_dir)
     model = TokenForecaster.from_pretrained(model_dir).eval()
-    values = data.splits["val"]
-    if (model_dir / "scaler.json").is_file():
-        scaler = Scaler.load(model_dir / "scaler.json")
-        if len(scaler.mean) != data.n_channels:
-            raise ConfigError(f"the model was trained on {len(scaler.mean)} channel(s), "
-                              f"{data.name} has {data.n_channels}; calibrate on the data it "
-                              "was finetuned on")
-        values = scaler.transform(data.scaler.inverse_transform(values))
+    scaler = Scaler.from_dict(read_data_section(model_dir, "scaler", what="training scaler"))
+    if len(scaler.mean) != data.n_channels:
+        raise ConfigError(f"the model was trained on {len(scaler.mean)} channel(s), "
+                          f"{data.name} has {data.n_channels}; calibrate on the data it "
+                          "was finetuned on")
+    values = scaler.transform(data.scaler.inverse_transform(data.splits["val"]))
     windows = WindowDataset(values, model.config.context_points, model.config.horizon,
                             where=f"the validation split of {data.name}")
     calibration = calibrate_model(model, windows, head, data.name, max_windows)

@@ -8,6 +8,7 @@ from torch.utils.data import ConcatDataset
 
 from timetok.core.data.series import SplitData, load_splits
 from timetok.core.errors import DataError
+from timetok.core.model_folder import write_data_section
 from timetok.core.train.modules import TaskDataModule
 
 
@@ -15,7 +16,8 @@ class WindowDataModule(TaskDataModule):
     """Train/val/test windows of ``context_points`` (+ ``target_points``) rows.
 
     The scaler is fitted on the train rows only and travels with every exported model
-    (``scaler.json``). Validation and test use every window (stride 1, no ``drop_last``).
+    (the ``scaler`` section of ``data.json``). Validation and test use every window
+    (stride 1, no ``drop_last``).
     ``dataset`` may name several datasets separated by commas: each is split and scaled
     on its own, and their channel-independent windows are concatenated.
     """
@@ -83,8 +85,9 @@ class WindowDataModule(TaskDataModule):
         self.load()
 
     def save_artifacts(self, directory: Path) -> dict:
-        """The first dataset's train scaler (``scaler.json``) and a description."""
-        self.data.scaler.save(Path(directory) / "scaler.json")
+        """The first dataset's train scaler (``data.json``'s ``scaler`` section) and a
+        description."""
+        write_data_section(directory, "scaler", self.data.scaler.to_dict())
         return {"dataset": self.hparams.dataset, "columns": self.data.columns}
 
     def split_dataset(self, split: str):

@@ -20,8 +20,10 @@ DLinear, RLinear and PatchTST trained as their papers train them are in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor
@@ -195,3 +197,104 @@ def evaluate_forecaster(
                                                  sampled.result().items()},
         }
     return report
+
+
+@torch.no_grad()
+def evaluate_probabilistic(
+    model_dir: str | os.PathLike,
+    data,
+    split: str = "test",
+    batch_size: int = 64,
+    stride: int = 1,
+    samples: int = 100,
+    sample_stride: int = 50,
+    sampling: Sampling = Sampling(),
+    track: Callable[[Iterable], Iterable] = iter,
+    device: str | torch.device = "cpu",
+    calibration=None,
+) -> dict:
+    """CRPS, WQL (0.1-0.9), coverage80 and coverage50 of a finetuned model folder's
+    forecasts on a split of ``data`` (a ``SplitData`` of the data it was finetuned on),
+    standardised scale (WQL: original scale):
+
+    - ``timetok-calibrated``: its point forecast plus the calibrated residual quantiles
+      (``calibration`` where given, else the folder's own, else fitted on the validation
+      split), scaled by the context's spread where the calibration is;
+    - ``residual-quantiles``: the in-run linear baseline with the lower validation MSE
+      (``dlinear`` or ``rlinear``, fitted as ``evaluate_forecaster`` fits them) plus its
+      own validation residuals' quantiles, the same for every window;
+    - with ``samples``, on every ``sample_stride``-th batch: ``timetok-sampled``, the
+      language model's raw paths' quantiles, and ``timetok-sampled-calibrated``, the
+      same paths mapped onto the calibration (what ``forecast --samples`` writes).
+
+    Each method reports the windows it was scored on.
+    """
+    from timetok.forecast.calibration import Calibration, calibrate_model, collect_residuals
+    from timetok.forecast.pipeline import Forecaster
+    from timetok.forecast.probabilistic import (
+        CRPS_LEVELS,
+        INTERVALS,
+        WQL_LEVELS,
+        QuantileSums,
+        sample_quantiles,
+    )
+
+    for name, value, least in (("batch_size", batch_size, 1), ("stride", stride, 1),
+                               ("samples", samples, 0), ("sample_stride", sample_stride, 1)):
+        if value < least:
+            raise ConfigError(f"{name} must be >= {least}, got {value}")
+    forecaster = Forecaster.from_pretrained(model_dir)  # checks the calibration, if any
+    model = forecaster.model.to(device)
+    context, horizon = model.config.context_points, model.config.horizon
+    if not horizon:
+        raise ConfigError("a pretrained language model has no point forecast to evaluate; "
+                          "finetune it first")
+    val = data.windows("val", context, horizon)
+    source = "given"
+    if calibration is None:
+        calibration, source = forecaster.calibration, "the model folder's"
+    if calibration is None:
+        calibration = calibrate_model(model, val, dataset=data.name)
+        source = "fitted on the validation split"
+
+    # evaluate_forecaster's linear baselines, as it fits them
+    train = data.windows("train", context, horizon)
+    fits = {"dlinear": fit_linear(train, val_windows=val),
+            "rlinear": fit_linear(train, linear_revin(), val_windows=val)}
+    baselines = {"dlinear": lambda x: apply_linear(fits["dlinear"].weights, x),
+                 "rlinear": lambda x: apply_rlinear(fits["rlinear"].weights, x)}
+    baseline = min(fits, key=lambda name: fits[name].val_mse)
+    baseline_calibration = Calibration.from_residuals(
+        collect_residuals(baselines[baseline], val)[0], baseline)
+
+    levels = sorted({*CRPS_LEVELS, *WQL_LEVELS, *(q for pair in INTERVALS.values()
+                                                  for q in pair)})
+    scale, shift = data.scaler.std.astype(np.float64), data.scaler.mean.astype(np.float64)
+    names = ["timetok-calibrated", "residual-quantiles"]
+    if samples:
+        names += ["timetok-sampled", "timetok-sampled-calibrated"]
+    sums = {name: QuantileSums(levels, scale, shift) for name in names}
+    windows = dict.fromkeys(names, 0)
+    baseline_spread = baseline_calibration.quantiles(levels)[:, None]
+    test = data.windows(split, context, horizon, stride)
+    for i, (x, y) in enumerate(track(DataLoader(test, batch_size=batch_size))):
+        xd, y = x.to(device), y.numpy()
+        point = model.predict(xd)[calibration.head].float().cpu().numpy()
+        scale = calibration.scales(x)
+        spread = calibration.quantiles(levels, scale=scale)  # (Q, B, H, C)
+        preds = {"timetok-calibrated": point[None] + spread,
+                 "residual-quantiles": baselines[baseline](x).numpy()[None] + baseline_spread}
+        if samples and i % sample_stride == 0:
+            paths = model.sample(xd, horizon, samples, sampling).float().cpu().numpy()
+            preds["timetok-sampled"] = sample_quantiles(paths, levels, axis=1)
+            preds["timetok-sampled-calibrated"] = sample_quantiles(
+                calibration.map_paths(paths, point, scale), levels, axis=1)
+        for name, pred in preds.items():
+            sums[name].update(pred, y)
+            windows[name] += len(y)
+    return {
+        "dataset": data.name, "split": split, "horizon": horizon, "context_points": context,
+        "stride": stride, "head": calibration.head, "calibration": source, "baseline": baseline,
+        "samples": samples,
+        "methods": {name: {**s.result(), "windows": windows[name]} for name, s in sums.items()},
+    }

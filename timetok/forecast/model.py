@@ -51,6 +51,7 @@ from timetok.core.nn.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.core.nn.lstsq import LinearFit, fit_linear, linear_revin
 from timetok.core.nn.revin import RevinStats
 from timetok.core.nn.sampling import Sampling
+from timetok.core.outputs import ModelOutput
 from timetok.tokenizer.model import TokenizerConfig, TokenizerModel
 
 HEADS = ("decoder", "linear")
@@ -167,11 +168,12 @@ class ForecasterConfig:
         return self.n_future(self.max_horizon) * self.compression
 
 
-@dataclass
-class ForecastOutput:
-    loss: Tensor  # sum of the heads' MSE
+@dataclass(kw_only=True)
+class ForecastOutput(ModelOutput):
+    """``loss``: the sum of the heads' MSE (None without targets)."""
+
     predictions: dict[str, Tensor]  # output -> [B, H, C], standardised scale
-    losses: dict[str, Tensor]  # head -> MSE
+    losses: dict[str, Tensor]  # head -> MSE; empty without targets
 
 
 class TokenForecaster(PretrainedModel):
@@ -359,6 +361,22 @@ class TokenForecaster(PretrainedModel):
             embeds = torch.cat([embeds, queries], dim=1)
         return self.lm.hidden_states(embeds)
 
+    @torch.no_grad()
+    def embed(self, x: Tensor) -> Tensor:
+        """The language model's last-layer states over each channel's context codes:
+        standardised contexts ``[B, L, C]`` -> ``[B, C, N, d_model]`` (``N = L / f``)."""
+        self._check_context(x)
+        codes, _ = self.tokenize(x)
+        hidden = self.lm.hidden_states(self.lm.embed(codes))  # (B*C, N, d)
+        return rearrange(hidden, "(b c) n d -> b c n d", b=x.shape[0])
+
+    def _check_context(self, x: Tensor) -> None:
+        if x.ndim != 3 or x.shape[1] != self.config.context_points:
+            raise ConfigError(
+                f"the model reads contexts [B, {self.config.context_points}, C], got "
+                f"{list(x.shape)}; pass the last {self.config.context_points} rows"
+            )
+
     def predict(self, x: Tensor, skip: bool = False) -> dict[str, Tensor]:
         """Point forecasts ``{output: [B, H, C]}`` for standardised contexts ``[B, L, C]``:
         one per head, ``blend`` where the model has one (see ``outputs``) and, with
@@ -383,11 +401,7 @@ class TokenForecaster(PretrainedModel):
         horizon = self.config.horizon
         if not horizon:
             raise ConfigError("this model has no forecast heads; finetune it with horizon=H")
-        if x.shape[1] != self.config.context_points:
-            raise ConfigError(
-                f"the model reads contexts of {self.config.context_points} steps, got "
-                f"{x.shape[1]}; pass the last {self.config.context_points} rows"
-            )
+        self._check_context(x)
         blend = blend and self.has_blend
         if blend and self.config.blend_channels not in (1, x.shape[2]):
             raise ConfigError(
@@ -419,14 +433,17 @@ class TokenForecaster(PretrainedModel):
             out["blend"] = out["skip"] + self.blend_weight * (out["decoder"] - out["skip"])
         return out
 
-    def forward(self, x: Tensor, y: Tensor) -> ForecastOutput:
-        """Contexts ``[B, L, C]`` and true futures ``[B, H, C]`` -> losses per head (the
-        blend's weights are fitted after training, so it has none; and as training windows
-        may hold one channel each, it is not computed)."""
+    def forward(self, x: Tensor, targets: Tensor | None = None) -> ForecastOutput:
+        """Contexts ``[B, L, C]`` -> each head's forecast ``[B, H, C]``; with the true
+        futures ``targets`` ``[B, H, C]`` also each head's MSE and their sum as ``loss``
+        (the blend's weights are fitted after training, so it has none; and as training
+        windows may hold one channel each, it is not computed)."""
         predictions = self._forecasts(x, blend=False)
         predictions.pop("skip", None)
-        losses = {head: F.mse_loss(predictions[head], y) for head in self.config.heads}
-        return ForecastOutput(sum(losses.values()), predictions, losses)
+        if targets is None:
+            return ForecastOutput(predictions=predictions, losses={})
+        losses = {head: F.mse_loss(predictions[head], targets) for head in self.config.heads}
+        return ForecastOutput(loss=sum(losses.values()), predictions=predictions, losses=losses)
 
     @torch.no_grad()
     def sample(

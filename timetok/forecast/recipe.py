@@ -1,219 +1,230 @@
-"""Training the token language model (system 2): next-code pretraining, then finetuning."""
+"""The forecaster's stages as library functions: what ``timetok forecast <stage>`` runs
+and what the benchmarks call.
+
+- :func:`pretrain`: next-code pretraining of the language model over a frozen tokenizer;
+- :func:`finetune`: forecast heads for each horizon, the skip, the blend and the
+  calibration (one model folder per horizon);
+- :func:`evaluate`: test MSE/MAE per horizon beside in-run baselines and published figures;
+- :func:`calibrate`: a finetuned model's forecast quantiles, fitted anew on validation.
+
+Each training stage takes one config (:mod:`timetok.forecast.config`) and seeds once, in
+:func:`timetok.core.train.runner.begin`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import logging
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
 
-import torch
+from timetok.core.errors import CheckpointError, ConfigError, DataError
+from timetok.forecast.config import FinetuneConfig, PretrainConfig
 
-from timetok.core.errors import ConfigError
-from timetok.core.train.checkpoints import checkpoint_state
-from timetok.core.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.core.train.modules import TaskModule
-from timetok.core.utils import atomic_write_text
-from timetok.forecast.model import ForecasterConfig, TokenForecaster
+logger = logging.getLogger(__name__)
 
-# The forecaster's parts, for --freeze and the parameter table (embeddings before the
-# backbone that holds them, so the table shows them apart).
-PARTS = {
-    "tokenizer": ["tokenizer"],
-    "embeddings": ["lm.transformer.wte", "lm.transformer.wpe"],
-    "backbone": ["lm.transformer"],
-    "code-head": ["lm.lm_head"],
-    "query": ["query"],
-    "linear-head": ["linear_head"],
-}
-FREEZE_POLICIES = {
-    "none": [],
-    "tokenizer": ["tokenizer"],
-    "backbone": ["tokenizer", "backbone"],
-    "all-but-head": ["tokenizer", "backbone", "query"],
-}
-# Parts only the decoder head reads: frozen (and counted so) when it is not trained.
-DECODER_PARTS = ["code-head", "query"]
+# Called before each finetuning run (summary None) and after it: (horizon, folder, module,
+# summary).
+RunReport = Callable[[int, Path, object, dict | None], None]
 
 
-class _ForecasterModule(TaskModule):
-    throughput_unit: ClassVar[str] = "time steps"
-
-    def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = TokenForecaster(ForecasterConfig(**config))
-
-    def count_items(self, batch: Any) -> int:
-        return batch[0].numel()  # context steps of every channel
+def check_free(save_path: Path, config) -> None:
+    """Refuse to start over an earlier run unless the config resumes or overwrites it."""
+    if config.resume or config.overwrite:
+        return
+    if (Path(save_path) / "run.yaml").exists():
+        raise ConfigError(f"{save_path} already holds a run; resume it, overwrite it, or pass "
+                          "another save_path")
 
 
+def pretrain(config: PretrainConfig) -> dict:
+    """Pretrain the language model on the next code of ``config.dataset``'s windows (the
+    context and ``max_horizon`` further steps, encoded on the context's scale); export it
+    to ``config.save_path`` (default ``runs/lm-DATASET``). Returns the run's summary."""
+    from timetok.core.train.runner import begin, train_and_export
+    from timetok.forecast.data import WindowDataModule
+    from timetok.forecast.modules import pretrain_module
 
-class PretrainModule(_ForecasterModule):
-    """Next-code cross-entropy; the tokenizer stays frozen, so its targets never drift.
-
-    Batches are windows of the context and ``config.pretrain_future`` further steps,
-    encoded on the context's scale: the model learns every position that sampling reaches.
-    """
-
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 warmup_steps: int = 200):
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        freeze(self.model, PARTS, FREEZE_POLICIES["tokenizer"])
-
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        x, future = batch
-        codes, _ = self.model.tokenize(x, future)
-        out = self.model.lm.loss(codes)
-        top5 = out.logits.topk(5, dim=-1).indices
-        self.log_values(stage, {
-            "loss": out.loss, "perplexity": out.loss.detach().exp(),
-            "top1": (top5[..., 0] == out.targets).float().mean(),
-            "top5": (top5 == out.targets[..., None]).any(-1).float().mean(),
-        }, len(codes))
-        return out.loss
-
-
-class FinetuneModule(_ForecasterModule):
-    """MSE of each forecast head on the standardised scale; ``val_loss`` is their mean.
-
-    A run validates before its first step and exports its starting weights when no later
-    validation beats them: a linear head starts at its fitted skip, which training may
-    only make worse.
-    """
-
-    def __init__(self, config: dict, lr: float = 1e-4, weight_decay: float = 1e-4,
-                 warmup_steps: int = 100, freeze_policy: str = "tokenizer"):
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        frozen = resolve_freeze(freeze_policy, PARTS, FREEZE_POLICIES)
-        if "decoder" not in self.model.config.heads:
-            frozen = [*frozen, *DECODER_PARTS]
-        freeze(self.model, PARTS, frozen)
-        self.table = parameter_table(self.model, PARTS)
-        require_trainable(self.table, freeze_policy)
-        self.calibration = None  # fitted by prepare_export
-
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        out = self.model(x, y)
-        values = {f"mse_{head}": loss for head, loss in out.losses.items()}
-        self.log_values(stage, {**values, "loss": out.loss / len(out.losses)}, len(x))
-        return out.loss
-
-    def on_run_start(self, trainer, datamodule, run_dir: Path, resume: bool) -> dict:
-        """Validate the starting weights and keep them (``checkpoints/start.ckpt``); a
-        resumed run reads the start's validation loss back."""
-        start_file = run_dir / "checkpoints" / "start.json"
-        if resume and start_file.is_file():
-            return {"start_val_loss": json.loads(start_file.read_text())["val_loss"]}
-        result = trainer.validate(self, datamodule=datamodule, verbose=False)
-        start_loss = float(result[0]["val_loss"])
-        trainer.save_checkpoint(run_dir / "checkpoints" / "start.ckpt", weights_only=True)
-        if trainer.is_global_zero:
-            atomic_write_text(start_file, json.dumps({"val_loss": start_loss}))
-        return {"start_val_loss": start_loss}
-
-    def select_weights(self, run_dir: Path, summary: dict) -> str:
-        """The best checkpoint's weights, or the starting ones when no validation during
-        training beat them."""
-        start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
-        if start is None or (best is not None and best < start):
-            return super().select_weights(run_dir, summary)
-        path = run_dir / "checkpoints" / "start.ckpt"
-        self.load_state_dict(checkpoint_state(path)["state_dict"])
-        return "start"
-
-    def prepare_export(self, datamodule) -> dict:
-        """With the exported weights in place: fit the blend of the decoder head and the
-        skip on the validation windows, then calibrate the default point forecast's
-        quantiles on them (:mod:`timetok.forecast.calibration`); returns the blend's validation
-        MSEs for the summary."""
-        from timetok.forecast.calibration import calibrate_model
-
-        summary = {}
-        if self.model.has_blend:
-            shared = self.model.config.blend_channels == 1
-            fit = self.model.fit_blend(datamodule.windows("val", channel_independent=shared))
-            summary = {"blend_weight_mean": fit["weight"],
-                       **{f"val_mse_{n}": fit[n] for n in ("skip", "decoder", "blend")}}
-        # Channels read jointly where the data allows: residual quantiles per channel.
-        self.calibration = calibrate_model(
-            self.model, datamodule.windows("val", channel_independent=False),
-            dataset=datamodule.hparams.dataset,
-        )
-        return summary | {"calibration_windows": self.calibration.windows}
-
-    def save_artifacts(self, directory: Path) -> dict:
-        """``calibration.json``, from :meth:`prepare_export`."""
-        if self.calibration is not None:
-            self.calibration.save(directory)
-        return {}
-
-    def summary_lines(self, summary: dict) -> list[str]:
-        if "val_mse_blend" not in summary:
-            return []
-        return [f"validation MSE: skip {summary['val_mse_skip']:.4f}, decoder "
-                f"{summary['val_mse_decoder']:.4f}, blend {summary['val_mse_blend']:.4f} "
-                f"(decoder's mean share {summary['blend_weight_mean']:.2f})"]
-
-
-def pretrain_module(tokenizer_dir, lr: float, weight_decay: float, warmup_steps: int,
-                    **settings) -> PretrainModule:
-    """A pretraining module around the frozen tokenizer saved in ``tokenizer_dir``."""
-    from timetok.tokenizer.model import TokenizerModel
-
-    tokenizer = TokenizerModel.from_pretrained(tokenizer_dir)
-    config = ForecasterConfig(tokenizer=tokenizer.config, **settings)
-    module = PretrainModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps)
-    module.model.tokenizer.load_state_dict(tokenizer.state_dict())
-    if config.code_embedding == "codebook":
-        module.model.init_code_embedding()
-    return module
-
-
-def default_lr(heads: list[str]) -> float:
-    """Peak finetuning learning rate: 1e-3 for the decoder head alone, whose query token and
-    soft lookup learn from scratch (at 1e-4 it was still far from converged after the
-    runs a benchmark affords); 1e-4 otherwise."""
-    return 1e-3 if list(heads) == ["decoder"] else 1e-4
-
-
-def finetune_module(pretrained_dir, horizon: int, heads: list[str], temperature: float,
-                    lr: float, weight_decay: float, warmup_steps: int,
-                    freeze_policy: str, linear_skip: bool = False, skip_scale: str = "auto",
-                    train_windows=None, val_windows=None,
-                    blend_channels: int = 1, skip_recipe: str | None = None) -> FinetuneModule:
-    """A finetuning module starting from a pretrained language model folder, or from a
-    finetuned model's (of any horizon: ``timetok lm finetune --chain``).
-
-    Every key but the linear head's, the skip's and the blend's must load: those belong to
-    one horizon and start anew. With ``linear_skip`` and ``train_windows`` the skip starts
-    at its least-squares fit, on the scale with the lower MSE over ``val_windows`` when
-    ``skip_scale`` is auto. With ``skip_recipe`` (a dataset name, see
-    :func:`timetok.forecast.baselines.recipe`) a DLinear trained by that recipe competes with the
-    least-squares fit on ``val_windows`` (:func:`timetok.forecast.baselines.trained_linear_fit`;
-    its batches count windows, so pass windows holding every channel). ``blend_channels``: 1
-    for blend weights shared by the channels, else the data's channel count for weights per
-    channel.
-    """
-    pretrained = TokenForecaster.from_pretrained(pretrained_dir)
-    settings = dataclasses.asdict(pretrained.config) | dict(
-        horizon=horizon, heads=heads, temperature=temperature, linear_skip=linear_skip,
-        skip_scale=skip_scale, blend_channels=blend_channels,
+    save_path = Path(config.default_save_path())
+    check_free(save_path, config)
+    options = config.run_options()
+    begin(options)
+    module = pretrain_module(config)
+    datamodule = WindowDataModule(
+        config.dataset, config.context_points, module.model.config.pretrain_future,
+        config.batch_size, config.stride, channel_independent=True, data_dir=config.data_dir,
+        data_path=config.data_path, num_workers=config.num_workers,
+        eval_stride=config.val_stride,
     )
-    module = FinetuneModule(dataclasses.asdict(ForecasterConfig(**settings)), lr, weight_decay,
-                            warmup_steps, freeze_policy)
-    new = ("linear_head", "skip_", "blend_")
-    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(new)}
-    module.model.load_weights(state, str(pretrained_dir), new=new)
-    if module.model.has_skip and train_windows is not None:
-        rivals = []
-        if skip_recipe is not None:
-            if val_windows is None:
-                raise ConfigError("a trained skip is chosen on validation windows; pass them")
-            from timetok.forecast.baselines import trained_linear_fit
+    try:
+        datamodule.load()
+    except DataError as error:
+        raise DataError(f"{error}; in pretraining the target is max_horizon "
+                        f"({config.max_horizon}): lower it if no forecast goes that far") from None
+    return train_and_export(module, datamodule, save_path, options, config.resume,
+                            config.settings() | {"save_path": str(save_path)})
 
-            rivals.append(trained_linear_fit(train_windows, val_windows, skip_recipe, horizon))
-        module.model.init_linear_skip(train_windows, val_windows, rivals)
-    return module
 
+def finetune_folders(config: FinetuneConfig) -> dict[int, Path]:
+    """Each horizon's run folder, in the order the runs go (longest first with ``chain``):
+    ``SAVE_PATH/H<horizon>``, or ``SAVE_PATH`` itself when one horizon's run resumes."""
+    base = Path(config.default_save_path())
+    order = sorted(config.horizon, reverse=True) if config.chain else config.horizon
+    return {h: base if config.resume else base / f"H{h}" for h in order}
+
+
+def check_horizons(config: FinetuneConfig, max_horizon: int) -> None:
+    """The whole horizon list, checked before any run starts."""
+    beyond = [h for h in config.horizon if h > max_horizon]
+    if beyond:
+        raise ConfigError(f"horizon must not exceed the pretrained model's max_horizon "
+                          f"{max_horizon}, got {beyond}; pretrain with a longer max_horizon "
+                          "or forecast fewer steps")
+    if config.resume and len(config.horizon) > 1:
+        raise ConfigError("resume continues one run, one horizon; pass the H<horizon> folder "
+                          "as save_path and its horizon")
+
+
+def finetune(config: FinetuneConfig, report: RunReport | None = None) -> dict[int, dict]:
+    """Finetune ``config.model`` to forecast each horizon of ``config.horizon``, one run
+    and one model folder per horizon (:func:`finetune_folders`); with ``chain`` each run
+    starts from the last one's model. Every run is seeded alike. Returns each horizon's
+    summary; ``report``, where given, is called before each run and after it."""
+    from timetok.core.train.runner import begin, train_and_export
+    from timetok.forecast.data import WindowDataModule
+    from timetok.forecast.model import TokenForecaster
+    from timetok.forecast.modules import finetune_module
+
+    pretrained = TokenForecaster.from_pretrained(config.model).config
+    check_horizons(config, pretrained.max_horizon)
+    runs = finetune_folders(config)
+    for save_path in runs.values():  # every folder is free before the first run starts
+        check_free(save_path, config)
+    start, summaries = config.model, {}
+    for horizon, save_path in runs.items():
+        run = config.replace(max_steps=config.steps_for(horizon))
+        options = run.run_options()
+        begin(options)
+        datamodule = WindowDataModule(
+            config.dataset, pretrained.context_points, horizon, config.batch_size,
+            config.stride, channel_independent=True, data_dir=config.data_dir,
+            data_path=config.data_path, num_workers=config.num_workers,
+            eval_stride=config.val_stride,
+        )
+        datamodule.load()
+        # Fitted on resume too: the same windows give the same scale, the checkpoint the rest.
+        module = finetune_module(config, start, horizon, datamodule)
+        if report is not None:
+            report(horizon, save_path, module, None)
+        settings = run.settings() | {"horizon": [horizon], "horizon_steps": {},
+                                     "lr": config.learning_rate(), "model": str(start),
+                                     "save_path": str(save_path)}
+        summaries[horizon] = train_and_export(module, datamodule, save_path, options,
+                                              config.resume, settings)
+        if report is not None:
+            report(horizon, save_path, module, summaries[horizon])
+        if config.chain:
+            start = save_path
+    return summaries
+
+
+def model_folders(model_dir: str | os.PathLike, horizons: Iterable[int] = ()) -> dict[int, Path]:
+    """A finetuned model folder, or a folder of ``H<horizon>`` model folders -> the folder
+    of each horizon asked for (default: every one there)."""
+    from timetok.core.model_folder import read_json
+
+    model_dir, horizons = Path(model_dir), list(horizons)
+    if (model_dir / "config.json").is_file():
+        config = read_json(model_dir / "config.json", "model config")
+        if config.get("model_type") != "forecaster":
+            raise CheckpointError(
+                f"{model_dir} holds a {config.get('model_type')!r} model, not a forecaster; "
+                "evaluate wants a finetuned forecaster (timetok forecast finetune), and a "
+                "tokenizer is evaluated by 'timetok tokenizer evaluate'"
+            )
+        horizon = config.get("horizon", 0)
+        if not horizon:
+            raise CheckpointError(f"{model_dir} is a pretrained language model without "
+                                  "forecast heads; finetune it first (timetok forecast finetune)")
+        if horizons and horizons != [horizon]:
+            raise CheckpointError(f"{model_dir} forecasts {horizon} steps, not {horizons}; pass "
+                                  "the folder that holds H<horizon> sub-folders")
+        return {horizon: model_dir}
+    found = {int(p.name[1:]): p for p in model_dir.glob("H*") if p.name[1:].isdigit()}
+    if not found:
+        raise CheckpointError(f"no finetuned model in {model_dir}; check the model path")
+    missing = [h for h in horizons if h not in found]
+    if missing:
+        raise CheckpointError(f"{model_dir} has models for horizons {sorted(found)}, not "
+                              f"{missing}; finetune them")
+    return {h: found[h] for h in (horizons or sorted(found))}
+
+
+def evaluate(model: str | os.PathLike, dataset: str = "etth1", *, data_path=None,
+             data_dir=None, horizons: Iterable[int] = (), stride: int = 1, batch_size: int = 64,
+             samples: int | None = None, sample_stride: int = 50, sampling=None,
+             out: str | os.PathLike | None = None, device: str = "auto",
+             track: Callable[[Iterable, int], Iterable] | None = None) -> dict:
+    """Test MSE/MAE of each horizon's finetuned model in ``model`` (a model folder or a
+    folder of ``H<horizon>`` folders) beside the in-run baselines and the published
+    figures; with ``samples`` also the CRPS of that many sampled paths. Writes
+    ``report.json`` and ``report.md`` into ``out`` (default ``MODEL/eval-DATASET``) and
+    returns the report, its Markdown under ``markdown``. ``track(batches, horizon)`` may
+    wrap the test batches in a progress display."""
+    from timetok.core.cli_options import resolve_device
+    from timetok.core.data.registry import get_spec
+    from timetok.core.data.series import load_splits
+    from timetok.core.nn.sampling import Sampling
+    from timetok.core.published import forecast_rows
+    from timetok.core.report import markdown_table, write_report
+    from timetok.forecast.evaluate import evaluate_forecaster
+    from timetok.forecast.model import TokenForecaster
+
+    device = resolve_device(device)
+    dirs = model_folders(model, horizons)
+    out = Path(out or Path(model) / f"eval-{get_spec(dataset).name}")
+    rows, reports, loaded = [], [], {}
+    for horizon, folder in dirs.items():
+        forecaster = TokenForecaster.from_pretrained(folder)
+        context = forecaster.config.context_points  # models of one run share it: read once
+        if context not in loaded:
+            loaded[context] = load_splits(dataset, context, data_dir=data_dir,
+                                          data_path=data_path)
+        data = loaded[context]
+        result = evaluate_forecaster(
+            forecaster, data, horizon, batch_size, stride, samples or 0, sample_stride,
+            sampling or Sampling(), device=device,
+            track=(lambda it, h=horizon: track(it, h)) if track else iter,
+        )
+        reports.append(result)
+        rows += [{"H": horizon, "method": method, **metrics, "source": "measured",
+                  "windows": result["windows"]} for method, metrics in result["methods"].items()]
+        if "sampled" in result:
+            sampled = result["sampled"]
+            rows.append({"H": horizon, "method": f"timetok-sampled ({samples} paths, median)",
+                         "mse": sampled["median_mse"], "mae": sampled["median_mae"],
+                         "crps": sampled["crps"], "source": "measured",
+                         "windows": sampled["windows"]})
+        rows += [{"H": horizon, **r} for r in forecast_rows(data.name, horizon)]
+    markdown = (f"# Forecast, {data.name} test (context {context}, stride {stride}, "
+                "standardised)\n\n"
+                + markdown_table(rows, ["H", "method", "mse", "mae", "crps", "windows",
+                                        "source"]))
+    full = {"dataset": data.name, "results": rows, "reports": reports}
+    write_report(out, full, markdown)
+    return full | {"markdown": markdown, "out": str(out)}
+
+
+def calibrate(model: str | os.PathLike, dataset: str = "etth1", *, data_path=None,
+              data_dir=None, head: str | None = None, max_windows: int = 2000):
+    """Fit a finetuned model folder's forecast quantiles anew on ``dataset``'s validation
+    split (:func:`timetok.forecast.calibration.calibrate_folder`) and write them into the
+    folder; returns the :class:`~timetok.forecast.calibration.Calibration`."""
+    from timetok.core.data.series import load_splits
+    from timetok.core.model_folder import read_json
+    from timetok.forecast.calibration import calibrate_folder
+
+    folder = Path(model)
+    context = read_json(folder / "config.json", "model config").get("context_points", 512)
+    data = load_splits(dataset, context, data_dir=data_dir, data_path=data_path)
+    return calibrate_folder(folder, data, head, max_windows)
