@@ -157,3 +157,15 @@ def test_codebook_usage_on_a_synthetic_mixture():
     stats = usage.compute()
     assert stats["usage"] >= 0.9, stats
     assert stats["perplexity"] > 32, stats
+
+
+def test_plain_vq_learns_its_codebook_by_gradient(tmp_path):
+    """The benchmark's reference: the codebook is a parameter the loss moves (no EMA)."""
+    model = tiny(quantizer="plain-vq")
+    codebook = dict(model.named_parameters())["quantizer.impl._codebook.embed"]
+    model(mixture(8, 48, 3, seed=8)).loss.backward()
+    assert codebook.grad is not None and codebook.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path)
+    loaded = TokenizerModel.from_pretrained(tmp_path)
+    x = mixture(2, 48, 3, seed=9)
+    assert torch.equal(loaded.encode(x)[0], model.encode(x)[0])
