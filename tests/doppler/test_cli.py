@@ -1,4 +1,4 @@
-"""System 3 through the CLI: simulate -> train -> generate -> validate on tiny images, and
+"""System 3 through the CLI: simulate -> train -> generate -> evaluate on tiny images, and
 each bad input."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
     import csv
 
     tok, gen = run / "run" / "tokenizer", run / "run" / "generator"
-    for name in ("config.json", "model.safetensors", "images.json", "history.csv",
+    for name in ("config.json", "model.safetensors", "data.json", "history.csv",
                  "codebook_usage.png", "codebook_snapshots.png", "codebook_history.png"):
         assert (tok / name).stat().st_size > 0, name
     history = (tok / "history.csv").read_text()
@@ -46,8 +46,9 @@ def test_training_writes_both_stages_and_the_codebook_figures(run):
         ramps = [float(row["train_adv_ramp"]) for row in csv.DictReader(f)
                  if row.get("train_adv_ramp")]
     assert ramps and 0 < ramps[0] < 1  # the first batches of the critic's epoch are ramped
-    info = json.loads((gen / "images.json").read_text())
+    info = json.loads((gen / "data.json").read_text())["images"]
     assert info["users"] == ["user00", "user01", "user02"] and info["image_size"] == 32
+    assert info["value_range"] == [0.0, 1.0] and info["split"]["seed"] == 42
     config = json.loads((gen / "config.json").read_text())
     assert config["model_type"] == "spectrogram-generator" and config["user_every_code"]
 
@@ -89,22 +90,24 @@ def test_generate_writes_the_simulator_layout(run, cli):
         "is not empty", "--overwrite")
 
 
-def test_validate_reports_every_figure(run, cli):
-    out = run / "validation"
-    result = cli("doppler", "validate", "--model", run / "run", "--samples", "3",
-                 "--classifier-epochs", "2", "--out", out, "--json")
+def test_evaluate_reports_every_figure_and_says_where(run, cli):
+    out = run / "evaluation"
+    result = cli("doppler", "evaluate", "--model", run / "run", "--samples", "3",
+                 "--classifier-epochs", "2", "--no-progress", "--out", out)
     assert result.rc == 0, result.err
-    report = json.loads(result.out)
+    assert f"wrote {out / 'report.md'}, {out / 'report.json'} and {out / 'grid.png'}" in result.out
+    assert "A toy run (3 users against 31" in result.out and "0.84 ± 0.08" in result.out
+    report = json.loads((out / "report.json").read_text())
     for key in ("accuracy", "frechet", "diversity", "memorisation", "codebook", "per_user",
-                "generation"):
+                "generation", "scale"):
         assert key in report
     assert report["data"]["generated_images"] == 9 and report["generation"]["images_per_s"] > 0
-    assert 0 < report["codebook"]["usage_real"] <= 1
-    for name in ("report.json", "report.md", "grid.png"):
+    assert 0 < report["codebook"]["usage_real"] <= 1 and report["scale"]["prior_epochs"] == 2
+    for name in ("report.json", "report.md", "grid.png", "classifier/model.safetensors"):
         assert (out / name).stat().st_size > 0
 
 
-def test_validate_reads_a_generated_folder(run, cli):
+def test_validate_is_the_hidden_old_name_of_evaluate(run, cli):
     gen = run / "gen-all"
     assert cli("doppler", "generate", "--model", run / "run", "--samples", "2",
                "--out", gen).rc == 0
@@ -112,6 +115,25 @@ def test_validate_reads_a_generated_folder(run, cli):
                  "--classifier-epochs", "1", "--out", run / "val2", "--json")
     assert result.rc == 0, result.err
     assert json.loads(result.out)["data"]["generated_images"] == 6
+    assert "validate" not in cli("doppler", "--help").out
+
+
+def test_evaluate_shares_a_classifier_folder_and_reads_a_config(run, cli, tmp_path):
+    config = tmp_path / "evaluate.yaml"
+    config.write_text(f"samples: 2\nclassifier_epochs: 1\nclassifier: {tmp_path / 'clf'}\n"
+                      "guidance_scale: 2\nprogress: false\n")
+    first = cli("doppler", "evaluate", "--model", run / "run", "--config", config, "--out",
+                tmp_path / "a", "--json")
+    assert first.rc == 0, first.err
+    report = json.loads(first.out)
+    assert report["classifier"]["trained_here"] is True
+    assert report["generation"]["sampling"]["guidance_scale"] == 2
+    second = cli("doppler", "evaluate", "--model", run / "run", "--config", config,
+                 "--unconditional", "--guidance-scale", "1", "--out", tmp_path / "b", "--json")
+    assert second.rc == 0, second.err
+    again = json.loads(second.out)
+    assert again["classifier"]["trained_here"] is False and again["generation"]["unconditional"]
+    assert again["accuracy"]["real_test"] == report["accuracy"]["real_test"]
 
 
 @pytest.mark.parametrize("flags, fragments", [
@@ -135,7 +157,7 @@ def test_generate_refuses_a_cuda_device_where_there_is_none(run, cli, tmp_path):
         pytest.skip("a CUDA device is visible here")
     out = tmp_path / "out"
     cli("doppler", "generate", "--model", run / "run", "--device", "cuda", "--out",
-        out).assert_error("no CUDA device is visible", "--device cpu or auto")
+        out).assert_error("no CUDA device is visible", "--device cpu or --device auto")
     assert not out.exists()
 
 
@@ -173,7 +195,7 @@ def test_mixed_sizes_are_resized_without_no_resize(tmp_path):
 
 def test_train_refuses_impossible_flag_combinations(run, cli, tmp_path):
     cli("doppler", "train", *TINY, "--save-path", tmp_path / "r").assert_error(
-        "--data DIR")
+        "reads the folder given by --data-path")
     cli("doppler", "train", "--data", run / "sim", *TINY, "--stage", "prior",
         "--save-path", tmp_path / "r").assert_error("needs a trained tokenizer")
     cli("doppler", "train", "--data", run / "sim", *TINY, "--image-size", "34",
@@ -182,7 +204,11 @@ def test_train_refuses_impossible_flag_combinations(run, cli, tmp_path):
         "--save-path", run / "run").assert_error("already holds a run")
     cli("doppler", "train", "--data", run / "sim", *TINY, "--adversarial-weight", "0.1",
         "--adversarial-start", "2",
-        "--save-path", tmp_path / "r").assert_error("--adversarial-start 2 is past the last")
+        "--save-path", tmp_path / "r").assert_error(
+        "--adversarial-start 2 is past the last of 2 --tokenizer-epochs")
+    cli("doppler", "train", "--data", run / "sim", *TINY, "--n-epochs", "3",
+        "--save-path", tmp_path / "r").assert_error("--tokenizer-epochs and --prior-epochs")
+    assert not (tmp_path / "r").exists()
 
 
 def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):
@@ -194,3 +220,12 @@ def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):
     cli("doppler", "simulate", "--users", "2", "--per-user", "2", "--size", "32",
         "--workers", "0", "--out", tmp_path / "w").assert_error("--workers")
     assert not (tmp_path / "w").exists()
+
+
+def test_train_says_what_the_codebook_restarts_mean(run, cli, tmp_path):
+    result = cli("doppler", "train", "--data", run / "sim", *TINY, "--stage", "tokenizer",
+                 "--tokenizer-epochs", "1", "--save-path", tmp_path)
+    assert result.rc == 0, result.err
+    assert "27 images of 3 users (32x32); train/val/test 18/3/6" in result.out
+    line = next(x for x in result.out.splitlines() if x.startswith("codebook:"))
+    assert "training steps" in line and ("re-initialised" in line)

@@ -1,5 +1,5 @@
-"""The prior's training step (the user prefix's worth in nats per image) and the
-tokenizer's optional patch critic."""
+"""The prior's training step (the user prefix's worth in nats per image), the tokenizer's
+optional patch critic, and the train recipe's refusals."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 
 from timetok.core.errors import ConfigError
 from timetok.core.nn.conv2d import PatchDiscriminator2d
-from timetok.doppler.model import SpectrogramTokenizer, SpectrogramTokenizerConfig
-from timetok.doppler.recipe import PriorModule, SpectrogramTokenizerModule
+from timetok.doppler.config import TrainConfig
+from timetok.doppler.model import GeneratorOutput, SpectrogramTokenizer
+from timetok.doppler.recipe import PriorModule, SpectrogramTokenizerModule, train, train_tokenizer
 
 TOK = dict(image_size=32, channels=[8, 16], embedding_dim=8, num_embeddings=16)
 SIZES = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0)
@@ -36,13 +37,13 @@ def test_validation_logs_what_the_user_prefix_saves_per_image(prior):
     module, codes, users = prior
     values = logged(module, "val", codes, users)
     with torch.no_grad():
-        null = module.model.loss(codes, torch.full_like(users, 3))
-        conditioned = module.model.loss(codes, users)
+        null = module.model(codes, torch.full_like(users, 3)).loss
+        conditioned = module.model(codes, users).loss
     assert values["loss"] == pytest.approx(float(conditioned))
     assert values["user_nats"] == pytest.approx(float(null - conditioned) * 64, rel=1e-4)
     assert values["user_nats"] != 0
     with torch.no_grad():
-        wrong = module.model.loss(codes, torch.tensor([1, 2, 0, 1, 2, 0]))
+        wrong = module.model(codes, torch.tensor([1, 2, 0, 1, 2, 0])).loss
     assert values["wrong_user_nats"] == pytest.approx(float(wrong - conditioned) * 64, rel=1e-4)
     assert "user_nats" not in logged(module, "train", codes, users)
 
@@ -69,7 +70,12 @@ def test_code_noise_corrupts_what_the_prior_reads_in_training_only(prior):
     module = PriorModule({"tokenizer": TOK, "users": ["a", "b", "c"], **SIZES,
                           "condition_dropout": 0.0, "code_noise": 0.5})
     seen = []
-    module.model.loss = lambda c, u, inputs=None: seen.append((c, inputs)) or torch.tensor(0.0)
+
+    def forward(c, u, inputs=None):
+        seen.append((c, inputs))
+        return GeneratorOutput(loss=torch.tensor(0.0), logits=torch.zeros(0))
+
+    module.model.forward = forward
     module.step((codes, users), "train", 0)
     targets, inputs = seen[-1]
     assert targets is codes
@@ -85,26 +91,36 @@ def test_code_noise_of_one_is_refused():
         PriorModule({"tokenizer": TOK, "users": ["a"], **SIZES, "code_noise": 1.0})
 
 
+def random_images(root, users: str = "abc", per_user: int = 6):
+    rng = np.random.default_rng(0)
+    for user in users:
+        (root / user).mkdir(parents=True)
+        for n in range(per_user):
+            np.save(root / user / f"{n}.npy", rng.random((32, 32)))
+    return root
+
+
+def tiny_config(tmp_path, **changes) -> TrainConfig:
+    return TrainConfig(data_path=str(tmp_path / "data"), image_size=32, channels=[8, 16],
+                       embedding_dim=8, codebook_size=16, batch_size=4,
+                       accelerator="cpu", devices="1", progress=False, seed=0,
+                       save_path=str(tmp_path / "run"), **changes)
+
+
 def adversarial_run(tmp_path, weight: float, start: int, amp: bool = False,
                     ramp: float = 0.0):
     """Two epochs of a tiny tokenizer on random images of three users."""
     from safetensors.torch import load_file
 
-    from timetok.core.train.runner import RunOptions
-    from timetok.doppler.recipe import SpectrogramDataModule, train_spectrogram_tokenizer
+    from timetok.core.train.runner import begin
 
-    rng = np.random.default_rng(0)
-    for user in "abc":
-        (tmp_path / "data" / user).mkdir(parents=True)
-        for n in range(6):
-            np.save(tmp_path / "data" / user / f"{n}.npy", rng.random((32, 32)))
-    dm = SpectrogramDataModule("image-folder", str(tmp_path / "data"), image_size=32,
-                               batch_size=4)
-    options = RunOptions(n_epochs=2, accelerator="cpu", devices="1", progress=False, seed=0,
-                         amp=amp)
-    module, summary = train_spectrogram_tokenizer(
-        SpectrogramTokenizerConfig(**TOK), dm, tmp_path / "tok", options,
-        adversarial_weight=weight, adversarial_start=start, adversarial_ramp=ramp)
+    random_images(tmp_path / "data")
+    config = tiny_config(tmp_path, stage="tokenizer", tokenizer_epochs=2, amp=amp,
+                         adversarial_weight=weight, adversarial_start=start,
+                         adversarial_ramp=ramp)
+    begin(config.run_options())
+    module, summary = train_tokenizer(config, config.tokenizer_config(), config.datamodule(),
+                                      tmp_path / "tok")
     history = (tmp_path / "tok" / "history.csv").read_text().splitlines()
     return module, summary, history, load_file(tmp_path / "tok" / "model.safetensors")
 
@@ -237,3 +253,41 @@ def test_the_tokenizer_and_its_critic_train_with_ddp_on_two_cpu_processes(tmp_pa
     tok = tmp_path / "run" / "tokenizer"
     assert json.loads((tok / "training.json").read_text())["world_size"] == 2
     assert "train_adv_d" in (tok / "history.csv").read_text()
+
+
+def test_the_recipe_trains_both_stages_and_refuses_to_overwrite_a_run(tmp_path):
+    random_images(tmp_path / "data")
+    config = tiny_config(tmp_path, tokenizer_epochs=1, prior_epochs=1, d_model=16, n_layers=1,
+                         n_heads=2, d_ff=32)
+    summaries = train(config)
+    assert set(summaries) == {"tokenizer", "prior"}
+    assert summaries["tokenizer"]["restarts"] >= 0 and summaries["prior"]["users"] == 3
+    with pytest.raises(ConfigError, match="already holds a run.*overwrite=True"):
+        train(config)
+    prior = config.replace(stage="prior", overwrite=True,
+                           save_path=str(tmp_path / "other"),
+                           tokenizer_from=str(tmp_path / "run" / "tokenizer"))
+    assert set(train(prior)) == {"prior"}
+    assert not (tmp_path / "other" / "tokenizer").exists()
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"n_epochs": 3}, "tokenizer_epochs and prior_epochs"),
+    ({"resume": True}, "cannot be resumed"),
+    ({"stage": "all"}, "stage must be one of"),
+    ({"channels": "8,x"}, "channels takes positive integers"),
+    ({"data_path": None}, "reads the folder given by data_path"),
+    ({"adversarial_weight": 0.1, "adversarial_start": 2, "tokenizer_epochs": 2},
+     "adversarial_start 2 is past the last of 2 tokenizer_epochs"),
+])
+def test_impossible_settings_are_refused_in_parameter_names(tmp_path, changes, match):
+    values = {"data_path": str(tmp_path), **changes}
+    with pytest.raises(ConfigError, match=match) as caught:
+        TrainConfig(**values)
+    assert "--" not in str(caught.value)
+
+
+def test_the_prior_stage_needs_a_trained_tokenizer(tmp_path):
+    random_images(tmp_path / "data")
+    with pytest.raises(ConfigError, match="needs a trained tokenizer"):
+        train(tiny_config(tmp_path, stage="prior"))

@@ -34,6 +34,7 @@ from timetok.core.nn.code_lm import CodeLanguageModel, CodeLMConfig
 from timetok.core.nn.conv2d import ConvDecoder2d, ConvEncoder2d, check_channels
 from timetok.core.nn.quantizer import Quantizer, check_options, fsq_levels_for
 from timetok.core.nn.sampling import Sampling
+from timetok.core.outputs import ModelOutput
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,21 @@ class SpectrogramTokenizerConfig:
         return self.image_size // 2 ** len(self.channels)
 
 
-@dataclass
-class SpectrogramTokenizerOutput:
+@dataclass(kw_only=True)
+class SpectrogramTokenizerOutput(ModelOutput):
+    """``loss`` is ``recon_loss + vq_loss``."""
+
     reconstruction: Tensor  # [B, S, S] in [0, 1]
     codes: Tensor  # [B, g, g]
-    loss: Tensor  # recon_loss + vq_loss
     recon_loss: Tensor  # MSE on the [-1, 1] scale
     vq_loss: Tensor
+
+
+@dataclass(kw_only=True)
+class GeneratorOutput(ModelOutput):
+    """``loss``: the mean next-code cross-entropy of the grids."""
+
+    logits: Tensor  # [B, g*g, K]: the prediction of each code, in raster order
 
 
 class SpectrogramTokenizer(PretrainedModel):
@@ -135,8 +144,9 @@ class SpectrogramTokenizer(PretrainedModel):
         out = self._image(quantized)
         recon_loss = F.mse_loss(out, images * 2 - 1)
         codes = rearrange(indices, "b (h w) -> b h w", h=self.config.grid)
-        return SpectrogramTokenizerOutput(((out + 1) / 2).clamp(0, 1), codes,
-                                          recon_loss + vq_loss, recon_loss, vq_loss)
+        return SpectrogramTokenizerOutput(
+            reconstruction=((out + 1) / 2).clamp(0, 1), codes=codes,
+            loss=recon_loss + vq_loss, recon_loss=recon_loss, vq_loss=vq_loss)
 
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
@@ -259,12 +269,14 @@ class GeneratorModel(PretrainedModel):
             raise ConfigError("no users given; pass one or more user ids")
         return torch.tensor(ids, device=self.prior.lm_head.weight.device)
 
-    def loss(self, codes: Tensor, users: Tensor, inputs: Tensor | None = None) -> Tensor:
+    def forward(self, codes: Tensor, users: Tensor, inputs: Tensor | None = None
+                ) -> GeneratorOutput:
         """Next-code cross-entropy of code grids ``[B, g, g]`` after their users ``[B]``
         (a user id equal to ``n_users`` is the null prefix), reading ``inputs`` (grids like
-        ``codes``) in their place where given."""
+        ``codes``) in their place where given: the codes it predicts stay ``codes``."""
         flat = None if inputs is None else rearrange(inputs, "b h w -> b (h w)")
-        return self.prior.loss(rearrange(codes, "b h w -> b (h w)"), users[:, None], flat).loss
+        out = self.prior.loss(rearrange(codes, "b h w -> b (h w)"), users[:, None], flat)
+        return GeneratorOutput(loss=out.loss, logits=out.logits)
 
     @torch.no_grad()
     def generate_codes(self, users: list[int | str], num_samples: int = 1,

@@ -1,27 +1,27 @@
 """Training the spectrogram generator (system 3): the 2-D tokenizer, then the user prior.
 
-One data module serves both stages: images and their users, split per user (every user
-in every split), and — once :meth:`SpectrogramDataModule.encode_with` has run a frozen
-tokenizer over them — the code grids the prior learns from.
+:func:`train` is the recipe: one :class:`TrainConfig` in (the flags of ``timetok doppler
+train``, or a YAML file under ``configs/doppler/``), the tokenizer trained into
+``save_path/tokenizer`` and the generator (tokenizer + prior) into ``save_path/generator``,
+each with its run files, and their summaries out.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
-from timetok.core.data.images import ImageSet, load_images, split_per_user
-from timetok.core.errors import ConfigError, DataError
+from timetok.core.errors import ConfigError
 from timetok.core.nn.conv2d import PatchDiscriminator2d
 from timetok.core.nn.quantizer import CodeUsage
-from timetok.core.train.modules import TaskDataModule, TaskModule
-from timetok.core.utils import atomic_write_text
+from timetok.core.train.modules import TaskModule
+from timetok.doppler.config import PRIOR_SIZES, TrainConfig
+from timetok.doppler.data import SpectrogramDataModule
 from timetok.doppler.model import (
     GeneratorConfig,
     GeneratorModel,
@@ -29,77 +29,17 @@ from timetok.doppler.model import (
     SpectrogramTokenizerConfig,
 )
 
-DATA_NAME = "images.json"  # what the data were, beside an exported model
 DISCRIMINATOR_CHANNELS = [32, 64, 128]  # the patch critic's widths: 3 halvings
 
 
-class SpectrogramDataModule(TaskDataModule):
-    """Images of ``dataset`` (a registered name, or ``image-folder`` with ``data_path``),
-    at ``image_size``, split within each user into train/val/test (``val``, ``test``
-    shares, ``seed``)."""
-
-    def __init__(self, dataset: str = "image-folder", data_path: str | None = None,
-                 data_dir: str | None = None, image_size: int = 128, resize: bool = True,
-                 val: float = 0.1, test: float = 0.2, seed: int = 0, batch_size: int = 32,
-                 num_workers: int = 0):
-        super().__init__()
-        self.save_hyperparameters()
-        self._data: ImageSet | None = None
-        self.index: dict[str, np.ndarray] = {}
-        self.codes: torch.Tensor | None = None
-
-    def load(self) -> ImageSet:
-        """Read and split the images once (also usable outside a Trainer)."""
-        if self._data is None:
-            hp = self.hparams
-            self._data = load_images(hp.dataset, data_dir=hp.data_dir, data_path=hp.data_path,
-                                     size=hp.image_size, resize=hp.resize)
-            self.index = split_per_user(self._data.users, hp.val, hp.test, hp.seed)
-        return self._data
-
-    @property
-    def users(self) -> list[str]:
-        return self.load().user_names
-
-    def images(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """A split's images ``[N, S, S]`` and user ids ``[N]``."""
-        data = self.load()
-        return data.images[self.index[split]], data.users[self.index[split]]
-
-    def encode_with(self, tokenizer: SpectrogramTokenizer, batch_size: int = 64) -> None:
-        """Code grids of every image by a frozen tokenizer: the prior's data from now on."""
-        self.codes = tokenizer.encode_images(self.load().images, batch_size)
-
-    def setup(self, stage: str | None = None) -> None:
-        self.load()
-
-    def split_dataset(self, split: str) -> TensorDataset:
-        data = self.load()
-        rows = self.index[split]
-        users = torch.from_numpy(data.users[rows]).long()
-        if self.codes is not None:
-            return TensorDataset(self.codes[rows], users)
-        return TensorDataset(torch.from_numpy(data.images[rows]), users)
-
-    def save_artifacts(self, directory: Path) -> dict:
-        """``images.json``: the source, size, users and split, so validation re-reads the
-        same held-out images."""
-        hp, data = self.hparams, self.load()
-        info = {"dataset": hp.dataset, "data_path": hp.data_path, "image_size": hp.image_size,
-                "users": data.user_names, "split": {"val": hp.val, "test": hp.test,
-                                                     "seed": hp.seed},
-                "images": {split: len(rows) for split, rows in self.index.items()}}
-        atomic_write_text(Path(directory) / DATA_NAME, json.dumps(info, indent=2))
-        return {"dataset": hp.dataset, "users": len(data.user_names),
-                "images": info["images"]}
-
-
-def read_data_info(model_dir: Path) -> dict:
-    """The ``images.json`` a trained model carries."""
-    path = Path(model_dir) / DATA_NAME
-    if not path.is_file():
-        raise DataError(f"{path} not found; pass a folder written by 'timetok doppler train'")
-    return json.loads(path.read_text())
+def restarts_line(restarts: int, steps: int, codebook_size: int) -> str:
+    """What a tokenizer run's dead-code restarts mean, in one line."""
+    if not restarts:
+        return (f"codebook: none of the {codebook_size} codes went unused long enough to be "
+                f"re-initialised over {steps:,} training steps")
+    return (f"codebook: {restarts:,} dead codes were re-initialised over {steps:,} training "
+            f"steps (a code of the {codebook_size} that the encoder stopped choosing restarts "
+            "at one of its recent outputs; a code may restart more than once)")
 
 
 class CodebookMonitor:
@@ -237,7 +177,8 @@ class SpectrogramTokenizerModule(TaskModule):
         self.monitors["val"].reset()
 
     def summary_lines(self, summary: dict) -> list[str]:
-        return [f"codebook restarts during training: {self.model.quantizer.restarts}"]
+        return [restarts_line(self.model.quantizer.restarts, summary.get("global_step", 0),
+                              self.model.codebook_size)]
 
 
 class PriorModule(TaskModule):
@@ -265,8 +206,6 @@ class PriorModule(TaskModule):
     def around(cls, tokenizer: SpectrogramTokenizer, users: list[str], sizes: dict,
                **optimiser) -> PriorModule:
         """A prior module whose frozen tokenizer holds ``tokenizer``'s weights."""
-        import dataclasses
-
         config = {"tokenizer": dataclasses.asdict(tokenizer.config), "users": users, **sizes}
         module = cls(config, **optimiser)
         module.model.tokenizer.load_state_dict(tokenizer.state_dict())
@@ -282,77 +221,111 @@ class PriorModule(TaskModule):
             noisy = torch.rand(codes.shape, device=codes.device) < config.code_noise
             inputs = torch.where(noisy, torch.randint_like(codes, config.tokenizer.codebook_size),
                                  codes)
-        loss = self.model.loss(codes, users, inputs)
+        loss = self.model(codes, users, inputs).loss
         values = {"loss": loss}
         if stage != "train" and self.model.config.condition_dropout:
             null = torch.full_like(users, self.model.n_users)
-            values["user_nats"] = (self.model.loss(codes, null) - loss) * codes[0].numel()
+            values["user_nats"] = (self.model(codes, null).loss - loss) * codes[0].numel()
         if stage != "train" and self.model.n_users > 1:
             wrong = (users + 1) % self.model.n_users
-            values["wrong_user_nats"] = (self.model.loss(codes, wrong) - loss) * codes[0].numel()
+            values["wrong_user_nats"] = (self.model(codes, wrong).loss - loss) * codes[0].numel()
         self.log_values(stage, values, len(codes))
         return loss
 
 
-def train_spectrogram_tokenizer(config: SpectrogramTokenizerConfig,
-                                datamodule: SpectrogramDataModule, out_dir: Path, options,
-                                *, lr: float = 1e-3, weight_decay: float = 1e-4,
-                                warmup_steps: int = 100, resume: bool = False,
-                                settings: dict | None = None, adversarial_weight: float = 0.0,
-                                adversarial_start: int | None = None,
-                                adversarial_ramp: float = 0.0) -> tuple[TaskModule, dict]:
-    """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
-    (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
-    epoch, ``codebook_snapshots.png``: the distribution over training). A positive
-    ``adversarial_weight`` adds the patch critic from epoch ``adversarial_start`` on (by
-    default a third of the run's epochs), its weight reached over ``adversarial_ramp``
-    epochs (:class:`SpectrogramTokenizerModule`)."""
-    import dataclasses
+def train(config: TrainConfig) -> dict[str, dict]:
+    """Train the stages ``config.stage`` names; returns ``{stage: summary}``.
 
-    import lightning as L
+    The tokenizer goes into ``save_path/tokenizer`` with its codebook plots, the generator
+    into ``save_path/generator``; each folder carries the ``images`` section of its
+    ``data.json``. A folder that already holds a run is refused unless ``overwrite``.
+    """
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from timetok.core.plots import plot_code_usage, plot_history, plot_usage_snapshots
-    from timetok.core.train.runner import train_and_export
+    from timetok.core.train.runner import begin
 
-    L.seed_everything(options.seed, workers=True, verbose=False)
-    if adversarial_start is None:
-        adversarial_start = (options.n_epochs or 0) // 3
-    module = SpectrogramTokenizerModule(dataclasses.asdict(config), len(datamodule.users),
-                                        lr=lr, weight_decay=weight_decay,
-                                        warmup_steps=warmup_steps,
-                                        adversarial_weight=adversarial_weight,
-                                        adversarial_start=adversarial_start,
-                                        adversarial_ramp=adversarial_ramp)
-    summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
+    begin(config.run_options())
+    save_path = Path(config.save_path)
+    folders = {"tokenizer": save_path / "tokenizer", "prior": save_path / "generator"}
+    stages = config.stages()
+    for stage in stages:  # (other processes of a distributed run find rank 0's run.yaml)
+        if (folders[stage] / "run.yaml").exists() and not config.overwrite \
+                and rank_zero_only.rank == 0:
+            raise ConfigError(f"{folders[stage]} already holds a run; pass overwrite=True to "
+                              "replace it, or another save_path")
+    tokenizer_dir = Path(config.tokenizer_from) if config.tokenizer_from else folders["tokenizer"]
+    tokenizer_config = config.tokenizer_config() if "tokenizer" in stages else None
+    if tokenizer_config is None and not (tokenizer_dir / "config.json").is_file():
+        raise ConfigError(f"stage='prior' needs a trained tokenizer in {tokenizer_dir}; train "
+                          "stage='tokenizer' (or 'both') first, or pass tokenizer_from")
+    datamodule = config.datamodule()
+    datamodule.load()
+    summaries = {}
+    if tokenizer_config is not None:
+        _, summaries["tokenizer"] = train_tokenizer(config, tokenizer_config, datamodule,
+                                                    folders["tokenizer"])
+    if "prior" in stages:
+        tokenizer = SpectrogramTokenizer.from_pretrained(tokenizer_dir)
+        if tokenizer.config.image_size != config.image_size:
+            raise ConfigError(f"the tokenizer in {tokenizer_dir} reads "
+                              f"{tokenizer.config.image_size} px images; pass image_size "
+                              f"{tokenizer.config.image_size}")
+        _, summaries["prior"] = train_prior(config, tokenizer, datamodule, folders["prior"])
+    return summaries
+
+
+def _settings(config: TrainConfig, stage: str) -> dict:
+    return config.settings() | {"stage": stage}
+
+
+def train_tokenizer(config: TrainConfig, tokenizer_config: SpectrogramTokenizerConfig,
+                    datamodule: SpectrogramDataModule, out_dir: Path
+                    ) -> tuple[SpectrogramTokenizerModule, dict]:
+    """Stage one: train and export the tokenizer into ``out_dir``, with its codebook plots
+    (``codebook_usage.png``: the final distribution, ``codebook_history.png``: figures per
+    epoch, ``codebook_snapshots.png``: the distribution over training)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from timetok.core.plots import plot_code_usage, plot_usage_snapshots
+    from timetok.core.train.runner import train_and_export
+    from timetok.doppler.report import plot_codebook_history
+
+    weight_decay = config.tokenizer_weight_decay
+    module = SpectrogramTokenizerModule(
+        dataclasses.asdict(tokenizer_config), len(datamodule.users), lr=config.tokenizer_lr,
+        weight_decay=config.weight_decay if weight_decay is None else weight_decay,
+        warmup_steps=config.warmup_steps, adversarial_weight=config.adversarial_weight,
+        adversarial_start=config.adversarial_start, adversarial_ramp=config.adversarial_ramp)
+    summary = train_and_export(module, datamodule, out_dir,
+                               config.stage_options(config.tokenizer_epochs),
+                               settings=_settings(config, "tokenizer"))
     if rank_zero_only.rank == 0:
         snapshots = module.monitors["val"].snapshots
         if snapshots:
             plot_code_usage(out_dir / "codebook_usage.png", snapshots[max(snapshots)][None])
             plot_usage_snapshots(out_dir / "codebook_snapshots.png", snapshots)
-        plot_history(out_dir / "codebook_history.png", out_dir / "history.csv",
-                     ["val_usage", "val_codes_per_user"], "codebook during training")
+        plot_codebook_history(out_dir / "codebook_history.png", out_dir / "history.csv")
         summary["restarts"] = module.model.quantizer.restarts
+        summary["codebook_size"] = module.model.codebook_size
     return module, summary
 
 
-def train_prior(tokenizer: SpectrogramTokenizer, datamodule: SpectrogramDataModule,
-                out_dir: Path, options, sizes: dict, *, lr: float = 5e-4,
-                weight_decay: float = 0.01, warmup_steps: int = 100, resume: bool = False,
-                settings: dict | None = None,
-                batch_size: int | None = None) -> tuple[PriorModule, dict]:
+def train_prior(config: TrainConfig, tokenizer: SpectrogramTokenizer,
+                datamodule: SpectrogramDataModule, out_dir: Path) -> tuple[PriorModule, dict]:
     """Stage two: encode the images with the frozen ``tokenizer``, train the prior, export
-    the whole generator (tokenizer + prior) into ``out_dir``. ``batch_size`` replaces the
-    data module's for this stage (a prior over few images gains from more, smaller steps)."""
-    import lightning as L
-
+    the whole generator (tokenizer + prior) into ``out_dir``. ``prior_batch_size`` replaces
+    the data module's batch size for this stage (a prior over few images gains from more,
+    smaller steps)."""
     from timetok.core.train.runner import train_and_export
 
-    L.seed_everything(options.seed, workers=True, verbose=False)
     datamodule.encode_with(tokenizer)
-    if batch_size is not None:
-        datamodule.hparams.batch_size = batch_size
-    module = PriorModule.around(tokenizer, datamodule.users, sizes, lr=lr,
-                                weight_decay=weight_decay, warmup_steps=warmup_steps)
-    summary = train_and_export(module, datamodule, out_dir, options, resume, settings)
+    datamodule.hparams.batch_size = config.prior_batch_size or config.batch_size
+    module = PriorModule.around(tokenizer, datamodule.users,
+                                {name: getattr(config, name) for name in PRIOR_SIZES},
+                                lr=config.lr, weight_decay=config.weight_decay,
+                                warmup_steps=config.warmup_steps)
+    summary = train_and_export(module, datamodule, out_dir,
+                               config.stage_options(config.prior_epochs),
+                               settings=_settings(config, "prior"))
     return module, summary
+
