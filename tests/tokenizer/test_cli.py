@@ -69,3 +69,13 @@ def test_encode_then_decode_is_the_pipelines_reconstruction(cli, tiny_run, tmp_p
                           dtype=np.float32)[:len(restored)]
     expected = tokenizer.reconstruct(original.reshape(-1, context, 2)).reshape(-1, 2)
     np.testing.assert_allclose(restored, expected, rtol=1e-5, atol=1e-5)  # 6 digits in CSV
+
+
+def test_encode_and_decode_never_write_over_the_model_folder(cli, run_copy, tiny_run, encoded):
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    for name in ("data.json", "model.safetensors", "config.json"):
+        cli("tokenizer", "decode", "--model", run_copy, "--input", encoded, "--output",
+            run_copy / name).assert_error("would overwrite the model's", "--output")
+        cli("tokenizer", "encode", "--model", run_copy, "--input", tiny_run.csv, "--output",
+            run_copy / name).assert_error("would overwrite the model's", "--output")
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before

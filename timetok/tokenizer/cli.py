@@ -153,6 +153,12 @@ _eval_alias.hidden = True
 tokenizer.add_command(_eval_alias, "eval")
 
 
+def _model_files(model_dir: str) -> dict[str, Path]:
+    """The model folder's own files, which an output must not overwrite."""
+    names = ("config.json", "model.safetensors", "data.json", "scaler.json")
+    return {f"the model's {name}": Path(model_dir) / name for name in names}
+
+
 def _load_tokenizer(model_dir: str):
     from timetok.tokenizer.pipeline import TimeSeriesTokenizer
 
@@ -169,7 +175,7 @@ def encode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     from timetok.core.data.series import read_csv
     from timetok.tokenizer.codes import encode_series, stats_path
 
-    check_distinct(output, "--output", {"the input": input_path},
+    check_distinct(output, "--output", {"the input": input_path, **_model_files(model_dir)},
                    also=(stats_path(Path(output)),))
     for path in (output, stats_path(Path(output))):
         check_writable(path, "--output", folder=False)
@@ -193,7 +199,8 @@ def decode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     from timetok.tokenizer.codes import decode_series, stats_path
 
     check_distinct(output, "--output", {"the codes file": input_path,
-                                        "its statistics file": stats_path(Path(input_path))})
+                                        "its statistics file": stats_path(Path(input_path)),
+                                        **_model_files(model_dir)})
     check_writable(output, "--output", folder=False)
     tokenizer = _load_tokenizer(model_dir)
     with writing(output, "--output"):
