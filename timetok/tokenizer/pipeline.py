@@ -211,8 +211,7 @@ class TimeSeriesTokenizer:
         if values.ndim not in (2, 3):
             raise DataError(f"series must be [time, channels] or [batch, time, channels], got "
                             f"shape {tuple(values.shape)}; for one channel pass series[:, None]")
-        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype,
-                                                                          np.complexfloating):
+        if values.dtype.kind not in "iuf":  # signed, unsigned, floating
             raise DataError(f"series must hold real numbers, got dtype {values.dtype}")
         values = values if values.ndim == 3 else values[None]
         n_channels, steps, f = self.config.n_channels, values.shape[1], self.compression
