@@ -70,8 +70,8 @@ def forecast() -> None:
 
 
 @forecast.command()
-@option("--tokenizer", "--vqvae-checkpoint", "tokenizer", required=True,
-        type=click.Path(), help="Trained tokenizer folder (frozen throughout).")
+@option("--tokenizer", "--vqvae-checkpoint", "tokenizer", type=click.Path(),
+        help="Trained tokenizer folder (frozen throughout); required.")
 @data_options
 @option("--context-points", type=click.IntRange(min=1), default=PRE["context_points"],
         show_default=True)
@@ -126,9 +126,10 @@ def pretrain(**s) -> None:
 
 
 @forecast.command()
-@option("--model", "--pretrained-model-path", "model", required=True, type=click.Path(),
+@option("--model", "--pretrained-model-path", "model", type=click.Path(),
         help="Pretrained language model folder (from timetok forecast pretrain), or a "
-             "finetuned model to start from (its heads' fitted parts are fitted anew).")
+             "finetuned model to start from (its heads' fitted parts are fitted anew); "
+             "required.")
 @data_options
 @option("--horizon", "--target-points", "horizon", multiple=True,
         default=[str(h) for h in FT["horizon"]], show_default=True,

@@ -25,12 +25,13 @@ def _positive_ints(value, name: str) -> list[int]:
     """``96``, ``"96,192"`` or ``[96, "192"]`` -> ``[96, 192]``; refuses an empty list."""
     items = value if isinstance(value, list | tuple) else [value]
     parts = [part for item in items for part in str(item).replace(",", " ").split()]
+    given = ",".join(str(item) for item in items)
     if not parts:
-        raise ConfigError(f"{name} must name at least one value, got {value!r}; pass positive "
+        raise ConfigError(f"{name} must name at least one value, got {given!r}; pass positive "
                           "integers separated by commas, e.g. 96 or 96,192")
     if not all(part.isdigit() and int(part) > 0 for part in parts):
         raise ConfigError(f"{name} takes positive integers separated by commas (e.g. 96,192), "
-                          f"got {value!r}")
+                          f"got {given!r}")
     return [int(part) for part in parts]
 
 
@@ -75,8 +76,8 @@ class PretrainConfig(RunConfig):
     warmup_steps: int = 200
 
     def __post_init__(self):
-        if not str(self.tokenizer).strip():
-            raise ConfigError("tokenizer names no folder; pass the trained tokenizer's folder")
+        if not self.tokenizer or not str(self.tokenizer).strip():
+            raise ConfigError("tokenizer must name the trained tokenizer's folder")
         for name in ("context_points", "max_horizon", "batch_size", "stride", "val_stride"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -121,9 +122,8 @@ class FinetuneConfig(RunConfig):
     patience: int | None = 3
 
     def __post_init__(self):
-        if not str(self.model).strip():
-            raise ConfigError("model names no folder; pass the pretrained language model's "
-                              "folder")
+        if not self.model or not str(self.model).strip():
+            raise ConfigError("model must name the pretrained language model's folder")
         self.horizon = _positive_ints(self.horizon, "horizon")
         repeated = sorted({h for h in self.horizon if self.horizon.count(h) > 1})
         if repeated:
