@@ -16,8 +16,12 @@ AUPRC as mean ± sd over the splits. Per split, in one run:
   on the training stays (clipped to +-5, missing ones 0 with a missing flag), its penalty
   picked by validation AUROC: the simplest model a reader would try first.
 
-Writes ``benchmarks/results/<name>.{json,md}`` and, for split 0, ROC, precision-recall and
-calibration PNGs of every method; CPU time per epoch and for the whole run in the table.
+Each SeqSetVAE run is the library's recipe (:mod:`timetok.setvae.recipe`) with a config of
+``configs/setvae/physionet-<profile>-{pretrain,finetune,scratch}.yaml`` (split, seed, data
+and run folder set per run), scored by its ``evaluate`` recipe: the commands a user runs.
+Writes ``<out>/<name>.{json,md}`` (``--out`` defaults to ``benchmarks/results``) and, for
+split 0, ROC and precision-recall PNGs of every method; CPU time per epoch and for the
+whole run in the table.
 ``--merge A,B,...`` instead gathers the measured records of earlier result files (splits
 run separately; a later file's figure replaces an earlier one's for the same split and
 method) into one table, each record keeping the command and commit that produced it.
@@ -33,23 +37,16 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-# Minutes per run and model sizes. The CPU profile fits the five splits in a few hours on
-# 2 cores; the GPU profile is sized for one H100/H200 lease.
-PROFILES = {
-    "cpu": dict(pretrain=12.0, finetune=6.0, d_model=64, latent_dim=16, set_layers=1,
-                seq_layers=2, d_ff=128, batch_size=64),
-    "gpu": dict(pretrain=1.5, finetune=0.8, d_model=128, latent_dim=32, set_layers=2,
-                seq_layers=4, d_ff=256, batch_size=128),
-    "smoke": dict(pretrain=0.2, finetune=0.1, d_model=32, latent_dim=8, set_layers=1,
-                  seq_layers=1, d_ff=64, batch_size=32),
-}
-SIZES = ("d_model", "latent_dim", "set_layers", "seq_layers", "d_ff")
+CONFIGS = Path(__file__).parents[1] / "configs" / "setvae"
+# Minutes per run and model sizes live in the configs. The CPU profile fits the five splits
+# in a few hours on 2 cores; the GPU profile is sized for one H100/H200 lease.
+PROFILES = ("cpu", "gpu", "smoke")
+STAGES = ("pretrain", "finetune", "scratch")
 METHODS = ("timetok-head-only", "timetok-full", "scratch", "gbt", "logistic")
 PUBLISHED = [  # (method, AUROC, AUPRC): the 5-split protocol, as compared by ISTS-PLM
     ("ISTS-PLM", 0.876, 0.576),
@@ -65,20 +62,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared/data"
                                                   / "physionet2012"))
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=PROFILES, default="cpu",
+                        help="configs/setvae/physionet-PROFILE-{pretrain,finetune,scratch}.yaml")
     parser.add_argument("--splits", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--bucket", default="1", help="'exact' or hours per set")
+    parser.add_argument("--bucket", default=None,
+                        help="'exact' or hours per set [default: the profile's, 1]")
     parser.add_argument("--limit", type=int, default=None,
                         help="keep the first N stays (a smoke run); the protocol uses all")
     parser.add_argument("--name", default="physionet")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder of the results files [default: benchmarks/results]")
     parser.add_argument("--runs", default="runs/bench-physionet")
     parser.add_argument("--merge", default=None,
                         help="result names to gather into --name instead of running")
     parser.add_argument("--note", default="", help="a line for the merged table (--merge)")
     args = parser.parse_args()
     if args.merge:
-        merge(args.name, args.merge.split(","),
+        merge(args.out, args.name, args.merge.split(","),
               "python benchmarks/physionet.py " + shlex.join(sys.argv[1:]), args.note)
         return 0
 
@@ -89,7 +90,9 @@ def main() -> int:
 
     quiet()
     console = Console()
-    command = "python benchmarks/physionet.py " + shlex.join(sys.argv[1:])
+    files = ", ".join(str(config_file(args.profile, stage).relative_to(CONFIGS.parents[1]))
+                      for stage in STAGES)
+    command = f"python benchmarks/physionet.py {shlex.join(sys.argv[1:])} (configs: {files})"
     where, started = machine(), time.perf_counter()
     per_split, timings = [], {}
 
@@ -100,7 +103,7 @@ def main() -> int:
                            command, where)
                     for metric, value in (("cpu_s", cpu.ru_utime + cpu.ru_stime),
                                           ("wall_s", time.perf_counter() - started))]
-        write(args.name, records, final, args.name)
+        write(args.out, args.name, records, final, args.name)
 
     from timetok.core.report import record
 
@@ -112,60 +115,56 @@ def main() -> int:
     return 0
 
 
+def config_file(profile: str, stage: str) -> Path:
+    return CONFIGS / f"physionet-{profile}-{stage}.yaml"
+
+
 def run_split(args, split: int, console, timings: dict) -> dict[str, dict]:
     """Every method on one split -> {method: {auroc, auprc}}; plots for split 0."""
-    import lightning as L
-
-    from timetok.core.train.runner import RunOptions, train_and_export
-    from timetok.setvae.data import RecordsDataModule
+    from timetok.core.data.records import load_records
+    from timetok.setvae import recipe
+    from timetok.setvae.artifacts import first_stays
+    from timetok.setvae.baseline import fit_logistic, summary_features
+    from timetok.setvae.config import EvaluateConfig, FinetuneConfig, PretrainConfig
     from timetok.setvae.evaluate import mortality_report
-    from timetok.setvae.pipeline import MortalityClassifier
-    from timetok.setvae.recipe import finetune_module, pretrain_module
 
-    profile = PROFILES[args.profile]
-    bucket = args.bucket if args.bucket == "exact" else float(args.bucket)
-    dm = RecordsDataModule("physionet2012", split=split, bucket=bucket, limit=args.limit,
-                           batch_size=profile["batch_size"], data_dir=args.data_dir)
-    data = dm.load()
-    records, index = data.records, data.index
-    test_labels = records.labels[index["test"]]
     run = Path(args.runs) / f"split{split}"
     methods = args.methods.split(",")
-    sizes = {k: profile[k] for k in SIZES}
     scores, curves = {}, {}
+    settings = dict(split=split, seed=split, data_dir=args.data_dir, limit=args.limit,
+                    progress=False, overwrite=True)
+    if args.bucket is not None:
+        settings["bucket"] = args.bucket
 
-    def train(module, out: Path, minutes: float, what: str) -> None:
-        L.seed_everything(split, verbose=False)
-        options = RunOptions(max_time=minutes, seed=split, progress=False,
-                             accelerator="auto", devices="1", checkpoint_every=10_000)
-        summary = train_and_export(module, dm, out, options)
-        timings[(split, what)] = summary["wall_s"] / max(summary["epochs"], 1)
+    def train(stage, config_class, file: str, method: str, **changes) -> None:
+        config = config_class.from_yaml(config_file(args.profile, file), **settings,
+                                        save_path=str(run / method), **changes)
+        summary = stage(config)
+        timings[(split, method)] = summary["wall_s"] / max(summary["epochs"], 1)
 
-    def score(method: str, probs: np.ndarray) -> None:
-        report = mortality_report(probs, test_labels)
+    def score(method: str, report: dict) -> None:
         scores[method] = {"auroc": report["auroc"], "auprc": report["auprc"]}
         curves[method] = report
         console.print(f"split {split} {method}: AUROC {report['auroc']:.4f}, "
                       f"AUPRC {report['auprc']:.4f}")
 
+    def evaluate(method: str) -> None:
+        score(method, recipe.evaluate(EvaluateConfig(model=str(run / method), baseline=False)))
+
     if {"timetok-head-only", "timetok-full"} & set(methods):
-        L.seed_everything(split, verbose=False)
-        train(pretrain_module(data, **sizes), run / "pretrain", profile["pretrain"],
-              "pretrain")
-    for method, policy in (("timetok-head-only", "head-only"), ("timetok-full", "full")):
+        train(recipe.pretrain, PretrainConfig, "pretrain", "pretrain")
+    for method, policy in (("timetok-head-only", "head-only"), ("timetok-full", "none")):
         if method in methods:
-            L.seed_everything(split, verbose=False)
-            train(finetune_module(run / "pretrain", data, freeze_policy=policy), run / method,
-                  profile["finetune"], method)
-            model = MortalityClassifier.from_pretrained(run / method)
-            score(method, model.predict_proba(records, index["test"]))
+            train(recipe.finetune, FinetuneConfig, "finetune", method, freeze=policy,
+                  model=str(run / "pretrain"))
+            evaluate(method)
     if "scratch" in methods:
-        L.seed_everything(split, verbose=False)
-        train(finetune_module(None, data, scratch=True, **sizes), run / "scratch",
-              profile["finetune"], "scratch")
-        model = MortalityClassifier.from_pretrained(run / "scratch")
-        score("scratch", model.predict_proba(records, index["test"]))
+        train(recipe.finetune, FinetuneConfig, "scratch", "scratch")
+        evaluate("scratch")
     if {"gbt", "logistic"} & set(methods):
+        records = load_records("physionet2012", data_dir=args.data_dir)
+        records = first_stays(records, args.limit) if args.limit else records
+        index = dict(zip(("train", "val", "test"), records.split(split), strict=True))
         features = {part: summary_features(records, i) for part, i in index.items()}
         labels = {part: records.labels[i] for part, i in index.items()}
     if "gbt" in methods:
@@ -174,46 +173,17 @@ def run_split(args, split: int, console, timings: dict) -> dict[str, dict]:
                                 labels["val"], split)
         timings[(split, f"gbt (learning rate {chosen['learning_rate']})")] = (
             time.perf_counter() - begin)
-        score("gbt", model.predict_proba(features["test"])[:, 1])
+        score("gbt", mortality_report(model.predict_proba(features["test"])[:, 1],
+                                      labels["test"]))
     if "logistic" in methods:
         begin = time.perf_counter()
         predict, chosen = fit_logistic(features["train"], labels["train"], features["val"],
                                        labels["val"])
         timings[(split, f"logistic (C {chosen['C']})")] = time.perf_counter() - begin
-        score("logistic", predict(features["test"]))
+        score("logistic", mortality_report(predict(features["test"]), labels["test"]))
     if split == 0 and curves:
-        plot_curves(args.name, curves)
+        plot_curves(args.out, args.name, curves)
     return scores
-
-
-SUMMARIES = ("last", "mean", "min", "max", "count", "hours_since_last")
-
-
-def summary_features(records, index: np.ndarray) -> np.ndarray:
-    """``[n, V * 6 + P]`` float32 features of the stays ``index [n]`` of ``records``."""
-    index = np.asarray(index, dtype=np.int64)
-    rows = records.observations(index)
-    n, v = len(index), len(records.variable_names)
-    stay = np.repeat(np.arange(n), records.counts()[index])
-    cell = stay * v + records.variables[rows].astype(np.int64)  # (stay, variable) pairs
-    values = records.values[rows].astype(np.float64)
-    times = records.times[rows].astype(np.float64)
-    count = np.bincount(cell, minlength=n * v).astype(np.float64)
-    seen = count > 0
-    mean = np.bincount(cell, values, minlength=n * v) / np.maximum(count, 1)
-    low, high = np.full(n * v, np.inf), np.full(n * v, -np.inf)
-    np.minimum.at(low, cell, values)
-    np.maximum.at(high, cell, values)
-    # Observations are sorted by time within a stay: the last write of a cell is its latest.
-    last, last_time = np.full(n * v, np.nan), np.full(n * v, np.nan)
-    last[cell], last_time[cell] = values, times
-    end = np.full(n, 0.0)
-    np.maximum.at(end, stay, times)
-    since = np.repeat(end, v) - last_time
-    columns = [last, mean, low, high, count, since]
-    features = np.stack([np.where(seen | (c is count), c, np.nan) for c in columns], axis=-1)
-    features = features.reshape(n, v * len(SUMMARIES))
-    return np.concatenate([features, records.statics[index]], axis=1).astype(np.float32)
 
 
 def fit_gbt(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -235,37 +205,12 @@ def fit_gbt(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: 
     return best, chosen
 
 
-def fit_logistic(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                 y_val: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
-    """Logistic regression with the best validation AUROC over four penalties ->
-    (probability of class 1 of a feature matrix, {"C", "val_auroc"})."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
+def plot_curves(out: Path, name: str, curves: dict[str, dict]) -> None:
+    """ROC and precision-recall curves of every method on split 0's test stays."""
+    from timetok.core.plots import plot_precision_recall, plot_roc
 
-    mean = np.nan_to_num(np.nanmean(x_train, axis=0))
-    scale = np.nan_to_num(np.nanstd(x_train, axis=0), nan=1.0) + 1e-6
-
-    def prepare(x: np.ndarray) -> np.ndarray:
-        z = (x - mean) / scale
-        missing = np.isnan(z)
-        return np.concatenate([np.nan_to_num(z).clip(-5, 5), missing], axis=1)
-
-    best, chosen = None, {}
-    for c in (0.003, 0.01, 0.03, 0.1):
-        model = LogisticRegression(C=c, max_iter=5000).fit(prepare(x_train), y_train)
-        auroc = roc_auc_score(y_val, model.decision_function(prepare(x_val)))
-        if best is None or auroc > chosen["val_auroc"]:
-            best, chosen = model, {"C": c, "val_auroc": float(auroc)}
-    return (lambda x: best.predict_proba(prepare(x))[:, 1]), chosen
-
-
-def plot_curves(name: str, curves: dict[str, dict]) -> None:
-    """ROC, precision-recall and calibration of every method on split 0's test stays."""
-    from timetok.core.plots import plot_calibration, plot_precision_recall, plot_roc
-
-    plot_roc(RESULTS / f"{name}_roc.png", curves)
-    plot_precision_recall(RESULTS / f"{name}_pr.png", curves)
-    plot_calibration(RESULTS / f"{name}_calibration.png", curves)
+    plot_roc(out / f"{name}_split0_roc.png", curves)
+    plot_precision_recall(out / f"{name}_split0_pr.png", curves)
 
 
 def measured_records(per_split: list[dict], timings: dict, where: str, command: str
@@ -280,7 +225,7 @@ def measured_records(per_split: list[dict], timings: dict, where: str, command: 
                              "measured", command, where) for (s, m), v in timings.items()]
 
 
-def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
+def merge(out: Path, name: str, sources: list[str], command: str, note: str = "") -> None:
     """One table from the measured records of ``sources`` (later ones win per split,
     method and metric); the run totals are summed."""
     import json
@@ -288,7 +233,7 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     chosen: dict[tuple, dict] = {}
     totals: dict[str, float] = {}
     for source in sources:
-        for r in json.loads((RESULTS / f"{source}.json").read_text()):
+        for r in json.loads((out / f"{source}.json").read_text()):
             if r["source"] != "measured":
                 continue
             if r["setting"] == "all":
@@ -301,10 +246,10 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     records = list(chosen.values()) + [
         record("physionet", "p12", "all", "timetok", metric, value, "measured", command,
                where) for metric, value in totals.items()]
-    write(name, records, True, sources[0], sources, command, note)
+    write(out, name, records, True, sources[0], sources, command, note)
 
 
-def write(name: str, records: list[dict], final: bool, figures: str,
+def write(out: Path, name: str, records: list[dict], final: bool, figures: str,
           sources: list[str] | None = None, merged_by: str = "", note: str = "") -> None:
     """Records (plus the published figures) and the Markdown tables: mean ± sd over
     splits, per split, timings; ``figures`` names the run whose split-0 plots to show."""
@@ -315,8 +260,8 @@ def write(name: str, records: list[dict], final: bool, figures: str,
                                 "published", REFERENCE)
                          for m, auroc, auprc in PUBLISHED
                          for metric, value in (("auroc", auroc), ("auprc", auprc))]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_results(RESULTS / f"{name}.json", records)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out / f"{name}.json", records)
     scores: dict[tuple[int, str], dict] = {}
     for r in records:
         if r["source"] == "measured" and r["metric"] in ("auroc", "auprc"):
@@ -347,9 +292,8 @@ def write(name: str, records: list[dict], final: bool, figures: str,
             f"validation only; published figures from {REFERENCE}. "
             f"{'Runs' if sources else 'Whole run'}: {totals.get('wall_s', 0) / 60:.1f} min "
             f"wall, {totals.get('cpu_s', 0) / 60:.1f} min CPU.\n\n"
-            + (f"![ROC]({figures}_roc.png) ![PR]({figures}_pr.png) "
-               f"![calibration]({figures}_calibration.png) (split 0)\n\n"
-               if (RESULTS / f"{figures}_roc.png").is_file() else "")
+            + (f"![ROC]({figures}_split0_roc.png) ![PR]({figures}_split0_pr.png) (split 0)\n\n"
+               if (out / f"{figures}_split0_roc.png").is_file() else "")
             + markdown_table(summary, ["method", "auroc", "auroc sd", "auprc", "auprc sd",
                                        "splits", "source"])
             + (f"\n\n{note}" if note else "")
@@ -361,7 +305,7 @@ def write(name: str, records: list[dict], final: bool, figures: str,
                         + f" by `{merged_by}`; runs:\n\n" if sources else "Command: ")
             + "\n".join(f"- `{c}`" if sources else f"`{c}`" for c in commands
                         if "--merge" not in c) + "\n")
-    atomic_write_text(RESULTS / f"{name}.md", text)
+    atomic_write_text(out / f"{name}.md", text)
 
 
 if __name__ == "__main__":

@@ -44,35 +44,53 @@ def _own_cache(isolated_env):
 
 def test_pretraining_writes_the_model_its_artifacts_and_its_figures(runs):
     pre = runs["pre"]
-    for name in ("config.json", "model.safetensors", "records_scaler.json", "variables.json",
-                 "records.json", "split.json", "load_report.json", "history.csv",
-                 "pretraining_losses.png", "kl_per_dim.png"):
+    for name in ("config.json", "model.safetensors", "data.json", "load_report.json",
+                 "history.csv", "pretraining_losses.png", "kl_per_dim.png"):
         assert (pre / name).stat().st_size > 0, name
+    assert set(json.loads((pre / "data.json").read_text())) == {
+        "variables", "records_scaler", "records", "split"}
     assert "val_kl_d03" in (pre / "history.csv").read_text().splitlines()[0]
 
 
+def split_ids(folder) -> dict:
+    return json.loads((folder / "data.json").read_text())["split"]
+
+
 def test_two_runs_of_one_split_hold_the_same_stays(runs, cli, tmp_path):
-    first = json.loads((runs["pre"] / "split.json").read_text())
-    assert first == json.loads((runs["ft"] / "split.json").read_text())
+    first = split_ids(runs["pre"])
+    assert first == split_ids(runs["ft"])
     result = cli("setvae", "pretrain", *runs["data"], *TINY, *RUN, "--max-steps", "1",
                  "--save-path", tmp_path / "again")
     assert result.rc == 0, result.err
-    assert json.loads((tmp_path / "again" / "split.json").read_text()) == first
+    assert split_ids(tmp_path / "again") == first
     assert len(first["test"]) == 7 and not set(first["test"]) & set(first["train"])
 
 
-def test_finetuning_prints_the_key_report_and_the_trainable_share(runs, cli, tmp_path):
+def test_finetuning_prints_the_key_counts_once_and_the_keys_to_a_file(runs, cli, tmp_path):
     result = cli("setvae", "finetune", "--model", runs["pre"], *runs["data"], *RUN,
                  "--feature", "uncertainty", "--loss", "focal", "--no-summaries",
                  "--save-path", tmp_path / "ft")
     assert result.rc == 0, result.err
-    assert "  matched     set_encoder.variable.weight" in result.out
-    assert "  missing     head.0.weight" in result.out and "wide.weight" not in result.out
-    assert "--freeze head-only:" in result.out
+    assert result.out.count("60 stays, split 0") == 1 and "60 stays read" not in result.out
+    assert result.out.count(" matched, 4 missing (e.g. head.0.weight)") == 1
+    assert "set_encoder.variable.weight" not in result.out
+    keys = (tmp_path / "ft" / "warm_start.txt").read_text()
+    assert "matched     set_encoder.variable.weight" in keys
+    assert "missing     head.0.weight" in keys and "wide.weight" not in keys
+    assert "freeze head-only:" in result.out
     share = float(result.out.split("trainable share: ")[1].split(" %")[0])
     assert 0 < share < 5
     summary = json.loads((tmp_path / "ft" / "training.json").read_text())
     assert summary["monitor"] == "val_auroc" and 0 <= summary["best_val_auroc"] <= 1
+
+
+def test_every_key_is_logged_for_verbose_runs(runs, cli, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="timetok.setvae.recipe"):
+        result = cli("setvae", "finetune", "--model", runs["pre"], *runs["data"], *RUN,
+                     "--max-steps", "1", "--save-path", tmp_path / "ft")
+    assert result.rc == 0, result.err
+    assert "matched     set_encoder.variable.weight" in caplog.text
+    assert "60 stays read, 60 kept" in caplog.text  # the load report, also in the run folder
 
 
 def test_evaluate_reports_auroc_auprc_and_draws_the_curves(runs, cli):
@@ -81,15 +99,32 @@ def test_evaluate_reports_auroc_auprc_and_draws_the_curves(runs, cli):
     headline = json.loads(result.out)
     assert headline["stays"] == 7 and headline["positives"] == 2
     assert 0 <= headline["auroc"] <= 1 and 0 < headline["auprc"] <= 1
+    baseline = headline["baseline"]
+    assert baseline["method"] == "logistic regression on stay summaries"
+    assert baseline["stays"] == 7 and 0 <= baseline["auroc"] <= 1 and baseline["C"] > 0
     out = runs["ft"] / "eval-physionet2012-split0"
     for name in ("roc.png", "precision_recall.png", "calibration.png", "report.md"):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert sum(b["stays"] for b in report["calibration"]) == 7
+    assert report["baseline"]["auroc"] == baseline["auroc"]
     with (out / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    split = json.loads((runs["ft"] / "split.json").read_text())
-    assert [row["stay_id"] for row in rows] == split["test"]
+    assert [row["stay_id"] for row in rows] == split_ids(runs["ft"])["test"]
+
+
+def test_evaluate_prints_the_baseline_beside_the_model(runs, cli, tmp_path):
+    result = cli("setvae", "evaluate", "--model", runs["ft"], "--out", tmp_path / "e")
+    assert result.rc == 0, result.err
+    table = [line for line in result.out.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| method | stays | positives | auroc")
+    assert table[1].startswith("| SeqSetVAE | 7 | 2 |")
+    assert table[2].startswith("| logistic (C ")
+    assert "fitted on the split's training stays in this run" in result.out
+    result = cli("setvae", "evaluate", "--model", runs["ft"], "--no-baseline", "--out",
+                 tmp_path / "n")
+    assert result.rc == 0, result.err
+    assert "logistic" not in result.out
 
 
 def test_predict_writes_the_risk_of_each_stay_as_the_pipeline_computes_it(runs, cli, tmp_path):
@@ -110,8 +145,8 @@ def test_predict_writes_the_risk_of_each_stay_as_the_pipeline_computes_it(runs, 
     np.testing.assert_allclose(classifier.predict_proba(records), probs, atol=1e-6)
     result = cli("setvae", "predict", "--model", runs["ft"], "--split", "0", "--output", out)
     assert result.rc == 0, result.err
-    split = json.loads((runs["ft"] / "split.json").read_text())
-    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == split["test"]
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == split_ids(
+        runs["ft"])["test"]
 
 
 def test_the_pipeline_equals_the_trained_model_on_the_scaled_sets(runs):
@@ -142,7 +177,8 @@ def test_under_95_percent_of_the_backbone_is_refused_unless_allowed(runs, cli, t
     result = cli("setvae", "finetune", "--model", old, *runs["data"], *RUN, "--allow-partial",
                  "--max-steps", "1", "--save-path", out)
     assert result.rc == 0, result.err
-    assert "  missing     sequence.project.weight" in result.out
+    assert "missing (e.g. sequence.project.weight)" in result.out
+    assert "missing     sequence.project.weight" in (out / "warm_start.txt").read_text()
 
 
 def test_a_model_of_another_variable_vocabulary_is_refused(runs, cli, tmp_path):
@@ -157,8 +193,8 @@ def test_a_model_of_another_variable_vocabulary_is_refused(runs, cli, tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--scratch", "--allow-partial"], ["--allow-partial", "--scratch", "drop one"]),
-    (["--scratch", "--freeze", "head-only"], ["--freeze 'head-only' with --scratch",
-                                              "--freeze full"]),
+    (["--scratch", "--freeze", "head-only"], ["--freeze head-only with --scratch",
+                                              "use --freeze none"]),
     (["--freeze", "everything"], ["--freeze takes a policy", "head-only"]),
     (["--pos-weight", "many"], ["--pos-weight must be a number > 0 or 'auto'"]),
     (["--d-model", "8"], ["leave --d-model out"]),
@@ -177,25 +213,31 @@ def test_impossible_finetuning_settings(runs, cli, tmp_path, args, fragments):
 
 def test_other_bad_inputs(runs, cli, tmp_path):
     cli("setvae", "finetune", *runs["data"], *RUN, "--save-path", tmp_path / "x").assert_error(
-        "needs --model, or --scratch")
+        "needs a pretrained folder, --model PATH, or --scratch")
     cli("setvae", "pretrain", *runs["data"], "--bucket", "0", "--save-path",
         tmp_path / "x").assert_error("--bucket must be")
     cli("setvae", "evaluate", "--model", runs["pre"]).assert_error("finetune it first")
     cli("setvae", "evaluate", "--model", runs["ft"], "--split", "1").assert_error(
-        "were among", "training or validation stays", "--split 0")
+        "were among", "training or validation stays", "the stays of split 0")
     cli("setvae", "predict", "--model", runs["ft"], "--output", tmp_path / "r.txt").assert_error(
         "--output must name a .csv file")
     moved = shutil.copytree(runs["ft"], tmp_path / "moved")
-    settings = json.loads((moved / "records.json").read_text())
-    (moved / "records.json").write_text(json.dumps(settings | {"source": "/nowhere/p12"}))
+    sections = json.loads((moved / "data.json").read_text())
+    sections["records"]["source"] = "/nowhere/p12"
+    (moved / "data.json").write_text(json.dumps(sections))
     cli("setvae", "evaluate", "--model", moved).assert_error(
-        "trained on /nowhere/p12, which is not there", "--data-path")
+        "trained on /nowhere/p12, which is not there", "--data-dir or --data-path")
+    del sections["records_scaler"]
+    (moved / "data.json").write_text(json.dumps(sections))
+    cli("setvae", "predict", "--model", moved, "--output", tmp_path / "r.csv").assert_error(
+        "no records scaler", "section 'records_scaler' of data.json")
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("argv", [["setvae", "--help"], ["setvae", "pretrain", "--help"],
                                   ["setvae", "finetune", "--help"],
-                                  ["setvae", "evaluate", "--help"]],
+                                  ["setvae", "evaluate", "--help"],
+                                  ["setvae", "predict", "--help"]],
                          ids=lambda argv: "-".join(argv))
 def test_help_imports_no_heavy_library(argv):
     body = ("import contextlib, io\nfrom timetok.cli import main\n"

@@ -1,6 +1,6 @@
-"""Training SeqSetVAE: the data module's splits and artifacts, pretraining's logs, the
-finetuning losses and freeze policies, the key report and its 95 % rule, and a pretrained
-model of another vocabulary."""
+"""Training SeqSetVAE: the data module's splits and what travels with a model (data.json),
+pretraining's logs, the finetuning losses and freeze policies, the key report and its 95 %
+rule, and a pretrained model of another vocabulary."""
 
 from __future__ import annotations
 
@@ -15,18 +15,24 @@ import torch
 from tests.core.data.test_records import many_stays, statics, write_physionet
 from timetok.core.data.records import collate_sets
 from timetok.core.errors import CheckpointError, ConfigError, DataError
+from timetok.core.model_folder import read_data_section
 from timetok.core.train.runner import RunOptions, train_and_export
-from timetok.setvae.artifacts import Vocabulary, first_stays, load_split, parse_bucket
+from timetok.setvae.artifacts import (
+    RecordsSettings,
+    Vocabulary,
+    first_stays,
+    load_scaler,
+    load_split,
+    parse_bucket,
+)
 from timetok.setvae.data import RecordsDataModule, load_splits
 from timetok.setvae.model import SeqSetVAE, active_units
+from timetok.setvae.modules import SetVAEFinetuneModule, focal_loss, posterior_sums, summarise
 from timetok.setvae.recipe import (
     finetune_module,
-    focal_loss,
     load_pretrained,
-    posterior_sums,
     pretrain_module,
     resolve_pos_weight,
-    summarise,
 )
 
 # A model of a few thousand parameters: a step takes a few milliseconds on a CPU.
@@ -103,19 +109,51 @@ def test_the_data_module_exports_scaler_vocabulary_settings_split_and_report(icu
     vocabulary = Vocabulary.load(tmp_path)
     assert len(vocabulary.variables) == 36 and vocabulary.statics[0] == "Age"
     ids = load_split(tmp_path)
+    assert ids.pop("split") == 2
     assert sorted(sum(ids.values(), [])) == sorted(splits.records.ids.tolist())
     assert ids["test"] == splits.records.ids[splits.index["test"]].tolist()
-    saved = json.loads((tmp_path / "records.json").read_text())
-    assert saved | {"source": ""} == {"dataset": "physionet2012", "source": "", "sets": None,
-                                      "limit": None, "split": 2, "bucket": 1.0}
+    sections = json.loads((tmp_path / "data.json").read_text())
+    assert set(sections) == {"records_scaler", "variables", "records", "split"}
+    assert sections["records"] | {"source": ""} == {
+        "dataset": "physionet2012", "source": "", "sets": None, "limit": None, "split": 2,
+        "bucket": 1.0}
     report = json.loads((tmp_path / "load_report.json").read_text())
     assert report["stays_kept"] == 60
-    scaler = json.loads((tmp_path / "records_scaler.json").read_text())
+    scaler = read_data_section(tmp_path, "records_scaler")
     train = splits.records.observations(splits.index["train"])
     hr = vocabulary.variables.index("HR")
     rows = train[splits.records.variables[train] == hr]
     assert scaler["series"]["mean"][hr] == pytest.approx(splits.records.values[rows].mean(),
                                                          rel=1e-5)
+
+
+def test_folders_exported_before_data_json_still_load(icu, tmp_path):
+    """Older exports kept each section in a file of its own."""
+    data = datamodule(icu)
+    splits = data.load()
+    splits.scaler.save(tmp_path / "records_scaler.json")
+    (tmp_path / "variables.json").write_text(json.dumps(dataclasses.asdict(splits.vocabulary)))
+    (tmp_path / "records.json").write_text(json.dumps(dataclasses.asdict(splits.settings)))
+    assert Vocabulary.load(tmp_path) == splits.vocabulary
+    assert RecordsSettings.load(tmp_path) == splits.settings
+    np.testing.assert_array_equal(load_scaler(tmp_path).series.mean, splits.scaler.series.mean)
+    assert load_split(tmp_path, required=False) is None
+
+
+def test_a_folder_without_its_scaler_or_with_a_broken_section_is_refused(icu, tmp_path):
+    data = datamodule(icu)
+    data.load()
+    data.save_artifacts(tmp_path)
+    sections = json.loads((tmp_path / "data.json").read_text())
+    del sections["records_scaler"]
+    sections["variables"] = {"variables": "HR"}
+    (tmp_path / "data.json").write_text(json.dumps(sections))
+    with pytest.raises(CheckpointError, match=r"no records scaler \(section 'records_scaler' "
+                                              r"of data.json\)"):
+        load_scaler(tmp_path)
+    with pytest.raises(CheckpointError, match=r"section 'variables' of .*data.json must hold "
+                                              "lists of names"):
+        Vocabulary.load(tmp_path)
 
 
 def test_splits_are_the_same_on_every_load_and_limit_cuts_before_splitting(icu):
@@ -235,11 +273,12 @@ def test_head_only_trains_the_head_and_leaves_every_frozen_tensor_as_it_was(pret
 
 @pytest.mark.parametrize("policy, trains", [
     ("partial", {"sequence", "head", "wide"}),
-    ("full", {"set_encoder", "sequence", "head", "wide"}),
+    ("none", {"set_encoder", "sequence", "head", "wide"}),
+    ("full", {"set_encoder", "sequence", "head", "wide"}),  # the old name of none
     ("head,sequence", {"set_encoder"}),
 ])
 def test_the_freeze_policies(pretrained, icu, policy, trains):
-    module = finetune_module(pretrained, datamodule(icu).load(), freeze_policy=policy)
+    module = finetune_module(pretrained, datamodule(icu).load(), freeze=policy)
     trainable = {n.split(".")[0] for n, p in module.model.named_parameters() if p.requires_grad}
     assert trainable == trains  # the decoder never trains here
     rows = {row["part"]: row for row in module.table}
@@ -248,11 +287,10 @@ def test_the_freeze_policies(pretrained, icu, policy, trains):
 
 def test_the_reference_size_trains_under_5_percent_head_only():
     from timetok.setvae.model import SeqSetVAEConfig
-    from timetok.setvae.recipe import SetVAEFinetuneModule
 
     config = dataclasses.asdict(SeqSetVAEConfig(n_variables=36, n_statics=5, n_classes=2,
                                                  summaries=True))
-    assert SetVAEFinetuneModule(config, freeze_policy="head-only").trainable_share < 0.05
+    assert SetVAEFinetuneModule(config, freeze="head-only").trainable_share < 0.05
 
 
 def damaged(pretrained: Path, folder: Path, rename: str = "sequence.") -> Path:
@@ -260,7 +298,7 @@ def damaged(pretrained: Path, folder: Path, rename: str = "sequence.") -> Path:
     from safetensors.torch import load_file, save_file
 
     folder.mkdir()
-    for name in ("config.json", "variables.json", "records.json"):
+    for name in ("config.json", "data.json"):
         (folder / name).write_bytes((pretrained / name).read_bytes())
     state = load_file(pretrained / "model.safetensors")
     save_file({k.replace(rename, "seq_model.") if k.startswith(rename) else k: v
@@ -300,12 +338,17 @@ def test_a_pretrained_model_of_another_vocabulary_is_refused(pretrained, tmp_pat
 
 def test_scratch_and_impossible_combinations(pretrained, icu):
     data = datamodule(icu).load()
-    with pytest.raises(ConfigError, match="needs pretrained_dir, or scratch=True"):
+    with pytest.raises(ConfigError, match="needs a pretrained folder, model=PATH, or "
+                                          "scratch=True"):
         finetune_module(None, data)
     with pytest.raises(ConfigError, match="allow_partial=True .* scratch=True .* drop one"):
         finetune_module(pretrained, data, scratch=True, allow_partial=True)
-    with pytest.raises(ConfigError, match="freeze_policy 'head-only' with scratch=True"):
-        finetune_module(pretrained, data, scratch=True, freeze_policy="head-only")
+    with pytest.raises(ConfigError, match="freeze='head-only' with scratch=True .* use "
+                                          "freeze='none'"):
+        finetune_module(pretrained, data, scratch=True, freeze="head-only")
+    with pytest.raises(ConfigError, match="freeze takes a policy .none, head-only, partial. "
+                                          "or a comma list of parts .*, got 'everything'"):
+        finetune_module(pretrained, data, freeze="everything")
     with pytest.raises(ConfigError, match="leave d_model out"):
         finetune_module(pretrained, data, d_model=8)
     scratch = finetune_module(pretrained, data, scratch=True)

@@ -1,39 +1,36 @@
 """What travels with a model trained on ``records``: how to read new stays the same way.
 
-A SeqSetVAE folder holds, beside ``config.json`` and the weights:
+A SeqSetVAE folder holds, beside ``config.json`` and the weights, ``data.json``
+(:func:`timetok.core.model_folder.write_data_section`) with the sections
 
-- ``variables.json``: the variable vocabulary and the static names, in the model's order
+- ``variables``: the variable vocabulary and the static names, in the model's order
   (the model reads variable *indices*, so new stays are mapped onto these names);
-- ``records_scaler.json``: the :class:`~timetok.core.data.records.RecordsScaler` fitted on the
+- ``records_scaler``: the :class:`~timetok.core.data.records.RecordsScaler` fitted on the
   training stays;
-- ``records.json``: how the stays were read (dataset, source, sets, limit, split, bucket);
-- ``split.json``: the record ids of the training, validation and test stays, so a run can
-  be audited and an evaluation refuses stays the model trained on;
-- ``load_report.json``: the :class:`~timetok.core.data.records.RecordsReport` of the source.
+- ``records``: how the stays were read (dataset, source, sets, limit, split, bucket);
+- ``split``: the record ids of the training, validation and test stays, so a run can be
+  audited and an evaluation refuses stays the model trained on;
 
-Written by :class:`timetok.setvae.data.RecordsDataModule`; read by finetuning, the
-pipeline (:mod:`timetok.setvae.pipeline`) and the CLI.
+and ``load_report.json``: the :class:`~timetok.core.data.records.RecordsReport` of the
+source. Folders exported before ``data.json`` kept each section in a file of its own
+(``variables.json`` ...); they still load. Written by
+:class:`timetok.setvae.data.RecordsDataModule` and the pipeline's ``save_pretrained``;
+read by finetuning, the pipeline (:mod:`timetok.setvae.pipeline`) and evaluation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import numbers
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from timetok.core.data.records import Records
+from timetok.core.data.records import Records, RecordsScaler
 from timetok.core.errors import CheckpointError, ConfigError, DataError
-from timetok.core.utils import atomic_write_text
+from timetok.core.model_folder import DATA_NAME, read_data_section, write_data_section
 
-VARIABLES = "variables.json"
-SCALER = "records_scaler.json"
-SETTINGS = "records.json"
-SPLIT = "split.json"
 REPORT = "load_report.json"
 
 
@@ -53,22 +50,23 @@ def parse_bucket(bucket: str | float) -> str | float:
     return float(bucket)
 
 
-def _read(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: the model folder lacks its {what}; export "
-                              "the model again with timetok's training")
+def _bad(directory: str | os.PathLike, section: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"section {section!r} of {directory}/{DATA_NAME} {problem}; export "
+                           "the model again")
+
+
+def save_scaler(directory: str | os.PathLike, scaler: RecordsScaler) -> None:
+    write_data_section(directory, "records_scaler", scaler.to_dict())
+
+
+def load_scaler(directory: str | os.PathLike) -> RecordsScaler:
+    """The records scaler of a model folder; a folder without one is an error naming
+    ``data.json`` (new stays would otherwise be read on the wrong scale)."""
+    data = read_data_section(directory, "records_scaler", what="records scaler")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err}); export the model again"
-                              ) from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object; export the model again")
-    return data
-
-
-def _write(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        return RecordsScaler.from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise _bad(directory, "records_scaler", f"is not a records scaler ({err})") from None
 
 
 # --- the vocabulary ----------------------------------------------------------------------
@@ -82,16 +80,16 @@ class Vocabulary:
     statics: list[str]
 
     def save(self, directory: str | os.PathLike) -> None:
-        _write(Path(directory) / VARIABLES, dataclasses.asdict(self))
+        write_data_section(directory, "variables", dataclasses.asdict(self))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Vocabulary:
-        path = Path(directory) / VARIABLES
-        data = _read(path, "variable vocabulary")
-        names = [data.get("variables"), data.get("statics")]
-        if not all(isinstance(n, list) and all(isinstance(x, str) for x in n) for n in names):
-            raise CheckpointError(f"{path} must hold lists of names 'variables' and "
-                                  "'statics'; export the model again")
+        data = read_data_section(directory, "variables", what="variable vocabulary")
+        names = [data.get("variables"), data.get("statics")] if isinstance(data, dict) else []
+        if not names or not all(isinstance(n, list) and all(isinstance(x, str) for x in n)
+                                for n in names):
+            raise _bad(directory, "variables", "must hold lists of names 'variables' and "
+                       "'statics'")
         return cls(*names)
 
     def check_same(self, other: Vocabulary, where: str, data: str) -> None:
@@ -157,7 +155,7 @@ def first_stays(records: Records, n: int) -> Records:
 
 @dataclass(frozen=True)
 class RecordsSettings:
-    """How a model's stays were read: ``records.json``."""
+    """How a model's stays were read: the ``records`` section of ``data.json``."""
 
     dataset: str
     source: str  # the resolved file or folder
@@ -167,32 +165,37 @@ class RecordsSettings:
     bucket: str | float
 
     def save(self, directory: str | os.PathLike) -> None:
-        _write(Path(directory) / SETTINGS, dataclasses.asdict(self))
+        write_data_section(directory, "records", dataclasses.asdict(self))
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> RecordsSettings:
-        path = Path(directory) / SETTINGS
-        data = _read(path, "data settings")
+    def load(cls, directory: str | os.PathLike, required: bool = True
+             ) -> RecordsSettings | None:
+        """The settings (None when the folder has none and they are not ``required``)."""
+        data = read_data_section(directory, "records", required, what="data settings")
+        if data is None:
+            return None
         try:
             settings = cls(**data)
             parse_bucket(settings.bucket)
         except (TypeError, ConfigError) as err:
-            raise CheckpointError(f"{path} is not valid ({err}); export the model again"
-                                  ) from None
+            raise _bad(directory, "records", f"is not valid ({err})") from None
         return settings
 
 
 def save_split(directory: str | os.PathLike, split: int, ids: dict[str, np.ndarray]) -> None:
-    """``split.json``: the split's number and the record ids of each part."""
-    _write(Path(directory) / SPLIT, {"split": split, **{k: [str(i) for i in v]
-                                                         for k, v in ids.items()}})
+    """The ``split`` section: the split's number and the record ids of each part."""
+    write_data_section(directory, "split", {"split": split, **{k: [str(i) for i in v]
+                                                                for k, v in ids.items()}})
 
 
-def load_split(directory: str | os.PathLike) -> dict[str, list[str]]:
-    """The record ids of ``train``, ``val`` and ``test`` from ``split.json``."""
-    path = Path(directory) / SPLIT
-    data = _read(path, "split")
-    if not all(isinstance(data.get(k), list) for k in ("train", "val", "test")):
-        raise CheckpointError(f"{path} must hold the id lists train, val and test; export "
-                              "the model again")
-    return {k: [str(i) for i in data[k]] for k in ("train", "val", "test")}
+def load_split(directory: str | os.PathLike, required: bool = True) -> dict | None:
+    """The ``split`` section: ``split`` and the record ids of ``train``, ``val`` and
+    ``test`` (None when the folder has none and it is not ``required``)."""
+    data = read_data_section(directory, "split", required, what="record ids of its split")
+    if data is None:
+        return None
+    if not (isinstance(data, dict)
+            and all(isinstance(data.get(k), list) for k in ("train", "val", "test"))):
+        raise _bad(directory, "split", "must hold the id lists train, val and test")
+    return {"split": data.get("split"), **{k: [str(i) for i in data[k]]
+                                           for k in ("train", "val", "test")}}

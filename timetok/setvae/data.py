@@ -19,11 +19,11 @@ from timetok.core.errors import ConfigError
 from timetok.core.train.modules import TaskDataModule
 from timetok.setvae.artifacts import (
     REPORT,
-    SCALER,
     RecordsSettings,
     Vocabulary,
     first_stays,
     parse_bucket,
+    save_scaler,
     save_split,
 )
 
@@ -133,9 +133,10 @@ class RecordsDataModule(TaskDataModule):
         return collate_sets(items)
 
     def save_artifacts(self, directory: Path) -> dict:
-        """The scaler, vocabulary, settings, split ids and load report (see the class)."""
+        """The scaler, vocabulary, settings and split ids (sections of ``data.json``) and
+        the load report (see the class)."""
         data, directory = self.data, Path(directory)
-        data.scaler.save(directory / SCALER)
+        save_scaler(directory, data.scaler)
         data.vocabulary.save(directory)
         data.settings.save(directory)
         save_split(directory, data.settings.split, data.ids())

@@ -61,6 +61,7 @@ from torch import Tensor, nn
 from timetok.core.errors import ConfigError
 from timetok.core.model_folder import PretrainedModel
 from timetok.core.nn.encoders import CrossAttentionBlock
+from timetok.core.outputs import ClassifierOutput, ModelOutput
 
 if TYPE_CHECKING:
     from timetok.core.data.records import SetBatch
@@ -137,9 +138,11 @@ class Posterior:
     valid: Tensor  # [B, S] bool: a real set (set_mask and at least one observation)
 
 
-@dataclass
-class PretrainOutput:
-    loss: Tensor  # value_weight * recon_value + observed_weight * recon_observed + beta * kl_loss
+@dataclass(kw_only=True)
+class PretrainOutput(ModelOutput):
+    """``loss`` = value_weight * recon_value + observed_weight * recon_observed + beta *
+    kl_loss, averaged over the batch's real sets, and its terms."""
+
     recon_value: Tensor  # squared error summed over a set's observed variables, per set
     recon_observed: Tensor  # cross-entropy of which variables a set holds, summed over V
     kl: Tensor  # KL to the prior summed over dimensions, per set (no free bits)
@@ -148,12 +151,6 @@ class PretrainOutput:
     active_units: int  # dimensions whose mu varies (variance > 0.01) across the real sets
     observed_logits: Tensor  # [B, S, V]
     values: Tensor  # [B, S, V] predicted values
-
-
-@dataclass
-class ClassifierOutput:
-    logits: Tensor  # [B, n_classes]
-    embedding: Tensor  # [B, d_model], the pooled sequence state
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -428,9 +425,11 @@ class SeqSetVAE(PretrainedModel):
         kl_per_dim = (kl * weight[..., None]).sum((0, 1)) / n_sets
         kl_loss = kl_per_dim.clamp_min(c.free_bits).sum()
         loss = c.value_weight * recon_value + c.observed_weight * recon_observed + beta * kl_loss
-        return PretrainOutput(loss, recon_value, recon_observed, kl_per_dim.sum(), kl_loss,
-                              kl_per_dim.detach(), active_units(post.mu[post.valid]),
-                              logits, values)
+        return PretrainOutput(loss=loss, recon_value=recon_value,
+                              recon_observed=recon_observed, kl=kl_per_dim.sum(),
+                              kl_loss=kl_loss, kl_per_dim=kl_per_dim.detach(),
+                              active_units=active_units(post.mu[post.valid]),
+                              observed_logits=logits, values=values)
 
     # --- classification ---------------------------------------------------------------------
 
@@ -447,9 +446,10 @@ class SeqSetVAE(PretrainedModel):
             weight = post.valid / post.valid.sum(1, keepdim=True).clamp_min(1)
         return (hidden * weight[..., None]).sum(1)
 
-    def forward(self, batch: SetBatch) -> ClassifierOutput:
+    def forward(self, batch: SetBatch, targets: Tensor | None = None) -> ClassifierOutput:
         """Logits ``[B, n_classes]`` from the pooled state, the statics and their mask, plus
-        a linear map of the stay's summaries with ``summaries``."""
+        a linear map of the stay's summaries with ``summaries``; with ``targets [B]`` (class
+        indices) also their cross-entropy as ``loss``."""
         c = self.config
         if self.head is None:
             raise ConfigError("this model has no classification head; set n_classes and "
@@ -464,4 +464,5 @@ class SeqSetVAE(PretrainedModel):
         if self.wide is not None:
             logits = logits + self.wide(
                 stay_summaries(batch, c.n_variables, c.max_hours).to(embedding.dtype))
-        return ClassifierOutput(logits, embedding)
+        loss = None if targets is None else F.cross_entropy(logits, targets)
+        return ClassifierOutput(loss=loss, logits=logits, embedding=embedding)

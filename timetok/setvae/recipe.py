@@ -1,222 +1,43 @@
-"""Training SeqSetVAE (system 5): set-VAE pretraining on ICU stays, then mortality.
+"""The recipes of SeqSetVAE (system 5): ``pretrain``, ``finetune`` and ``evaluate``, each
+a library function of one config (:mod:`timetok.setvae.config`).
 
-Pretraining reconstructs each set from its latent and its context (labels unused); beta
-warms up over the training steps, while validation always weighs the KL by the final
-beta, so the validation loss that picks the best checkpoint compares across epochs.
-Finetuning trains a binary head (cross-entropy with an optional positive-class weight,
-or focal loss) and picks the checkpoint of the best validation AUROC.
+``timetok setvae <stage>`` parses its flags into that config and calls the same function
+that ``benchmarks/physionet.py`` calls with a file of ``configs/setvae/``. Each training
+recipe sets the threads and seeds once (:func:`timetok.core.train.runner.begin`), reads
+the stays, builds the module (:mod:`timetok.setvae.modules`), trains and exports it, and
+returns the run's summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
 
 from timetok.core.errors import CheckpointError, ConfigError, DataError
-from timetok.core.model_folder import (
-    CONFIG_NAME,
-    LoadReport,
-    read_json,
-    warm_start,
+from timetok.core.model_folder import CONFIG_NAME, LoadReport, read_json, warm_start
+from timetok.setvae.artifacts import REPORT, RecordsSettings, Vocabulary
+from timetok.setvae.config import (
+    EvaluateConfig,
+    FinetuneConfig,
+    PretrainConfig,
+    StageConfig,
+    set_names,
 )
-from timetok.core.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.core.train.modules import TaskModule
-from timetok.setvae.artifacts import SETTINGS, RecordsSettings, Vocabulary
-from timetok.setvae.data import StaySplits
-from timetok.setvae.model import PARTS, SeqSetVAE, SeqSetVAEConfig
+from timetok.setvae.data import RecordsDataModule, StaySplits
+from timetok.setvae.model import SeqSetVAE, SeqSetVAEConfig
+from timetok.setvae.modules import (
+    WEIGHTS_REPORT,
+    SetVAEFinetuneModule,
+    SetVAEPretrainModule,
+    frozen_parts,
+)
 
 logger = logging.getLogger(__name__)
 
-# The decoder only serves pretraining: it never trains while finetuning (no gradient
-# reaches it), so every policy freezes it and the parameter table shows that.
-FREEZE_POLICIES = {"head-only": ["set_encoder", "sequence"], "partial": ["set_encoder"],
-                   "full": []}
 NEW_PARTS = ("head.", "wide.", "feature.")  # start anew when finetuning from a pretrained model
-LOSSES = ("ce", "focal")
-
-
-class _SetVAEModule(TaskModule):
-    throughput_unit: ClassVar[str] = "stays"
-    progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "auroc")
-
-    def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = SeqSetVAE(SeqSetVAEConfig(**config))
-
-    def count_items(self, batch) -> int:
-        return len(batch.labels)
-
-
-
-class SetVAEPretrainModule(_SetVAEModule):
-    """Reconstruction + beta x free-bits KL on the training stays (labels unused).
-
-    Each validation epoch also logs the active units (latent dimensions whose posterior
-    mean varies across the validation sets) and the KL of each latent dimension
-    (``val_kl_d00``, ...): a collapsed posterior shows as dimensions near 0 nats.
-    """
-
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 100):
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        self._sums: torch.Tensor | None = None  # the validation epoch's posterior_sums
-
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        train = stage == "train"
-        beta = self.model.beta_at(self.global_step) if train else self.model.config.beta
-        out = self.model.pretrain(batch, beta=beta)
-        values = {"loss": out.loss, "recon_value": out.recon_value,
-                  "recon_observed": out.recon_observed, "kl": out.kl, "kl_loss": out.kl_loss}
-        self.log_values(stage, values, len(batch.labels))
-        if train:
-            self.log("beta", beta, on_step=True, on_epoch=False)
-        else:
-            sums = posterior_sums(self.model, batch, out.kl_per_dim)
-            self._sums = sums if self._sums is None else self._sums + sums
-        return out.loss
-
-    def on_validation_epoch_start(self) -> None:
-        self._sums = None
-
-    def on_validation_epoch_end(self) -> None:
-        if self._sums is None or self.trainer.sanity_checking:
-            return
-        active, kl = summarise(self.trainer.strategy.reduce(self._sums, reduce_op="sum"))
-        self.log("val_active_units", float(active))
-        for d, value in enumerate(kl):
-            self.log(f"val_kl_d{d:02d}", value)
-
-    @torch.no_grad()
-    def prepare_export(self, datamodule) -> dict:
-        """Active units and KL per dimension of the exported weights on the validation
-        stays, for the summary (and the CLI's ``kl_per_dim.png``)."""
-        from lightning.fabric.utilities.apply_func import move_data_to_device
-
-        self.model.eval()
-        sums = None
-        for batch in datamodule.val_dataloader():
-            batch = move_data_to_device(batch, self.device)
-            part = posterior_sums(self.model, batch, self.model.pretrain(batch).kl_per_dim)
-            sums = part if sums is None else sums + part
-        if sums is None:
-            return {}
-        active, kl = summarise(sums)
-        return {"active_units": active, "latent_dim": self.model.config.latent_dim,
-                "free_bits": self.model.config.free_bits, "kl_per_dim": kl}
-
-    def summary_lines(self, summary: dict) -> list[str]:
-        if "active_units" not in summary:
-            return []
-        kl = summary["kl_per_dim"]
-        collapsed = sum(value < summary["free_bits"] + 1e-3 for value in kl)
-        return [f"validation: {summary['active_units']} of {summary['latent_dim']} latent "
-                f"dimensions active, {collapsed} at or below the free-bits floor "
-                f"({summary['free_bits']:g} nats); KL per dimension in kl_per_dim.png"]
-
-
-@torch.no_grad()
-def posterior_sums(model: SeqSetVAE, batch, kl_per_dim: torch.Tensor) -> torch.Tensor:
-    """``[4, L]`` float64 sums over the batch's real sets: their count, the posterior means,
-    their squares, and the KL per dimension (``kl_per_dim [L]`` is the batch's mean)."""
-    post = model.encode(batch)
-    mu = post.mu[post.valid].double()  # (n, L)
-    count = mu.new_full((mu.shape[-1],), len(mu))
-    return torch.stack([count, mu.sum(0), (mu**2).sum(0), kl_per_dim.double() * len(mu)])
-
-
-def summarise(sums: torch.Tensor, threshold: float = 0.01) -> tuple[int, list[float]]:
-    """Active units and the mean KL per dimension from :func:`posterior_sums` added up:
-    the dimensions whose posterior mean has an (unbiased) variance above ``threshold``
-    across the sets, as :func:`timetok.setvae.model.active_units` counts them."""
-    n, total, square, kl = sums
-    kl_mean = (kl / n.clamp_min(1)).tolist()
-    if n[0] < 2:
-        return 0, kl_mean
-    variance = (square - total**2 / n) / (n - 1)
-    return int((variance > threshold).sum()), kl_mean
-
-
-def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float,
-               weight: torch.Tensor) -> torch.Tensor:
-    """``-w_y (1 - p_y)^gamma log p_y`` averaged with the class weights ``w [K]``:
-    ``logits [B, K]``, ``labels [B]`` -> a scalar (cross-entropy at ``gamma = 0``)."""
-    log_p = logits.log_softmax(-1).gather(1, labels[:, None])[:, 0]
-    w = weight[labels]
-    return (w * -(1 - log_p.exp()) ** gamma * log_p).sum() / w.sum()
-
-
-class SetVAEFinetuneModule(_SetVAEModule):
-    """Binary classification of the stays (probability of class 1: in-hospital death);
-    the best checkpoint by validation AUROC, AUPRC logged beside it.
-
-    ``freeze_policy``: ``head-only`` (the head and the logvar gate train; the set encoder
-    and the sequence model stay as pretraining made them, in eval mode), ``partial`` (the
-    sequence model trains too), ``full``, or a comma list of parts of
-    :data:`timetok.setvae.model.PARTS`. ``pos_weight`` weighs the positive class in the
-    loss; ``loss`` is ``ce`` or ``focal`` (with ``focal_gamma``).
-    """
-
-    monitor: ClassVar[str] = "val_auroc"
-    monitor_mode: ClassVar[str] = "max"
-
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 100, freeze_policy: str = "head-only",
-                 pos_weight: float = 1.0, loss: str = "ce", focal_gamma: float = 2.0):
-        if loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if not (math.isfinite(pos_weight) and pos_weight > 0):
-            raise ConfigError(f"pos_weight must be a number > 0 or 'auto', got {pos_weight}")
-        if not (math.isfinite(focal_gamma) and focal_gamma >= 0):
-            raise ConfigError(f"focal_gamma must be a number >= 0, got {focal_gamma}")
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        if self.model.config.n_classes != 2:
-            raise ConfigError("finetuning classifies stays into 2 classes; set n_classes=2")
-        self.frozen = [*resolve_freeze(freeze_policy, PARTS, FREEZE_POLICIES), "decoder"]
-        freeze(self.model, PARTS, self.frozen)
-        self.table = parameter_table(self.model, PARTS)
-        require_trainable(self.table, freeze_policy)
-        self.load_report: LoadReport | None = None
-        from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
-
-        self.metrics = torch.nn.ModuleDict({"auroc": BinaryAUROC(),
-                                            "auprc": BinaryAveragePrecision()})
-
-    @property
-    def trainable_share(self) -> float:
-        """Trainable parameters over all the model's parameters."""
-        return self.table[-1]["trainable"] / max(self.table[-1]["total"], 1)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for part in self.frozen:  # a frozen part keeps its features: no dropout
-            module = getattr(self.model, part, None)
-            if module is not None:
-                module.eval()
-        return self
-
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        logits = self.model(batch).logits
-        weight = logits.new_tensor([1.0, hp.pos_weight])
-        if hp.loss == "focal":
-            loss = focal_loss(logits, batch.labels, hp.focal_gamma, weight)
-        else:
-            loss = F.cross_entropy(logits, batch.labels, weight=weight)
-        values: dict = {"loss": loss}
-        if stage == "val":
-            probability = logits.detach().softmax(-1)[:, 1]
-            for name, metric in self.metrics.items():
-                metric.update(probability, batch.labels)
-                values[name] = metric  # computed over the epoch, then reset
-        self.log_values(stage, values, len(batch.labels))
-        return loss
+Echo = Callable[[str], None]  # where a recipe says what it is about to train
 
 
 # --- building the modules ------------------------------------------------------------------
@@ -264,8 +85,8 @@ def _pretrained_config(directory: Path, data: StaySplits) -> SeqSetVAEConfig:
                               "of timetok setvae pretrain")
     config = SeqSetVAE.config_from_dict(raw, str(directory / CONFIG_NAME))
     Vocabulary.load(directory).check_same(data.vocabulary, str(directory), data.records.name)
-    if (directory / SETTINGS).is_file():
-        before, now = RecordsSettings.load(directory), data.settings
+    before, now = RecordsSettings.load(directory, required=False), data.settings
+    if before is not None:
         changed = [f"{name} {getattr(before, name)!r} -> {getattr(now, name)!r}"
                    for name in ("dataset", "sets", "limit", "split", "bucket")
                    if getattr(before, name) != getattr(now, name)]
@@ -278,7 +99,7 @@ def _pretrained_config(directory: Path, data: StaySplits) -> SeqSetVAEConfig:
 
 def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: float = 1e-3,
                     weight_decay: float = 0.01, warmup_steps: int = 100, *,
-                    freeze_policy: str | None = None, pos_weight: float | str = 1.0,
+                    freeze: str | None = None, pos_weight: float | str = 1.0,
                     loss: str = "ce", focal_gamma: float = 2.0, feature: str = "mu",
                     summaries: bool = True, scratch: bool = False, allow_partial: bool = False,
                     **settings) -> SetVAEFinetuneModule:
@@ -288,21 +109,21 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
     and reported (:func:`load_pretrained`); the folder must read the data's variables.
     ``scratch`` keeps the architecture (or, without a folder, builds one from
     ``settings``) and starts every weight anew: the baseline that measures pretraining.
-    ``freeze_policy`` defaults to ``head-only``, ``full`` with ``scratch``. ``summaries``:
+    ``freeze`` defaults to ``head-only``, ``none`` with ``scratch``. ``summaries``:
     the head also reads per-variable summaries of each stay (see
     :func:`timetok.setvae.model.stay_summaries`).
     """
     if pretrained_dir is None and not scratch:
-        raise ConfigError("finetuning needs pretrained_dir, or scratch=True to train from new "
-                          "weights")
+        raise ConfigError("finetuning needs a pretrained folder, model=PATH, or scratch=True "
+                          "to train from new weights")
     if scratch and allow_partial:
         raise ConfigError("allow_partial=True concerns loading pretrained weights and "
                           "scratch=True loads none; drop one of them")
-    if freeze_policy is None:
-        freeze_policy = "full" if scratch else "head-only"
-    if scratch and set(resolve_freeze(freeze_policy, PARTS, FREEZE_POLICIES)) - {"decoder"}:
-        raise ConfigError(f"freeze_policy {freeze_policy!r} with scratch=True would keep "
-                          "parts at their random initialisation; use freeze_policy='full'")
+    if freeze is None:
+        freeze = "none" if scratch else "head-only"
+    if scratch and set(frozen_parts(freeze)) - {"decoder"}:
+        raise ConfigError(f"freeze={freeze!r} with scratch=True would keep parts at their "
+                          "random initialisation; use freeze='none'")
     if settings and pretrained_dir is not None:
         raise ConfigError(f"the sizes come from {pretrained_dir}'s config; leave "
                           f"{', '.join(sorted(settings))} out")
@@ -319,7 +140,131 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
     config = dataclasses.replace(base, n_classes=2, feature=feature, summaries=summaries)
     weight = resolve_pos_weight(pos_weight, labels[data.index["train"]])
     module = SetVAEFinetuneModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps,
-                                  freeze_policy, weight, loss, focal_gamma)
+                                  freeze, weight, loss, focal_gamma)
     if pretrained_dir is not None and not scratch:
         module.load_report = load_pretrained(module.model, pretrained_dir, allow_partial)
     return module
+
+
+# --- the recipes ---------------------------------------------------------------------------
+
+
+def _stays(config: StageConfig, echo: Echo, report: bool) -> tuple[RecordsDataModule,
+                                                                   StaySplits]:
+    """The data module of a training recipe, loaded; one line on the stays (and, with
+    ``report``, the load report) said."""
+    datamodule = RecordsDataModule(
+        config.dataset, config.split, config.bucket, set_names(config.sets), config.limit,
+        config.batch_size, config.data_dir, config.data_path, config.num_workers)
+    data = datamodule.load()
+    sizes = "/".join(str(len(i)) for i in data.index.values())
+    bucket = data.settings.bucket
+    echo(f"{data.records.name}: {len(data.records):,} stays, split {config.split} "
+         f"(train/val/test {sizes}), bucket {bucket if bucket == 'exact' else f'{bucket:g} h'}")
+    lines = data.records.report.lines()
+    for line in lines if report else ():
+        echo(f"  {line}")
+    if not report:
+        logger.info("load report (also in %s of the run folder):\n  %s", REPORT,
+                    "\n  ".join(lines))
+    return datamodule, data
+
+
+def _main_process() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+def pretrain(config: PretrainConfig, echo: Echo | None = None) -> dict:
+    """Pretrain a SeqSetVAE on the training stays of ``config.split`` (labels unread) into
+    ``config.save_path`` (default ``runs/setvae-DATASET``) with its loss curves and KL per
+    dimension drawn; returns the run's summary. ``echo`` receives what is about to be
+    trained (the stays, the load report); None logs it."""
+    from timetok.core.plots import plot_history, plot_kl_per_dim
+    from timetok.core.train.runner import begin, train_and_export
+
+    say = echo if echo is not None and _main_process() else logger.info
+    options = config.run_options()
+    begin(options)
+    save_path = Path(config.run_folder(""))
+    datamodule, data = _stays(config, say, report=True)
+    module = pretrain_module(data, config.lr, config.weight_decay, config.warmup_steps,
+                             **config.model_settings())
+    summary = train_and_export(module, datamodule, save_path, options, config.resume,
+                               config.settings())
+    if _main_process():
+        plot_history(save_path / "pretraining_losses.png", save_path / "history.csv",
+                     ["train_loss", "val_loss", "val_recon_value", "val_recon_observed",
+                      "val_kl"], f"SeqSetVAE pretraining on {data.records.name}")
+        if "kl_per_dim" in summary:
+            plot_kl_per_dim(save_path / "kl_per_dim.png", summary["kl_per_dim"],
+                            summary["free_bits"], summary["active_units"])
+    return summary
+
+
+def finetune(config: FinetuneConfig, echo: Echo | None = None) -> dict:
+    """Finetune a mortality head on ``config.model`` (or, with ``config.scratch``, new
+    weights) into ``config.save_path`` (default ``runs/setvae-ft-DATASET``); returns the
+    run's summary. ``echo`` receives the stays, the warm start's counts (every key in
+    ``warm_start.txt`` of the run folder, and logged) and the parameter table."""
+    from timetok.core.train.freeze import format_table
+    from timetok.core.train.runner import begin, train_and_export
+
+    say = echo if echo is not None and _main_process() else logger.info
+    options = config.run_options()
+    begin(options)
+    save_path = Path(config.run_folder("-ft"))
+    datamodule, data = _stays(config, say, report=False)
+    module = finetune_module(
+        config.model, data, config.lr, config.weight_decay, config.warmup_steps,
+        freeze=config.freeze, pos_weight=config.pos_weight, loss=config.loss,
+        focal_gamma=config.focal_gamma, feature=config.feature, summaries=config.summaries,
+        scratch=config.scratch, allow_partial=config.allow_partial, **config.model_settings())
+    if module.load_report is not None:
+        say(f"weights from {config.model}: {module.load_report.summary()}; every key in "
+            f"{WEIGHTS_REPORT} of the run folder")
+        logger.info("weights from %s, key by key:\n  %s", config.model,
+                    "\n  ".join(module.load_report.lines()))
+    policy = config.freeze or ("none" if config.scratch else "head-only")
+    say(f"freeze {policy}:\n{format_table(module.table)}")
+    say(f"trainable share: {100 * module.trainable_share:.1f} % of the parameters")
+    return train_and_export(module, datamodule, save_path, options, config.resume,
+                            config.settings())
+
+
+def evaluate(config: EvaluateConfig, track: Callable[[Iterable], Iterable] = iter) -> dict:
+    """AUROC, AUPRC, Brier score, calibration and curves of a finetuned folder on the test
+    (or validation) stays of a split, beside a logistic regression on stay summaries fitted
+    in the same run; refuses stays the model trained or selected on. Writes the report,
+    the predictions and the curves to ``config.out`` (default
+    ``MODEL/eval-DATASET-splitK``); returns the report with ``out``."""
+    from timetok.setvae.evaluate import (
+        PARTS,
+        check_unseen,
+        logistic_baseline,
+        model_stays,
+        mortality_report,
+        write_evaluation,
+    )
+    from timetok.setvae.pipeline import MortalityClassifier
+
+    if config.stays not in ("test", "val"):
+        raise ConfigError(f"stays must be 'test' or 'val', got {config.stays!r}")
+    clf = MortalityClassifier.from_pretrained(config.model, device=config.device)
+    records = model_stays(clf, config.model, config.dataset, config.data_dir,
+                          config.data_path, set_names(config.sets), config.limit)
+    split = clf.settings.split if config.split is None else config.split
+    parts = records.split(split)
+    index = parts[PARTS.index(config.stays)]
+    check_unseen(clf, config.model, records, index, config.stays)
+    suffix = "" if config.stays == "test" else f"-{config.stays}"
+    out = Path(config.out or Path(config.model) / f"eval-{records.name}-split{split}{suffix}")
+    probs = clf.predict_proba(records, index, config.batch_size, track=track)
+    labels = records.labels[index]
+    report = {"dataset": records.name, "split": split, "part": config.stays,
+              "model": str(config.model), **mortality_report(probs, labels, config.bins)}
+    if config.baseline:
+        report["baseline"] = logistic_baseline(records, parts, config.stays, config.bins)
+    write_evaluation(out, report, records.ids[index], labels, probs)
+    return report | {"out": str(out)}
