@@ -1,11 +1,13 @@
 """System 4 through the CLI on the bundled ECG200: pretrain -> finetune -> evaluate -> embed."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from timetok.core.model_folder import read_data_section
 from timetok.mae.model import TimeMAE
 
 TINY = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32",
@@ -29,11 +31,14 @@ def runs(tmp_path_factory):
 def test_pretraining_writes_the_encoder_its_artifacts_and_a_loss_plot(runs):
     model = TimeMAE.from_pretrained(runs["pre"])
     assert model.head is None and model.config.length == 96
-    labels = json.loads((runs["pre"] / "labels.json").read_text())
-    assert labels["classes"] == ["0", "1"]
-    history = (runs["pre"] / "history.csv").read_text().splitlines()[0]
-    for column in ("val_mrr", "val_mcc", "val_mcc_accuracy"):
-        assert column in history
+    assert read_data_section(runs["pre"], "labels")["classes"] == ["0", "1"]
+    assert read_data_section(runs["pre"], "scaler")["columns"] == ["value"]
+    with (runs["pre"] / "history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    # every column the loss plot draws is in the history, with a value
+    for column in ("train_loss", "train_mrr", "train_mcc", "val_loss", "val_mrr", "val_mcc",
+                   "val_mcc_accuracy"):
+        assert rows[-1][column], column
     assert (runs["pre"] / "pretraining_losses.png").stat().st_size > 0
 
 
@@ -50,16 +55,20 @@ def test_evaluate_reports_accuracy_macro_f1_and_the_confusion_matrix(cli, runs):
     assert result.rc == 0, result.err
     report = json.loads(result.out)
     assert report["split"] == "test" and report["samples"] == 100
+    baseline = report["baseline"]  # fitted in the same run, on the same splits
+    assert baseline["fitted_on"] == "train+val" and 0.5 < baseline["accuracy"] <= 1
     assert sum(map(sum, report["confusion"])) == 100
     assert set(report["per_class"]) == {"0", "1"}
     assert 0 <= report["macro_f1"] <= report["accuracy"] + 1
     assert (runs["ft"] / "eval-ecg200" / "confusion.png").is_file()
 
 
-def test_the_linear_probe_leaves_the_encoder_as_pretraining_made_it(cli, runs):
-    out = runs["root"] / "probe"
+@pytest.mark.parametrize("policy", [["--freeze", "head-only"], ["--linear-probe"],
+                                    ["--freeze", "linear-probe"]])
+def test_head_only_leaves_the_encoder_as_pretraining_made_it(cli, runs, policy):
+    out = runs["root"] / f"probe{policy[-1]}"
     result = cli("mae", "finetune", "--model", runs["pre"], "--dataset", "ecg200",
-                 "--linear-probe", *RUN, "--max-steps", "4", "--save-path", out)
+                 *policy, *RUN, "--max-steps", "4", "--save-path", out)
     assert result.rc == 0, result.err
     table = {line.split()[0]: line.split()[1:] for line in result.out.splitlines()
              if line.split() and line.split()[0] in ("encoder", "head")}
@@ -98,7 +107,7 @@ def test_the_classifier_api_on_the_original_scale(runs):
     assert list(classifier.predict(raw)) == [
         ["0", "1"][i] for i in classifier.predict_proba(raw).argmax(1)]
     np.testing.assert_allclose(classifier.predict_proba(raw).sum(1), 1, rtol=1e-5)
-    assert classifier.predict(raw[0]) in ("0", "1")
+    assert classifier.predict(raw[:1])[0] in ("0", "1")
     assert classifier.embed(raw).shape == (5, 16)
 
 

@@ -1,23 +1,60 @@
-"""A Lightning data module of labelled samples (one class per multivariate series)."""
+"""Labelled samples for TimeMAE: a Lightning data module, and samples made from arrays.
+
+What travels with every exported model is written to the folder's ``data.json``: the
+scaler (section ``scaler``, fitted on the training samples' observed steps) and the
+labels (section ``labels``: ``classes``, ``channels``, ``length``).
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from timetok.core.data.labelled import LabelledData, load_labelled
-from timetok.core.errors import ConfigError
+import numpy as np
+
+from timetok.core.data.labelled import LabelledData, Samples, _carve, load_labelled
+from timetok.core.data.scaler import Scaler
+from timetok.core.errors import ConfigError, DataError
+from timetok.core.model_folder import write_data_section
 from timetok.core.train.modules import TaskDataModule
-from timetok.core.utils import atomic_write_text
+
+
+def write_data_sections(directory: str | Path, scaler: Scaler, classes: list,
+                        channels: list[str], length: int) -> None:
+    """The scaler and the labels of a model folder, in its ``data.json``."""
+    write_data_section(directory, "scaler", scaler.to_dict())
+    write_data_section(directory, "labels", {"classes": classes, "channels": channels,
+                                             "length": length})
+
+
+def labelled_from_arrays(x: np.ndarray, y: np.ndarray, classes: list, val_fraction: float = 0.2,
+                         seed: int = 0) -> LabelledData:
+    """Samples held in memory, ``x [N, T, C]`` on their original scale and class indices
+    ``y [N]`` into ``classes``: a validation split stratified per class (seeded), the
+    scaler fitted on the rest, and no test split."""
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    if len(np.unique(y)) < 2:
+        raise DataError("y holds one class only; classification needs at least two")
+    mask = np.ones(x.shape[:2], dtype=bool)
+    every = Samples(x.astype(np.float32), y.astype(np.int64), None, mask)
+    carved, rule = _carve(every.y, None, val_fraction, np.random.default_rng(seed), "val",
+                          "group")
+    channels = [f"channel_{c}" for c in range(x.shape[2])]
+    splits = {"train": every.take(~carved), "val": every.take(carved),
+              "test": every.take(np.zeros(len(y), dtype=bool))}
+    scaler = Scaler.fit(splits["train"].x.reshape(-1, x.shape[2]), channels)
+    for part in splits.values():
+        part.x = scaler.transform(part.x)
+    return LabelledData("arrays", Path("."), list(classes), channels, scaler, splits,
+                        f"{rule}, seed {seed}")
 
 
 class LabelledDataModule(TaskDataModule):
-    """Batches of ``(x [B, T, C], y [B], mask [B, T])`` from a registered labelled dataset.
+    """Batches of ``(x [B, T, C], y [B], mask [B, T])`` from a registered labelled dataset,
+    or from ``data`` already in memory.
 
-    The scaler (fitted on the training samples' observed steps) and the label map travel
-    with every exported model (``scaler.json``, ``labels.json``). Validation and test
-    batches hold every sample; training drops its last, partial batch only when the split
-    has more than one batch.
+    Validation and test batches hold every sample; training drops its last, partial batch
+    only when the split has more than one batch.
     """
 
     def __init__(
@@ -29,12 +66,13 @@ class LabelledDataModule(TaskDataModule):
         val_fraction: float = 0.2,
         seed: int = 0,
         num_workers: int = 0,
+        data: LabelledData | None = None,
     ):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.save_hyperparameters()
-        self._data: LabelledData | None = None
+        self.save_hyperparameters(ignore=["data"])
+        self._data = data
 
     @property
     def data(self) -> LabelledData:
@@ -52,11 +90,9 @@ class LabelledDataModule(TaskDataModule):
         self.load()
 
     def save_artifacts(self, directory: Path) -> dict:
-        """``scaler.json`` and ``labels.json`` (classes, channels, length) in ``directory``."""
+        """The scaler and the labels, in ``directory/data.json``."""
         data = self.data
-        data.scaler.save(Path(directory) / "scaler.json")
-        labels = {"classes": data.classes, "channels": data.channels, "length": data.length}
-        atomic_write_text(Path(directory) / "labels.json", json.dumps(labels, indent=2))
+        write_data_sections(directory, data.scaler, data.classes, data.channels, data.length)
         return {"dataset": data.name, "classes": data.classes, "split_rule": data.split_rule}
 
     def split_dataset(self, split: str):

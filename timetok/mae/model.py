@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from timetok.core.errors import ConfigError
 from timetok.core.model_folder import PretrainedModel
 from timetok.core.nn.encoders import ENCODERS, CrossAttentionBlock
+from timetok.core.outputs import ClassifierOutput, ModelOutput
 
 CODEWORDS = ("linear", "vq")
 
@@ -104,19 +105,14 @@ class TimeMAEConfig:
         return int(self.mask_ratio * self.n_slices)
 
 
-@dataclass
-class PretrainOutput:
-    loss: Tensor  # mrr_weight * mrr + mcc_weight * mcc
+@dataclass(kw_only=True)
+class PretrainOutput(ModelOutput):
+    """Both pretext losses: ``loss = mrr_weight * mrr + mcc_weight * mcc``."""
+
     mrr: Tensor  # MSE of the predicted representations
     mcc: Tensor  # cross-entropy of the codeword classification
     mcc_accuracy: Tensor
     codes: Tensor  # [B, M] codeword targets of the masked slices
-
-
-@dataclass
-class ClassifierOutput:
-    logits: Tensor  # [B, n_classes]
-    embedding: Tensor  # [B, d_model], the pooled representation
 
 
 def gather(t: Tensor, index: Tensor) -> Tensor:
@@ -233,8 +229,8 @@ class TimeMAE(PretrainedModel):
                              label_smoothing=c.label_smoothing).view_as(weight)
         mcc = (ce * weight).sum() / weight.sum()
         accuracy = ((logits.argmax(-1) == codes).float() * weight).sum() / weight.sum()
-        return PretrainOutput(c.mrr_weight * mrr + c.mcc_weight * mcc, mrr, mcc,
-                              accuracy.detach(), codes)
+        return PretrainOutput(loss=c.mrr_weight * mrr + c.mcc_weight * mcc, mrr=mrr, mcc=mcc,
+                              mcc_accuracy=accuracy.detach(), codes=codes)
 
     def _codewords(self, hidden: Tensor, predicted: Tensor) -> tuple[Tensor, Tensor]:
         """Targets ``[B, M]`` for the masked slices' embeddings and logits of the
@@ -265,8 +261,15 @@ class TimeMAE(PretrainedModel):
         weight = valid.float()[..., None]
         return (hidden * weight).sum(1) / weight.sum(1).clamp_min(1)
 
-    def forward(self, x: Tensor, observed: Tensor | None = None) -> ClassifierOutput:
+    def forward(self, x: Tensor, targets: Tensor | None = None, observed: Tensor | None = None,
+                label_smoothing: float = 0.0) -> ClassifierOutput:
+        """``x [B, T, C]`` -> logits ``[B, n_classes]`` and the pooled embedding; with
+        class indices ``targets [B]``, their cross-entropy as ``loss``."""
         if self.head is None:
             raise ConfigError("this model has no classification head; finetune it first")
         embedding = self.embed(x, observed)
-        return ClassifierOutput(self.head(embedding), embedding)
+        logits = self.head(embedding)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+        return ClassifierOutput(loss=loss, logits=logits, embedding=embedding)

@@ -1,151 +1,293 @@
-"""Training TimeMAE (system 4): masked pretraining, then finetuning or a linear probe."""
+"""TimeMAE's recipes: masked pretraining, finetuning (or the head alone), evaluation.
+
+Each stage is one function taking one config; ``timetok mae <stage>`` parses its flags
+into that config, ``benchmarks/classify.py`` reads it from ``configs/mae/``, and
+``Classifier.fit`` builds it from Python; all three run the same function.
+
+>>> pretrain(PretrainConfig(dataset="ecg200", max_steps=5))   # doctest: +SKIP
+>>> finetune(FinetuneConfig(model="runs/mae-ecg200", max_steps=5))   # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
+from timetok.core.config import RunConfig
+from timetok.core.errors import CheckpointError, ConfigError
 
-from timetok.core.errors import CheckpointError
-from timetok.core.train.freeze import freeze, parameter_table, require_trainable, resolve_freeze
-from timetok.core.train.modules import TaskModule
-from timetok.mae.model import TimeMAE, TimeMAEConfig
-
-# The model's parts, for --freeze and the parameter table. `pretext` holds what only
-# pretraining reads: the momentum target, the regressor and the codeword classifier.
-PARTS = {
-    "slicer": ["slicer"],
-    "encoder": ["encoder"],
-    "head": ["head"],
-    "pretext": ["target", "mask_token", "query_position", "regressor", "regressor_norm",
-                "codeword", "quantizer", "mcc_head"],
-}
-FREEZE_POLICIES = {"none": [], "linear-probe": ["slicer", "encoder"]}
-MONITORS = {"accuracy": "val_accuracy", "macro_f1": "val_macro_f1"}
+CODEWORDS = ("linear", "vq")
+ENCODERS = ("native", "bert")
+MONITOR_CHOICES = ("accuracy", "macro_f1")
+SPLIT_CHOICES = ("train", "val", "test")
+BASELINES = ("auto", "minirocket", "nearest-neighbour", "none")
+# Old freeze policy names, still accepted.
+FREEZE_ALIASES = {"linear-probe": "head-only"}
+# The TimeMAEConfig fields a pretraining config sets.
+ARCHITECTURE = ("slice_length", "d_model", "n_layers", "n_heads", "d_ff", "dropout",
+                "regressor_layers", "mask_ratio", "codeword", "vocab_size", "momentum",
+                "encoder", "mrr_weight", "mcc_weight")
 
 
-class _MAEModule(TaskModule):
-    progress_metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
+@dataclass
+class LabelledConfig(RunConfig):
+    """The labelled data a stage reads, its split, and the optimiser."""
 
-    def __init__(self, config: dict, lr: float, weight_decay: float, warmup_steps: int):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = TimeMAE(TimeMAEConfig(**config))
+    dataset: str = "ecg200"
+    data_path: str | None = None
+    data_dir: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0  # keep it between pretraining and finetuning
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
 
+    def __post_init__(self):
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        for name in ("batch_size", "lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "warmup_steps", "split_seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
-class MAEPretrainModule(_MAEModule):
-    """MRR + MCC on the training samples (labels unused); the momentum target follows the
-    encoder after every step. Validation masks with a fixed draw per batch, so its loss
-    compares across epochs."""
+    def datamodule(self, data=None):
+        """The data module of these settings (over ``data`` already loaded, when given)."""
+        from timetok.mae.data import LabelledDataModule
 
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 100):
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        freeze(self.model, {"target": ["target"]}, ["target"])
-        self.usage = None
-        if self.model.config.codeword == "vq":
-            from timetok.core.nn.quantizer import CodeUsage
-
-            self.usage = CodeUsage(self.model.config.vocab_size)
-
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        x, _, observed = batch
-        generator = None
-        if stage == "val":
-            generator = torch.Generator(device=x.device).manual_seed(batch_idx)
-        out = self.model.pretrain(x, observed, generator=generator)
-        self.log_values(stage, {"loss": out.loss, "mrr": out.mrr, "mcc": out.mcc,
-                          "mcc_accuracy": out.mcc_accuracy}, len(x))
-        if self.usage is not None and stage == "train":
-            self.usage.update(out.codes)
-        return out.loss
-
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.model.update_target()
-
-    def on_train_epoch_end(self):
-        if self.usage is None:
-            return
-        counts = self.trainer.strategy.reduce(self.usage.counts.to(self.device), reduce_op="sum")
-        for name, value in self.usage.compute(counts).items():
-            self.log(f"train_codeword_{name}", value)
-        self.usage.reset()
+        return LabelledDataModule(self.dataset, batch_size=self.batch_size,
+                                  data_dir=self.data_dir, data_path=self.data_path,
+                                  val_fraction=self.val_fraction, seed=self.split_seed,
+                                  num_workers=self.num_workers, data=data)
 
 
-class MAEFinetuneModule(_MAEModule):
-    """Cross-entropy of the classification head; the best checkpoint by validation
-    accuracy (or macro-F1). With the linear-probe policy the slicer and the encoder stay
-    frozen and in eval mode, so the features are those pretraining made."""
+@dataclass
+class PretrainConfig(LabelledConfig):
+    """``timetok mae pretrain``: masked pretraining (MRR + MCC); labels are not read."""
 
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 100, freeze_policy: str = "none",
-                 label_smoothing: float = 0.0, monitor: str = "accuracy"):
-        super().__init__(config, lr, weight_decay, warmup_steps)
-        self.monitor = MONITORS[monitor]
-        self.monitor_mode = "max"
-        frozen = resolve_freeze(freeze_policy, PARTS, FREEZE_POLICIES)
-        self.probe = {"slicer", "encoder"} <= set(frozen)
-        freeze(self.model, PARTS, [*frozen, "pretext"])
-        self.table = parameter_table(self.model, PARTS)
-        require_trainable(self.table, freeze_policy)
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+    slice_length: int = 8
+    d_model: int = 64
+    n_layers: int = 8
+    n_heads: int = 4
+    d_ff: int = 256
+    dropout: float = 0.2
+    regressor_layers: int = 4
+    mask_ratio: float = 0.6
+    codeword: str = "linear"
+    vocab_size: int = 192
+    momentum: float = 0.99  # of the MRR target encoder's EMA
+    encoder: str = "native"
+    mrr_weight: float = 5.0
+    mcc_weight: float = 1.0
 
-        classes = self.model.config.n_classes
-        self.metrics = torch.nn.ModuleDict({
-            f"{stage}_{name}": metric(num_classes=classes, average=average)
-            for stage in ("train", "val")
-            for name, metric, average in [("accuracy", MulticlassAccuracy, "micro"),
-                                          ("macro_f1", MulticlassF1Score, "macro")]
-        })
+    def __post_init__(self):
+        super().__post_init__()
+        for name, choices in (("codeword", CODEWORDS), ("encoder", ENCODERS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got "
+                                  f"{getattr(self, name)!r}")
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.probe:
-            self.model.slicer.eval()
-            self.model.encoder.eval()
-        return self
+    def output_dir(self) -> Path:
+        return Path(self.save_path or f"runs/mae-{self.dataset}")
 
-    def step(self, batch, stage: str, batch_idx: int) -> torch.Tensor:
-        x, y, observed = batch
-        logits = self.model(x, observed).logits
-        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
-        values = {"loss": loss}
-        for name in ("accuracy", "macro_f1"):
-            metric = self.metrics[f"{stage}_{name}"]
-            metric(logits.detach(), y)  # updates the epoch's state, keeps the batch's value
-            values[name] = metric
-        self.log_values(stage, values, len(x))
-        return loss
+    def architecture(self) -> dict:
+        return {name: getattr(self, name) for name in ARCHITECTURE}
 
 
-def pretrain_module(data, lr: float, weight_decay: float, warmup_steps: int,
-                    **settings) -> MAEPretrainModule:
-    """A pretraining module for the channels and length of ``data`` (a LabelledData)."""
-    config = TimeMAEConfig(n_channels=data.n_channels, length=data.length, **settings)
-    return MAEPretrainModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps)
+@dataclass
+class FinetuneConfig(LabelledConfig):
+    """``timetok mae finetune``: a classification head on a pretrained encoder.
+
+    ``freeze_policy``: ``none`` (everything trains), ``head-only`` (the slicer and the
+    encoder stay as pretraining made them), or a comma list of parts (slicer, encoder,
+    head); the pretext parts never train here. ``scratch`` keeps the pretrained
+    architecture and starts every weight anew (the baseline without pretraining).
+    """
+
+    model: str | None = None  # the pretrained folder (timetok mae pretrain)
+    freeze_policy: str = "none"
+    scratch: bool = False
+    monitor: str = "accuracy"
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.freeze_policy = FREEZE_ALIASES.get(self.freeze_policy, self.freeze_policy)
+        if self.monitor not in MONITOR_CHOICES:
+            raise ConfigError(f"monitor must be one of {', '.join(MONITOR_CHOICES)}, got "
+                              f"{self.monitor!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+
+    def output_dir(self) -> Path:
+        return Path(self.save_path or f"runs/mae-ft-{self.dataset}")
 
 
-def finetune_module(pretrained_dir, data, lr: float, weight_decay: float, warmup_steps: int,
-                    freeze_policy: str = "none", label_smoothing: float = 0.0,
-                    monitor: str = "accuracy", scratch: bool = False) -> MAEFinetuneModule:
-    """A finetuning module over a pretrained TimeMAE folder with a new head for the classes
-    of ``data``. ``scratch`` keeps the architecture and starts every weight anew (the
-    baseline that measures what pretraining adds)."""
-    pretrained = TimeMAE.from_pretrained(pretrained_dir)
-    c = pretrained.config
-    if (c.n_channels, c.length) != (data.n_channels, data.length):
+@dataclass
+class EvaluateConfig:
+    """``timetok mae evaluate``: the model and a simple baseline on one split.
+
+    ``baseline``: ``auto`` is MiniRocket where aeon is installed, else the 1-nearest
+    neighbour (Euclidean) of the raw series; fitted on the training samples (and the
+    validation ones when the test split is scored).
+    """
+
+    model: str
+    dataset: str = "ecg200"
+    data_path: str | None = None
+    data_dir: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    split: str = "test"
+    batch_size: int = 256
+    out: str | None = None
+    baseline: str = "auto"
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.split not in SPLIT_CHOICES:
+            raise ConfigError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got "
+                              f"{self.split!r}")
+        if self.baseline not in BASELINES:
+            raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got "
+                              f"{self.baseline!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def output_dir(self) -> Path:
+        from timetok.core.data.registry import get_spec
+
+        return Path(self.out or Path(self.model) / f"eval-{get_spec(self.dataset).name}")
+
+
+def check_new_run(config: PretrainConfig | FinetuneConfig, save_path: Path) -> None:
+    """Refuse to start over an earlier run unless the config resumes or overwrites it."""
+    if not (config.resume or config.overwrite) and (save_path / "run.yaml").exists():
+        raise ConfigError(f"save_path {save_path} already holds a run; set resume=True to "
+                          "continue it, overwrite=True to replace it, or another save_path")
+
+
+def pretrain(config: PretrainConfig, data=None) -> dict:
+    """Masked pretraining on the training samples; returns the run's summary. ``data`` (a
+    ``LabelledData``) stands in for the dataset the config names."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from timetok.core.plots import plot_history
+    from timetok.core.train.runner import begin, train_and_export
+    from timetok.mae.model import TimeMAEConfig
+    from timetok.mae.modules import MAEPretrainModule
+
+    options = config.run_options()
+    begin(options)
+    save_path = config.output_dir()
+    check_new_run(config, save_path)
+    datamodule = config.datamodule(data)
+    data = datamodule.load()
+    model = TimeMAEConfig(n_channels=data.n_channels, length=data.length,
+                          **config.architecture())
+    module = MAEPretrainModule(dataclasses.asdict(model), config.lr, config.weight_decay,
+                               config.warmup_steps)
+    summary = train_and_export(module, datamodule, save_path, options, config.resume,
+                               config.settings())
+    accuracy = None
+    if rank_zero_only.rank == 0:
+        # history.csv names each epoch's mean without Lightning's "_epoch" suffix.
+        plot_history(save_path / "pretraining_losses.png", save_path / "history.csv",
+                     ["train_loss", "train_mrr", "train_mcc", "val_loss", "val_mrr", "val_mcc"],
+                     f"TimeMAE pretraining on {data.name}")
+        accuracy = _last_epoch(save_path / "history.csv").get("val_mcc_accuracy")
+    # How far the codeword task is above guessing (see the codeword option).
+    summary["mcc"] = {"val_accuracy": None if accuracy in (None, "") else float(accuracy),
+                      "chance": 1 / config.vocab_size}
+    return summary
+
+
+def _last_epoch(history: Path) -> dict:
+    import csv
+
+    with history.open() as handle:
+        rows = list(csv.DictReader(handle))
+    return rows[-1] if rows else {}
+
+
+def finetune_module(config: FinetuneConfig, data):
+    """The finetuning module over ``config.model`` with a new head for the classes of
+    ``data`` (a ``LabelledData``), and the report of the weights it started from (None
+    with ``scratch``)."""
+    from timetok.core.model_folder import warm_start
+    from timetok.mae.model import TimeMAE
+    from timetok.mae.modules import MAEFinetuneModule
+
+    if config.model is None:
+        raise ConfigError("model must name a pretrained TimeMAE folder (timetok mae pretrain)")
+    pretrained = TimeMAE.from_pretrained(config.model).config
+    if (pretrained.n_channels, pretrained.length) != (data.n_channels, data.length):
         raise CheckpointError(
-            f"{pretrained_dir} was pretrained on series of {c.length} steps x {c.n_channels} "
-            f"channel(s), the data has {data.length} x {data.n_channels}; pretrain on data "
-            "of the same shape"
+            f"{config.model} was pretrained on series of {pretrained.length} steps x "
+            f"{pretrained.n_channels} channel(s), the data has {data.length} x "
+            f"{data.n_channels}; pretrain on data of the same shape"
         )
-    config = dataclasses.replace(c, n_classes=data.n_classes)
-    module = MAEFinetuneModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps,
-                               freeze_policy, label_smoothing, monitor)
-    if not scratch:
-        state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("head")}
-        module.model.load_weights(state, str(Path(pretrained_dir)), new=("head",))
-    return module
+    architecture = dataclasses.replace(pretrained, n_classes=data.n_classes)
+    module = MAEFinetuneModule(dataclasses.asdict(architecture), config.lr,
+                               config.weight_decay, config.warmup_steps, config.freeze_policy,
+                               config.label_smoothing, config.monitor)
+    if config.scratch:
+        return module, None
+    report = warm_start(module.model, config.model, new=("head",))
+    if any(key.startswith("head.") for key in report.matched):
+        module.model.head.reset_parameters()  # a finetuned folder's head knew other labels
+    return module, report
+
+
+def finetune(config: FinetuneConfig, data=None) -> dict:
+    """Train a classification head (and the encoder, unless frozen) on the labels; the
+    best checkpoint is chosen on validation, never on test. Returns the run's summary,
+    with the parameter table under ``parameters_by_part``."""
+    from timetok.core.train.runner import begin, train_and_export
+
+    options = config.run_options()
+    begin(options)
+    save_path = config.output_dir()
+    check_new_run(config, save_path)
+    datamodule = config.datamodule(data)
+    module, report = finetune_module(config, datamodule.load())
+    summary = train_and_export(module, datamodule, save_path, options, config.resume,
+                               config.settings())
+    summary["parameters_by_part"] = module.table
+    if report is not None:
+        summary["warm_start"] = report.summary()
+    return summary
+
+
+def evaluate(config: EvaluateConfig, track=iter) -> dict:
+    """Accuracy, macro-F1, a per-class table and the confusion matrix of a finetuned
+    folder on one split, beside a simple baseline's accuracy and macro-F1 on the same
+    samples; writes ``report.json``, ``report.md`` and ``confusion.png`` to the output
+    folder and returns the report (``out`` under ``report["out"]``)."""
+    from timetok.core.plots import plot_confusion
+    from timetok.core.report import write_report
+    from timetok.core.threads import use_threads
+    from timetok.mae.evaluate import (
+        baseline_report,
+        classification_report,
+        load_for_evaluation,
+        markdown_report,
+        predict_split,
+        resolve_device,
+    )
+
+    use_threads(config.threads)
+    model, data = load_for_evaluation(config, need_head=True)
+    out_dir = config.output_dir()
+    probs, labels = predict_split(model, data.dataset(config.split), config.batch_size,
+                                  track=track, device=resolve_device(config.device))
+    report = {"dataset": data.name, "split": config.split, "split_rule": data.split_rule,
+              **classification_report(probs, labels, data.classes),
+              "baseline": baseline_report(data, config.split, config.baseline)}
+    write_report(out_dir, report, markdown_report(report))
+    plot_confusion(out_dir / "confusion.png", report["confusion"], data.classes)
+    return report | {"out": str(out_dir)}
