@@ -80,6 +80,20 @@ def test_the_docstring_example_runs():
     assert doctest.testmod(setvae).failed == 0
 
 
+def test_outputs_follow_the_shared_convention():
+    from timetok.core.outputs import ClassifierOutput, ModelOutput
+
+    model, b = make().eval(), batch()
+    with torch.no_grad():
+        out = model(b)
+        scored = model(b, targets=b.labels)
+        pretrained = model.pretrain(b)
+    assert isinstance(out, ClassifierOutput) and out.loss is None
+    torch.testing.assert_close(scored.loss, F.cross_entropy(out.logits, b.labels))
+    assert out.embedding.shape == (6, 16)
+    assert isinstance(pretrained, ModelOutput) and pretrained.loss.shape == ()
+
+
 @pytest.mark.parametrize("inducing", [0, 3])
 def test_the_set_encoder_is_invariant_to_the_order_of_observations(inducing):
     model = make(inducing=inducing).eval()
