@@ -4,12 +4,13 @@ Trains the prior of system 3 several times over the same frozen tokenizer and im
 finished ``benchmarks/doppler.py`` run folder holding ``sim/`` and ``tokenizer/``), each
 for the same wall-clock cap, and compares the next-code validation loss each reaches and
 how many nats per image the user prefix saves over the null prefix and over a wrong user.
-A variant is ``BATCH:GRID[:every]``, the prior's batch size, whether it embeds each code's
-row and column (``on``/``off``) and, with ``:every``, the user's embedding added to every
-code's input besides the prefix, e.g.:
+Each variant is ``timetok doppler train --stage prior`` with the profile's
+``configs/doppler/<profile>/train.yaml`` and its own ``BATCH:GRID[:every]``: the prior's
+batch size, whether it embeds each code's row and column (``on``/``off``) and, with
+``:every``, the user's embedding added to every code's input besides the prefix, e.g.:
 
-    python benchmarks/doppler.py --profile cpu --tokenizer-only --channels 32,64 \\
-        --tokenizer-epochs 40 --cap-min 40 --runs runs/bench-doppler32
+    python benchmarks/doppler.py --profile cpu --tokenizer-only --set channels=32,64 \\
+        --set tokenizer_epochs=40 --set max_time=40 --runs runs/bench-doppler32
     python benchmarks/doppler_prior.py --runs runs/bench-doppler32 \\
         --variants 32:off,8:off,8:on --cap-min 10
 
@@ -24,12 +25,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from doppler import PROFILES, RESULTS, run_options, validation_history
+from doppler import CONFIGS, RESULTS, profiles, validation_history
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=profiles(), default="cpu",
+                        help="configs/doppler/<profile>/train.yaml: the prior's settings")
     parser.add_argument("--runs", default="runs/bench-doppler",
                         help="a doppler.py run folder holding sim/ and tokenizer/")
     parser.add_argument("--variants", default="32:off,8:off,8:on",
@@ -59,45 +61,27 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     from timetok.core.console import quiet
-    from timetok.core.report import machine, markdown_table, record, write_results
-    from timetok.core.utils import atomic_write_text
+    from timetok.core.report import machine, record, write_results
+    from timetok.doppler.config import TrainConfig
     from timetok.doppler.model import SpectrogramTokenizer
-    from timetok.doppler.recipe import SpectrogramDataModule, train_prior
 
     quiet()
-    profile = dict(PROFILES[args.profile], cap_min=args.cap_min)
     where = machine()
-    device = "cuda" if "CPU" not in where else "cpu"
-    command = "python benchmarks/doppler_prior.py " + shlex.join(sys.argv[1:])
-    tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer", device)
-    sizes = dict(d_model=profile["d_model"], n_layers=profile["n_layers"], n_heads=8,
-                 d_ff=profile["d_ff"], dropout=0.1, condition_dropout=0.1)
+    config_file = CONFIGS / args.profile / "train.yaml"
+    config = TrainConfig.from_yaml(config_file).replace(
+        stage="prior", data_path=str(runs / "sim"), tokenizer_from=str(runs / "tokenizer"),
+        max_time=args.cap_min, seed=args.seed, progress=False, overwrite=True)
+    command = ("python benchmarks/doppler_prior.py " + shlex.join(sys.argv[1:])
+               + f" (config: {config_file.relative_to(CONFIGS.parents[1])})")
+    tokenizer = SpectrogramTokenizer.from_pretrained(runs / "tokenizer")
     rows, records = [], []
     fig, ax = plt.subplots(figsize=(6, 4))
     for batch, grid, every in variants:
-        method = f"timetok-b{batch}-grid{'on' if grid else 'off'}" + ("-every" if every else "")
-        dm = SpectrogramDataModule("image-folder", str(runs / "sim"), image_size=profile["size"],
-                                   val=0.1, test=0.2, seed=args.seed,
-                                   batch_size=profile["batch"])
-        out = runs / "prior-variants" / method
-        _, summary = train_prior(tokenizer, dm, out,
-                                 run_options(profile["prior_epochs"], profile, args.seed,
-                                             device),
-                                 sizes | {"grid_positions": grid, "user_every_code": every},
-                                 batch_size=batch)
-        history = validation_history(out)
-        steps = [int(row["step"]) for row in history]
-        losses = [float(row["val_loss"]) for row in history]
-        ax.plot(steps, losses, marker="o", label=method)
-        row = {"method": method, "batch": batch, "grid positions": "on" if grid else "off",
-               "user": "every code" if every else "prefix",
-               "epochs": summary["epochs"], "steps": steps[-1], "val_loss": losses[-1],
-               "user nats/image": float(history[-1]["val_user_nats"]),
-               "wrong-user nats/image": float(history[-1]["val_wrong_user_nats"]),
-               "best val_loss": min(losses), "s/step": summary["wall_s"] / max(steps[-1], 1)}
+        row, steps, losses = run_variant(config, runs, batch, grid, every)
+        ax.plot(steps, losses, marker="o", label=row["method"])
         rows.append(row)
         setting = f"cap={args.cap_min:g}min"
-        records += [record("doppler_prior", "simulated-31", setting, method, metric,
+        records += [record("doppler_prior", "simulated-31", setting, row["method"], metric,
                            row[key], "measured", command, where)
                     for metric, key in (("val_loss", "val_loss"), ("steps", "steps"),
                                         ("s_per_step", "s/step"),
@@ -110,24 +94,56 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(RESULTS / f"{args.name}.png", dpi=100)
     write_results(RESULTS / f"{args.name}.json", records)
+    table = write_page(args.name, rows, tokenizer.config, args.cap_min, where, command)
+    print(table)
+    return 0
+
+
+def write_page(name: str, rows: list[dict], tokenizer, cap_min: float, where: str,
+               command: str) -> str:
+    """The results page: the table, what its figures mean, the plot; returns the table."""
+    from timetok.core.report import markdown_table
+    from timetok.core.utils import atomic_write_text
+
+    users = rows[-1]["users"]
     table = markdown_table(rows, ["method", "batch", "grid positions", "user", "epochs",
                                   "steps", "s/step", "val_loss", "best val_loss",
                                   "user nats/image", "wrong-user nats/image"])
     text = (f"# Doppler prior variants\n\nMachine: {where}. The same frozen tokenizer "
-            f"({tokenizer.config.grid} x {tokenizer.config.grid} codes of "
-            f"{tokenizer.config.codebook_size}) and images; each variant trains for "
-            f"{args.cap_min:g} min (the learning rate decays over them). Uniform guessing "
-            f"scores ln {tokenizer.config.codebook_size} = "
-            f"{math.log(tokenizer.config.codebook_size):.2f} nats per code. User nats: what "
-            f"the user prefix saves against the null prefix, at most ln {len(dm.users)} = "
-            f"{math.log(len(dm.users)):.2f} per image were the null prefix the true mixture "
+            f"({tokenizer.grid} x {tokenizer.grid} codes of "
+            f"{tokenizer.codebook_size}) and images; each variant trains for "
+            f"{cap_min:g} min (the learning rate decays over them). Uniform guessing "
+            f"scores ln {tokenizer.codebook_size} = "
+            f"{math.log(tokenizer.codebook_size):.2f} nats per code. User nats: what "
+            f"the user prefix saves against the null prefix, at most ln {users} = "
+            f"{math.log(users):.2f} per image were the null prefix the true mixture "
             f"over users; a null prefix fitted worse (it is seen on 10 % of sequences) "
             f"inflates it. Wrong-user nats: what the right user saves against another "
             f"one, free of the null prefix.\n\n{table}\n\n"
-            f"![validation loss]({args.name}.png)\n\nCommand: `{command}`\n")
-    atomic_write_text(RESULTS / f"{args.name}.md", text)
-    print(table)
-    return 0
+            f"![validation loss]({name}.png)\n\nCommand: `{command}`\n")
+    atomic_write_text(RESULTS / f"{name}.md", text)
+    return table
+
+
+def run_variant(config, runs: Path, batch: int, grid: bool, every: bool
+                ) -> tuple[dict, list[int], list[float]]:
+    """Train one variant's prior through the recipe; its table row and validation curve."""
+    from timetok.doppler.recipe import train
+
+    method = f"timetok-b{batch}-grid{'on' if grid else 'off'}" + ("-every" if every else "")
+    out = runs / "prior-variants" / method
+    summary = train(config.replace(save_path=str(out), prior_batch_size=batch,
+                                   grid_positions=grid, user_every_code=every))["prior"]
+    history = validation_history(out / "generator")
+    steps = [int(row["step"]) for row in history]
+    losses = [float(row["val_loss"]) for row in history]
+    row = {"method": method, "batch": batch, "grid positions": "on" if grid else "off",
+           "user": "every code" if every else "prefix", "users": summary["users"],
+           "epochs": summary["epochs"], "steps": steps[-1], "val_loss": losses[-1],
+           "user nats/image": float(history[-1]["val_user_nats"]),
+           "wrong-user nats/image": float(history[-1]["val_wrong_user_nats"]),
+           "best val_loss": min(losses), "s/step": summary["wall_s"] / max(steps[-1], 1)}
+    return row, steps, losses
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_bad_input_is_a_data_error(toy, case, match):
 
 
 @pytest.mark.parametrize("changes, match", [
-    ({"model": None}, "model is needed"),
+    ({"model": None}, "model must name a generator folder"),
     ({"n_epochs": 3}, "set classifier_epochs"),
     ({"samples": 1}, "samples must be >= 2"),
     ({"generated": "gen", "guidance_scale": 2.0}, "read as they are"),

@@ -321,8 +321,9 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
 
 
 @doppler.command()
-@option("--model", type=click.Path(), required=True,
-        help="A generator folder, or the --save-path of 'timetok doppler train'.")
+@option("--model", type=click.Path(), default=EVALUATE["model"],
+        help="A generator folder, or the --save-path of 'timetok doppler train' (required, "
+             "here or in --config).")
 @option("--data-path", "--data", "data_path", type=click.Path(), default=EVALUATE["data_path"],
         help="The real images' folder [default: the one the model was trained on].")
 @option("--data-dir", type=click.Path(file_okay=False), default=EVALUATE["data_dir"],

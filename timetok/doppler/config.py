@@ -171,7 +171,7 @@ class EvaluateConfig(RunConfig):
 
     def __post_init__(self):
         if not self.model:
-            raise ConfigError("model is needed: a generator folder, or the save_path of "
+            raise ConfigError("model must name a generator folder, or the save_path of "
                               "'timetok doppler train'")
         if self.n_epochs is not None:
             raise ConfigError("n_epochs does not apply here; set classifier_epochs")
