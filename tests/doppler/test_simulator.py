@@ -14,8 +14,8 @@ from PIL import Image
 
 from timetok.core.errors import ConfigError
 from timetok.doppler import simulator as doppler_sim
+from timetok.doppler.gait import FRACTIONS
 from timetok.doppler.simulator import (
-    FRACTIONS,
     SCATTERER_NAMES,
     RadarConfig,
     UserParams,
