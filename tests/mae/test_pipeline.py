@@ -124,3 +124,11 @@ def test_a_folder_without_its_data_file_is_refused_naming_it(fitted, tmp_path):
     (folder / "data.json").unlink()
     with pytest.raises(CheckpointError, match="data.json"):
         Classifier.from_pretrained(folder)
+
+
+def test_a_pretrained_encoder_embeds_but_asks_for_finetuning_to_classify(fitted, ecg):
+    _, root = fitted
+    encoder = Classifier.from_pretrained(root / "runs" / "pretrain", device="cpu")
+    assert encoder.embed(ecg[2][:3]).shape == (3, 16)
+    with pytest.raises(ConfigError, match="finetune it first"):
+        encoder.predict(ecg[2][:3])

@@ -4,7 +4,6 @@ in the same run on the same splits."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -13,8 +12,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from timetok.core.errors import CheckpointError, ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

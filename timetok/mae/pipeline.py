@@ -11,7 +11,6 @@ indexed like the input. ``predict`` returns the original labels, whatever their 
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +25,6 @@ from timetok.core.model_folder import read_data_section
 from timetok.mae.evaluate import resolve_device
 from timetok.mae.model import TimeMAE
 
-logger = logging.getLogger(__name__)
 # What Classifier.fit changes from the recipes' defaults: a quiet run on one device.
 FIT_DEFAULTS = {"progress": False, "devices": "1"}
 
@@ -113,8 +111,15 @@ class Classifier:
         self.device = resolve_device(device)
         self.model = None if model is None else model.eval().to(self.device)
         self.scaler = scaler
-        self.classes = list(classes) if classes is not None else None
-        if model is not None and scaler is not None and len(scaler.mean) != model.config.n_channels:
+        if classes is None and model is not None:
+            classes = list(range(model.config.n_classes))
+        self.classes = None if classes is None else list(classes)
+        if model is None:
+            return
+        if scaler is None:
+            raise ConfigError("a model needs the scaler of its training data (scaler=); "
+                              "Classifier.from_pretrained(path) reads both from a folder")
+        if len(scaler.mean) != model.config.n_channels:
             raise CheckpointError(f"the scaler has {len(scaler.mean)} channels, the model "
                                   f"reads {model.config.n_channels}; re-export the model")
 
