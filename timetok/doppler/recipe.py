@@ -176,10 +176,6 @@ class SpectrogramTokenizerModule(TaskModule):
             self._log_codebook("val")
         self.monitors["val"].reset()
 
-    def summary_lines(self, summary: dict) -> list[str]:
-        return [restarts_line(self.model.quantizer.restarts, summary.get("global_step", 0),
-                              self.model.codebook_size)]
-
 
 class PriorModule(TaskModule):
     """Stage two: next-code cross-entropy after the user prefix, the user dropped for a
