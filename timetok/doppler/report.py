@@ -181,13 +181,16 @@ def plot_codebook_history(path: Path, history_csv: Path) -> None:
     fig, (usage, per_user) = plt.subplots(1, 2, figsize=(9, 3.4))
     epochs = [int(row["epoch"]) + 1 for row in rows]
     for ax, columns, label in (
-            (usage, ("val_usage", "train_usage"), "share of codes used"),
-            (per_user, ("val_codes_per_user", "val_codes_per_user_min"),
-             "distinct codes per user")):
-        for column in columns:
+            (usage, {"val_usage": "validation", "train_usage": "training"},
+             "share of codes used"),
+            (per_user, {"val_codes_per_user": "mean over users",
+                        "val_codes_per_user_min": "fewest of any user"},
+             "distinct codes per user (validation)")):
+        for column, name in columns.items():
             values = [float(row[column]) if row.get(column) else np.nan for row in rows]
-            ax.plot(epochs, values, marker="o", ms=3, label=column)
+            ax.plot(epochs, values, marker="o", ms=3, label=name)
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
     usage.set_ylim(0, 1.05)
     fig.suptitle("codebook during training")
