@@ -1,23 +1,28 @@
 """Forecast benchmark: the four ETT sets, context 512, H in {96, 192, 336, 720}.
 
-Per dataset: train the tokenizer, pretrain the language model on its codes, finetune one
-model per horizon and head (the decoder head's run also fits its blend with the linear
-skip on the validation windows: ``timetok-blend``), then evaluate on the test split beside
-the in-run baselines (repeat-last, seasonal-naive, closed-form DLinear-style and
-RLinear-style linear maps, the tokenizer ceiling), baselines trained in the same run as
-their papers train them (``dlinear-trained``, ``rlinear-trained``, ``patchtst``:
-:mod:`timetok.forecast.baselines`; each gets at most the decoder head's minutes at that
-horizon) and the published figures. The probabilistic forecasts (calibrated quantiles, the
-residual-quantiles baseline, and at the first horizon sampled paths) are scored by CRPS,
-WQL and interval coverage. A "wins and losses" table sets our exported forecast against the
-best in-run baseline and PatchTST/64's published MSE. Also measures sampling speed: 100
-paths of H=96 for one 7-channel series, and KV-cached against recomputed sampling at the
-longest horizon.
+Per dataset, the profile's four stage files under ``configs/forecast/<dataset>-<profile>/``
+run through the library recipes, as ``timetok tokenizer train --config FILE`` and
+``timetok forecast pretrain|finetune --config FILE`` run them: train the tokenizer,
+pretrain the language model on its codes, finetune one model per horizon and head (the
+decoder head's runs, chained from the longest horizon, also fit its blend with the linear
+skip on the validation windows: ``timetok-blend``). Then each horizon is evaluated on the
+test split beside the in-run baselines (repeat-last, seasonal-naive, closed-form
+DLinear-style and RLinear-style linear maps, the tokenizer ceiling), baselines trained in
+the same run as their papers train them (``dlinear-trained``, ``rlinear-trained``,
+``patchtst``: :mod:`timetok.forecast.baselines`; capped at the epochs the committed run
+reached in its time budget) and the published figures. The probabilistic forecasts
+(calibrated quantiles, the residual-quantiles baseline, and at the first horizon sampled
+paths) are scored by CRPS, WQL and interval coverage. A "wins and losses" table sets our
+exported forecast against the best in-run baseline and PatchTST/64's published MSE. Also
+measures sampling speed: 100 paths of H=96 for one 7-channel series, and KV-cached against
+recomputed sampling at the longest horizon. Every budget is in steps or epochs, so a run
+gives the same models on a loaded machine as on an idle one.
 
     python benchmarks/forecast.py --data-dir ../shared/data/ett --profile cpu
 
-``--merge A,B`` instead gathers the records of earlier result files (runs of other
-datasets, say) into one set of tables under ``--name``.
+``--max-steps N`` caps every stage at N steps (a smoke run: ``--max-steps 2
+--baseline-epochs 1 --out /tmp/smoke``). ``--merge A,B`` instead gathers the records of earlier
+result files (runs of other datasets, say) into one set of tables under ``--name``.
 """
 
 from __future__ import annotations
@@ -26,37 +31,31 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from timetok.core.report import machine, markdown_table, record, write_results
 
 RESULTS = Path(__file__).parent / "results"
 
-# Budgets in minutes per stage. The CPU profile took about an hour on 2 cores for ETTm1
-# and ETTh1 alone; with the four sets, the trained baselines and the probabilistic scores
-# we estimate about 3.5 hours. The GPU profile ran one dataset in about ten minutes on one
-# H100 (ETTm1: 10.5) before the trained baselines.
-# Each head is finetuned in a run of its own, so each run's best checkpoint (the fitted
-# linear start included) is chosen on that head's validation MSE alone. The linear head's
-# training never beat its fitted start in the 16 CPU runs of the last two benchmarks, so
-# its runs are short and the finetuning time goes to the decoder head, which stopped on the
-# budget every time. The decoder head's runs are chained, longest horizon first: each
-# starts from the last one's weights (``timetok finetune --chain``), so the short horizons
-# inherit the longer ones' training. On ETTm1 H=96 (2 min, CPU), starting from the H=192
-# run instead of the pretrained model took validation MSE of the blend from 0.369 to 0.362.
-# The last run of the chain, the shortest horizon, gets ``decoder_last`` minutes: on ETTm1
-# H=96, 2 CPU minutes left the decoder head at test MSE 0.302-0.319 in the last three
-# benchmarks, which decided whether the blend made 0.290.
-PROFILES = {
-    "cpu": dict(tokenizer=3.0, pretrain=3.0, linear=0.2, decoder=2.0, decoder_last=3.2,
-                d_model=64, n_layers=2, n_heads=4, d_ff=128, eval_stride=4, batch_size=32),
-    "gpu": dict(tokenizer=1.0, pretrain=1.5, linear=0.1, decoder=0.6, decoder_last=1.0,
-                d_model=128, n_layers=3, n_heads=8, d_ff=256, eval_stride=1, batch_size=64),
+CONFIGS = Path(__file__).parents[1] / "configs" / "forecast"
+# Test-window stride per profile (1: the protocol; the CPU profile scores every 4th window).
+EVAL_STRIDE = {"cpu": 4, "gpu": 1}
+# The trained baselines that the committed CPU run stopped on its time budget (each had at
+# most the decoder head's minutes), capped at the epochs they reached.
+BASELINE_EPOCHS = {
+    ("patchtst", "etth1"): {96: 4, 192: 3, 336: 3, 720: 3},
+    ("patchtst", "etth2"): {96: 4, 192: 3, 336: 3, 720: 3},
+    ("patchtst", "ettm1"): {96: 1, 192: 1, 336: 1, 720: 1},
+    ("patchtst", "ettm2"): {96: 1, 192: 1, 336: 1, 720: 1},
+    ("dlinear-trained", "ettm1"): {720: 6},
+    ("rlinear-trained", "ettm1"): {720: 14},
 }
-STAGES = ("tokenizer", "pretrain", "linear", "decoder", "decoder_last")
 HEADS = ("linear", "decoder")
 # Sampled paths at the first horizon, scored on every 5th test batch (about 9 batches of
 # ETTm1, 3 of ETTh1 at stride 4).
 SAMPLES, SAMPLE_STRIDE = 32, 5
-# Validation windows of finetuning and of the trained baselines: every 16th.
+# Validation windows of the trained baselines: every 16th, as finetuning's (val_stride).
 VAL_STRIDE = 16
 # The in-run baselines a forecast is set against in "wins and losses".
 TRAINED = ("dlinear-trained", "rlinear-trained", "patchtst")
@@ -142,7 +141,6 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     import json
 
     from timetok.core.plots import plot_metric_by_horizon
-    from timetok.core.report import markdown_table, write_results
     from timetok.core.utils import atomic_write_text
     from timetok.forecast.calibration import POINT_OUTPUTS, default_output
 
@@ -186,19 +184,253 @@ def merge(name: str, sources: list[str], command: str, note: str = "") -> None:
     atomic_write_text(RESULTS / f"{name}.md", text)
 
 
-def main() -> int:
+def stage_configs(args, dataset: str) -> dict:
+    """The profile's four stage configs of ``dataset``, with this run's seed, data folder
+    and run folders (the files' own under the default ``--runs``)."""
+    from timetok.forecast.config import FinetuneConfig, PretrainConfig
+    from timetok.tokenizer.config import TokenizerTrainConfig
+
+    folder = CONFIGS / f"{dataset}-{args.profile}"
+    run = Path(args.runs) / dataset
+    common = {"seed": args.seed, "data_dir": args.data_dir, "progress": False}
+    if args.max_steps:
+        common |= {"max_steps": args.max_steps, "n_epochs": None, "val_every": None}
+    steps = {"horizon_steps": {h: args.max_steps for h in args.horizon_list}} if (
+        args.max_steps) else {}
+    finetune = common | steps | {"horizon": args.horizon_list, "model": str(run / "lm")}
+    return {
+        "tokenizer": TokenizerTrainConfig.from_yaml(
+            folder / "tokenizer.yaml", **common, save_path=str(run / "tokenizer")),
+        "pretrain": PretrainConfig.from_yaml(
+            folder / "pretrain.yaml", **common, max_horizon=max(args.horizon_list),
+            tokenizer=str(run / "tokenizer"), save_path=str(run / "lm")),
+        **{head: FinetuneConfig.from_yaml(folder / f"{head}.yaml", **finetune,
+                                          save_path=str(run / head)) for head in HEADS},
+    }
+
+
+@dataclass
+class Bench:
+    """One benchmark run's records and tables, written after each horizon."""
+
+    args: argparse.Namespace
+    command: str
+    where: str
+    records: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    runs: list = field(default_factory=list)
+    trained: list = field(default_factory=list)
+    probabilistic: list = field(default_factory=list)
+    ours: dict = field(default_factory=dict)  # (dataset, H) -> exported forecast's method
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.args.datasets.split(",")
+
+    def add(self, dataset, horizon, method, metric, value, source="measured", cmd=None):
+        config = f"; configs/forecast/{dataset}-{self.args.profile}/*.yaml"
+        cmd = cmd or self.command + config
+        self.records.append(record("forecast", dataset, f"H={horizon}", method, metric, value,
+                                   source, cmd, self.where if source == "measured" else ""))
+
+    def write(self, speed_note: str) -> str:
+        """Write the results so far (after each horizon, so a stopped run leaves them)."""
+        from timetok.core.plots import plot_metric_by_horizon
+        from timetok.core.utils import atomic_write_text
+
+        args, name = self.args, self.args.name
+        configs = ", ".join(f"`configs/forecast/{d}-{args.profile}/`" for d in self.datasets)
+        title = (f"# Forecast benchmark ({args.profile} profile, context 512, eval stride "
+                 f"{args.eval_stride})\n\nMachine: {self.where}. Stage configs: {configs} "
+                 f"(budgets in steps). Standardised test MSE/MAE. {speed_note}\n\n"
+                 f"![test MSE by horizon]({name}_mse.png)\n\n")
+        for table_rows in (self.rows, self.runs, self.trained, self.probabilistic):
+            table_rows.sort(key=lambda r: (self.datasets.index(r["dataset"]), r["H"]))
+        text = title + markdown_table(self.rows, ["dataset", "H", "method", "mse", "mae",
+                                                  "source", "windows"])
+        text += (f"\n\n{WINS_NOTE}\n\n" + markdown_table(
+            wins_and_losses(self.records, self.ours, self.datasets), WINS_COLUMNS))
+        if self.probabilistic:
+            text += (f"\n\nProbabilistic forecasts (CRPS and coverage standardised, WQL on "
+                     f"the original scale; `timetok-sampled*`: {SAMPLES} sampled paths per "
+                     f"series on every {SAMPLE_STRIDE}th test batch, first horizon only):\n\n")
+            text += markdown_table(self.probabilistic, list(self.probabilistic[0]))
+        if self.trained:
+            text += ("\n\nTrained baselines (the papers' recipes; each run stops on patience "
+                     "or its epochs; validation MSE of the weights kept; seconds of training "
+                     "and testing):\n\n")
+            text += markdown_table(self.trained, list(self.trained[0]))
+        if self.runs:
+            text += ("\n\nFinetuning runs (the weights each started from; validation MSE at "
+                     "the start and at the best checkpoint; for the decoder head's runs, the "
+                     "blend's on the same validation windows and the decoder's mean share in "
+                     "it):\n\n")
+            text += markdown_table(self.runs, list(self.runs[0]))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / f"{name}.md", text + "\n")
+        write_results(out / f"{name}.json", self.records)
+        plot_metric_by_horizon(out / f"{name}_mse.png", self.records,
+                               leave_out=("repeat-last",))
+        return text
+
+
+def train_stages(bench: Bench, dataset: str, console) -> dict[str, dict[int, dict]]:
+    """The tokenizer, pretraining and each head's finetuning runs of ``dataset``; returns
+    each head's summaries per horizon."""
+    from timetok.forecast.recipe import finetune, pretrain
+    from timetok.tokenizer.recipe import train
+
+    configs = stage_configs(bench.args, dataset)
+    console.print(f"[bold]{dataset}[/]: tokenizer")
+    train(configs["tokenizer"])
+    console.print(f"[bold]{dataset}[/]: pretraining ({configs['pretrain'].max_steps} steps)")
+    summary = pretrain(configs["pretrain"])
+    bench.add(dataset, 0, "timetok", "pretrain_val_ce", summary["best_val_loss"])
+    summaries = {}
+    for head in HEADS:
+        console.print(f"[bold]{dataset}[/]: finetuning the {head} head "
+                      f"({configs[head].horizon_steps} steps per horizon)")
+        summaries[head] = finetune(configs[head])
+    return summaries
+
+
+def add_finetuning(bench: Bench, dataset: str, horizon: int, summaries: dict) -> list:
+    """The finetuning table's rows of ``horizon``; returns its models (linear, decoder)."""
+    import yaml
+
+    from timetok.forecast.model import TokenForecaster
+
+    models = []
+    for head in HEADS:
+        folder = Path(bench.args.runs) / dataset / head / f"H{horizon}"
+        summary = summaries[head][horizon]
+        models.append(TokenForecaster.from_pretrained(folder))
+        started = Path(yaml.safe_load((folder / "run.yaml").read_text())["model"])
+        bench.runs.append({"dataset": dataset, "H": horizon, "head": head,
+                           "from": f"{started.parent.name}/{started.name}",
+                           "skip": f"{models[-1].config.skip_fit} "
+                                   f"({models[-1].config.skip_scale})",
+                           "steps": summary["global_step"],
+                           "start val": summary["start_val_loss"],
+                           "best val": summary["best_val_loss"],
+                           "exported": summary["exported"],
+                           "blend val": summary.get("val_mse_blend", ""),
+                           "blend weight": summary.get("blend_weight_mean", "")})
+    if "val_mse_blend" in summary:
+        bench.add(dataset, horizon, "timetok-blend", "val_mse", summary["val_mse_blend"])
+    return models
+
+
+def evaluate_horizon(bench: Bench, dataset: str, horizon: int, data, models, device, track):
+    """Test MSE/MAE of the models and the in-run baselines, the probabilistic scores and
+    the published figures at ``horizon``."""
+    from timetok.core.published import forecast_rows
+    from timetok.forecast.calibration import default_output
+    from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
+
+    args = bench.args
+    bench.ours[(dataset, horizon)] = f"timetok-{default_output(models[-1].outputs)}"
+    report = evaluate_forecaster(
+        models, data, horizon, batch_size=64, stride=args.eval_stride, device=device,
+        track=lambda it: track(it, description=f"eval H={horizon}", transient=True))
+    for method, metrics in report["methods"].items():
+        for metric, value in metrics.items():
+            bench.add(dataset, horizon, method, metric, value)
+        bench.rows.append({"dataset": dataset, "H": horizon, "method": method, **metrics,
+                           "source": "measured", "windows": report["windows"]})
+    train_baselines(bench, dataset, horizon, data, device, report["windows"])
+    scores = evaluate_probabilistic(
+        Path(args.runs) / dataset / "decoder" / f"H{horizon}", data, batch_size=64,
+        stride=args.eval_stride, samples=SAMPLES if horizon == min(args.horizon_list) else 0,
+        sample_stride=SAMPLE_STRIDE, device=device,
+        track=lambda it: track(it, description=f"quantiles H={horizon}", transient=True))
+    for method, metrics in scores["methods"].items():
+        for metric in PROBABILISTIC:
+            bench.add(dataset, horizon, method, metric, metrics[metric])
+        bench.probabilistic.append({"dataset": dataset, "H": horizon, "method": method,
+                                    **metrics})
+    for published in forecast_rows(dataset, horizon):
+        for metric in ("mse", "mae"):
+            if published[metric] is not None:
+                bench.add(dataset, horizon, published["method"], metric, published[metric],
+                          "published", published["reference"])
+        bench.rows.append({"dataset": dataset, "H": horizon, **published})
+
+
+def train_baselines(bench: Bench, dataset: str, horizon: int, data, device, windows: int):
+    """The baselines trained by their papers' recipes at ``horizon``."""
+    from timetok.core.errors import TrainingError
+    from timetok.forecast.baselines import train_baseline
+
+    args = bench.args
+    for name in args.baseline_list:
+        caps = [c for c in (BASELINE_EPOCHS.get((name, dataset), {}).get(horizon),
+                            args.baseline_epochs) if c]
+        try:
+            result = train_baseline(
+                name, data, 512, horizon, max_epochs=min(caps) if caps else None,
+                device=device, seed=args.seed, eval_stride=args.eval_stride,
+                val_stride=VAL_STRIDE)
+        except TrainingError as err:
+            print(f"{dataset} H={horizon}: {name} failed: {err}", file=sys.stderr)
+            continue
+        for metric in ("mse", "mae"):
+            bench.add(dataset, horizon, name, metric, result[f"test_{metric}"])
+        bench.add(dataset, horizon, name, "val_mse", result["val_mse"])
+        bench.rows.append({"dataset": dataset, "H": horizon, "method": name,
+                           "mse": result["test_mse"], "mae": result["test_mae"],
+                           "source": "measured", "windows": windows})
+        plan = result["recipe"]
+        bench.trained.append({"dataset": dataset, "H": horizon, "method": name,
+                              "lr": f"{plan.lr:g} ({plan.schedule})", "batch": plan.batch_size,
+                              "epochs": result["epochs"], "stopped": result["stopped"],
+                              "val mse": result["val_mse"],
+                              "seconds": round(result["seconds"])})
+
+
+def sampling_speed(bench: Bench, dataset: str, data) -> str:
+    """Sampling speed on one 7-channel series of the last dataset's shortest-horizon model."""
+    import torch
+
+    from timetok.forecast.model import TokenForecaster
+
+    horizons = bench.args.horizon_list
+    folder = Path(bench.args.runs) / dataset / "decoder" / f"H{min(horizons)}"
+    model = TokenForecaster.from_pretrained(folder)
+    x = torch.from_numpy(data.splits["test"][:512])[None]
+    model.sample(x, 96, 4)  # warm-up
+    start = time.perf_counter()
+    model.sample(x, 96, 100)
+    sample_s = time.perf_counter() - start
+    codes, _ = model.tokenize(x)  # (7, N): one path per channel
+    timings, longest = {}, max(horizons)
+    for cache in (True, False):
+        start = time.perf_counter()
+        model.lm.generate(codes.repeat(4, 1), model.config.n_future(longest), use_cache=cache)
+        timings[cache] = time.perf_counter() - start
+    speedup = timings[False] / timings[True]
+    bench.add(dataset, 96, "timetok", "sample_s_100paths_h96", sample_s)
+    bench.add(dataset, longest, "timetok", f"kv_speedup_h{longest}", speedup)
+    return (f"Sampling: 100 paths of H=96 in {sample_s:.2f} s; KV cache speed-up at "
+            f"H={longest}: {speedup:.1f}x.")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared/data/ett"))
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=sorted(EVAL_STRIDE), default="cpu",
+                        help="the stage configs configs/forecast/<dataset>-<profile>/")
     parser.add_argument("--datasets", default="etth1,etth2,ettm1,ettm2")
     parser.add_argument("--horizons", default="96,192,336,720")
-    parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="forecast",
                         help="results file stem, e.g. forecast_seed2 for another seed's run")
     parser.add_argument("--runs", default="runs/bench-forecast")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply the time budgets (e.g. 0.05 for a smoke run)")
+    parser.add_argument("--out", default=str(RESULTS),
+                        help="folder of the results files (a smoke run's: elsewhere)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="cap every stage at this many steps (e.g. 2 for a smoke run)")
     parser.add_argument("--eval-stride", type=int, default=None,
                         help="override the profile's test-window stride (1: the protocol)")
     parser.add_argument("--baselines", default="dlinear-trained,rlinear-trained,patchtst",
@@ -210,232 +442,43 @@ def main() -> int:
                              "instead of running")
     parser.add_argument("--note", default="", help="a line for the merged tables (--merge)")
     args = parser.parse_args()
+    args.horizon_list = [int(h) for h in args.horizons.split(",")]
+    args.baseline_list = [name for name in args.baselines.split(",") if name]
+    args.eval_stride = args.eval_stride or EVAL_STRIDE[args.profile]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    command = "python benchmarks/forecast.py " + shlex.join(sys.argv[1:])
     if args.merge:
-        merge(args.name, args.merge.split(","),
-              "python benchmarks/forecast.py " + shlex.join(sys.argv[1:]), args.note)
+        merge(args.name, args.merge.split(","), command, args.note)
         return 0
     from timetok.forecast.baselines import BASELINES
 
-    baselines = [name for name in args.baselines.split(",") if name]
-    unknown = sorted(set(baselines) - set(BASELINES))
+    unknown = sorted(set(args.baseline_list) - set(BASELINES))
     if unknown:
-        parser.error(f"unknown baselines {', '.join(unknown)}; pick from {', '.join(BASELINES)}")
-    profile = dict(PROFILES[args.profile])
-    for stage in STAGES:
-        profile[stage] *= args.scale
-    if args.eval_stride:
-        profile["eval_stride"] = args.eval_stride
+        sys.exit(f"unknown baselines {', '.join(unknown)}; pick from {', '.join(BASELINES)}")
 
-    import lightning as L
     import torch
     from rich.console import Console
     from rich.progress import track
 
     from timetok.core.console import quiet
-    from timetok.core.errors import TrainingError
-    from timetok.core.plots import plot_metric_by_horizon
-    from timetok.core.published import forecast_rows
-    from timetok.core.report import machine, markdown_table, record, write_results
-    from timetok.core.train.runner import RunOptions, train_and_export
-    from timetok.core.utils import atomic_write_text
-    from timetok.forecast.baselines import train_baseline
-    from timetok.forecast.calibration import default_output
-    from timetok.forecast.data import WindowDataModule
-    from timetok.forecast.evaluate import evaluate_forecaster
-    from timetok.forecast.model import TokenForecaster
-    from timetok.forecast.probabilistic import evaluate_probabilistic
-    from timetok.forecast.recipe import default_lr, finetune_module, pretrain_module
-    from timetok.tokenizer.model import TokenizerConfig
-    from timetok.tokenizer.recipe import TokenizerModule
+    from timetok.core.data.series import load_splits
 
     quiet()
     console = Console()
-    command = "python benchmarks/forecast.py " + shlex.join(sys.argv[1:])
-    where = machine()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    datasets = args.datasets.split(",")
-    horizons = [int(h) for h in args.horizons.split(",")]
-    bs = profile["batch_size"]
-    records, rows, runs, trained, probabilistic = [], [], [], [], []
-    ours = {}  # (dataset, horizon) -> the exported default forecast's method name
-
-    def options(minutes: float, patience: int | None = None) -> RunOptions:
-        # Finetuning validates every 500 steps, not 200: a validation pass costs as much as
-        # 70 training steps, and the decoder head's runs stop on their time budget.
-        return RunOptions(max_time=minutes, val_every=200 if patience is None else 500,
-                          checkpoint_every=500, seed=args.seed, patience=patience,
-                          progress=False)
-
-    def add(dataset, horizon, method, metric, value, source="measured", cmd=command):
-        records.append(record("forecast", dataset, f"H={horizon}", method, metric, value,
-                              source, cmd, where if source == "measured" else ""))
-
-    def write(speed_note: str) -> str:
-        """Write the results so far (after each horizon, so a stopped run leaves them)."""
-        title = (f"# Forecast benchmark ({args.profile} profile, context {args.context}, eval "
-                 f"stride {profile['eval_stride']})\n\nMachine: {where}. Standardised test "
-                 f"MSE/MAE. {speed_note}\n\n![test MSE by horizon]({args.name}_mse.png)\n\n")
-        for table_rows in (rows, runs, trained, probabilistic):
-            table_rows.sort(key=lambda r: (datasets.index(r["dataset"]), r["H"]))
-        text = title + markdown_table(rows, ["dataset", "H", "method", "mse", "mae", "source",
-                                             "windows"])
-        text += (f"\n\n{WINS_NOTE}\n\n"
-                 + markdown_table(wins_and_losses(records, ours, datasets), WINS_COLUMNS))
-        if probabilistic:
-            text += (f"\n\nProbabilistic forecasts (CRPS and coverage standardised, WQL on "
-                     f"the original scale; `timetok-sampled*`: {SAMPLES} sampled paths per "
-                     f"series on every {SAMPLE_STRIDE}th test batch, first horizon only):\n\n")
-            text += markdown_table(probabilistic, list(probabilistic[0]))
-        if trained:
-            text += ("\n\nTrained baselines (the papers' recipes; each run stops on patience, "
-                     "its epochs, or the time budget; validation MSE of the weights kept; "
-                     "seconds of training and testing):\n\n")
-            text += markdown_table(trained, list(trained[0]))
-        if runs:
-            text += ("\n\nFinetuning runs (the weights each started from; validation MSE at "
-                     "the start and at the best checkpoint; for the decoder head's runs, the "
-                     "blend's on the same validation windows and the decoder's mean share in "
-                     "it):\n\n")
-            text += markdown_table(runs, list(runs[0]))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(RESULTS / f"{args.name}.md", text + "\n")
-        write_results(RESULTS / f"{args.name}.json", records)
-        plot_metric_by_horizon(RESULTS / f"{args.name}_mse.png", records,
-                               leave_out=("repeat-last",))
-        return text
-
-    for dataset in datasets:
-        run = Path(args.runs) / dataset
-        L.seed_everything(args.seed, verbose=False)
-        dm = WindowDataModule(dataset, args.context, 0, 16, data_dir=args.data_dir,
-                              eval_stride=32)
-        data = dm.load()
-        console.print(f"[bold]{dataset}[/]: tokenizer ({profile['tokenizer']} min)")
-        tok_config = TokenizerConfig(n_channels=data.n_channels, context_points=args.context)
-        train_and_export(TokenizerModule.from_config(tok_config), dm, run / "tokenizer",
-                         options(profile["tokenizer"]))
-        console.print(f"[bold]{dataset}[/]: pretraining ({profile['pretrain']} min)")
-        module = pretrain_module(run / "tokenizer", 1e-3, 1e-4, 200,
-                                 context_points=args.context, max_horizon=max(horizons),
-                                 d_model=profile["d_model"], n_layers=profile["n_layers"],
-                                 n_heads=profile["n_heads"], d_ff=profile["d_ff"], dropout=0.1)
-        dm_ci = WindowDataModule(dataset, args.context, module.model.config.pretrain_future,
-                                 bs, channel_independent=True, data_dir=args.data_dir,
-                                 eval_stride=32)
-        summary = train_and_export(module, dm_ci, run / "lm", options(profile["pretrain"]))
-        add(dataset, 0, "timetok", "pretrain_val_ce", summary["best_val_loss"])
-        chained = run / "lm"  # where the next decoder head's run starts
-        for horizon in sorted(horizons, reverse=True):
-            dm_h = WindowDataModule(dataset, args.context, horizon, bs,
-                                    channel_independent=True, data_dir=args.data_dir,
-                                    eval_stride=VAL_STRIDE)
-            models = []
-            # Windows of all channels: the trained skip's recipe counts batches in them.
-            fit_on = [dm_h.windows(split, channel_independent=False) for split in ("train", "val")]
-            decoder_minutes = profile["decoder_last" if horizon == min(horizons) else "decoder"]
-            for head in HEADS:
-                minutes = decoder_minutes if head == "decoder" else profile[head]
-                console.print(f"[bold]{dataset}[/] H={horizon}: finetuning the {head} head "
-                              f"({minutes:g} min)")
-                L.seed_everything(args.seed, verbose=False)
-                begin = chained if head == "decoder" else run / "lm"
-                module = finetune_module(begin, horizon, [head], 1.0, default_lr([head]),
-                                         1e-4, 100, "tokenizer", linear_skip=True,
-                                         train_windows=fit_on[0], val_windows=fit_on[1],
-                                         blend_channels=dm_h.channels, skip_recipe=dataset)
-                out = run / f"H{horizon}-{head}"
-                summary = train_and_export(module, dm_h, out, options(minutes, patience=5))
-                if head == "decoder":
-                    chained = out
-                models.append(TokenForecaster.from_pretrained(out))
-                runs.append({"dataset": dataset, "H": horizon, "head": head,
-                             "from": begin.name,
-                             "skip": f"{models[-1].config.skip_fit} "
-                                     f"({models[-1].config.skip_scale})",
-                             "steps": summary["global_step"],
-                             "start val": summary["start_val_loss"],
-                             "best val": summary["best_val_loss"],
-                             "exported": summary["exported"],
-                             "blend val": summary.get("val_mse_blend", ""),
-                             "blend weight": summary.get("blend_weight_mean", "")})
-            ours[(dataset, horizon)] = f"timetok-{default_output(models[-1].outputs)}"
-            if "val_mse_blend" in summary:
-                add(dataset, horizon, "timetok-blend", "val_mse", summary["val_mse_blend"])
-            report = evaluate_forecaster(
-                models, data, horizon, batch_size=64, stride=profile["eval_stride"],
-                track=lambda it, h=horizon: track(it, description=f"eval H={h}",
-                                                  transient=True),
-                device=device,
-            )
-            for method, metrics in report["methods"].items():
-                for metric, value in metrics.items():
-                    add(dataset, horizon, method, metric, value)
-                rows.append({"dataset": dataset, "H": horizon, "method": method, **metrics,
-                             "source": "measured", "windows": report["windows"]})
-            for name in baselines:
-                console.print(f"[bold]{dataset}[/] H={horizon}: training {name} (at most "
-                              f"{decoder_minutes:g} min)")
-                try:
-                    result = train_baseline(
-                        name, data, args.context, horizon, time_budget_s=decoder_minutes * 60,
-                        max_epochs=args.baseline_epochs, device=device, seed=args.seed,
-                        eval_stride=profile["eval_stride"], val_stride=VAL_STRIDE)
-                except TrainingError as err:
-                    console.print(f"[red]{dataset} H={horizon}: {name} failed: {err}[/]")
-                    continue
-                add(dataset, horizon, name, "mse", result["test_mse"])
-                add(dataset, horizon, name, "mae", result["test_mae"])
-                add(dataset, horizon, name, "val_mse", result["val_mse"])
-                rows.append({"dataset": dataset, "H": horizon, "method": name,
-                             "mse": result["test_mse"], "mae": result["test_mae"],
-                             "source": "measured", "windows": report["windows"]})
-                plan = result["recipe"]
-                trained.append({"dataset": dataset, "H": horizon, "method": name,
-                                "lr": f"{plan.lr:g} ({plan.schedule})",
-                                "batch": plan.batch_size, "epochs": result["epochs"],
-                                "stopped": result["stopped"], "val mse": result["val_mse"],
-                                "seconds": round(result["seconds"])})
-            scores = evaluate_probabilistic(
-                run / f"H{horizon}-decoder", data, batch_size=64, stride=profile["eval_stride"],
-                samples=SAMPLES if horizon == min(horizons) else 0, sample_stride=SAMPLE_STRIDE,
-                track=lambda it, h=horizon: track(it, description=f"quantiles H={h}",
-                                                  transient=True),
-                device=device,
-            )
-            for method, metrics in scores["methods"].items():
-                for metric in PROBABILISTIC:
-                    add(dataset, horizon, method, metric, metrics[metric])
-                probabilistic.append({"dataset": dataset, "H": horizon, "method": method,
-                                      **metrics})
-            for published in forecast_rows(dataset, horizon):
-                for metric in ("mse", "mae"):
-                    if published[metric] is not None:
-                        add(dataset, horizon, published["method"], metric, published[metric],
-                            "published", published["reference"])
-                rows.append({"dataset": dataset, "H": horizon, **published})
-            write("Partial results: sampling speed is measured after the last horizon.")
-
-    # Sampling speed on one 7-channel series of the last dataset's last model.
-    model = TokenForecaster.from_pretrained(run / f"H{min(horizons)}-decoder")
-    x = torch.from_numpy(data.splits["test"][: args.context])[None]
-    model.sample(x, 96, 4)  # warm-up
-    start = time.perf_counter()
-    model.sample(x, 96, 100)
-    sample_s = time.perf_counter() - start
-    codes, _ = model.tokenize(x)  # (7, N): one path per channel
-    timings, longest = {}, max(horizons)
-    for cache in (True, False):
-        start = time.perf_counter()
-        model.lm.generate(codes.repeat(4, 1), model.config.n_future(longest), use_cache=cache)
-        timings[cache] = time.perf_counter() - start
-    speedup = f"kv_speedup_h{longest}"
-    speed = {"sample_s_100paths_h96": sample_s, speedup: timings[False] / timings[True]}
-    for metric, value in speed.items():
-        add(dataset, 96 if "h96" in metric else longest, "timetok", metric, value)
-
-    text = write(f"Sampling: 100 paths of H=96 in {sample_s:.2f} s; KV cache speed-up at "
-                 f"H={longest}: {speed[speedup]:.1f}x.")
-    console.print(text)
+    bench = Bench(args, command, machine())
+    for dataset in bench.datasets:
+        summaries = train_stages(bench, dataset, console)
+        data = load_splits(dataset, 512, data_dir=args.data_dir)
+        for horizon in sorted(args.horizon_list, reverse=True):
+            models = add_finetuning(bench, dataset, horizon, summaries)
+            evaluate_horizon(bench, dataset, horizon, data, models, device, track)
+            bench.write("Partial results: sampling speed is measured after the last horizon.")
+    console.print(bench.write(sampling_speed(bench, dataset, data)))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Calibration variants on the models of a forecast benchmark run.
 
 For each dataset and horizon of a finished ``benchmarks/forecast.py`` run (its ``--runs``
-folder: ``<dataset>/H<h>-decoder``), the exported point forecast's validation residuals are
+folder: ``<dataset>/decoder/H<h>``), the exported point forecast's validation residuals are
 calibrated twice, as :func:`timetok.forecast.calibration.calibrate_model` does: ``marginal``
 (one set of residual quantiles for every window) and ``scaled`` (in units of each context's
 spread over its last steps). ``timetok-calibrated`` is the one with the lower forward CRPS
@@ -47,7 +47,7 @@ def main() -> int:
     from timetok.core.utils import atomic_write_text
     from timetok.forecast.calibration import calibration_variants
     from timetok.forecast.model import TokenForecaster
-    from timetok.forecast.probabilistic import evaluate_probabilistic
+    from timetok.forecast.evaluate import evaluate_probabilistic
 
     quiet()
     console = Console()
@@ -59,7 +59,7 @@ def main() -> int:
                if r["dataset"] not in datasets]
     for dataset in datasets:
         for horizon in (int(h) for h in args.horizons.split(",")):
-            folder = Path(args.runs) / dataset / f"H{horizon}-decoder"
+            folder = Path(args.runs) / dataset / "decoder" / f"H{horizon}"
             if not folder.is_dir():
                 console.print(f"[yellow]{folder} is missing: skipped[/]")
                 continue

@@ -1,9 +1,9 @@
 """The trained skip on the models of a forecast benchmark run.
 
 Finetuning now lets a DLinear trained by its authors' recipe compete with the ridge
-least-squares skip on the validation windows (``timetok lm finetune --trained-skip``). The
+least-squares skip on the validation windows (``timetok forecast finetune --trained-skip``). The
 decoder head's training never reads the skip (its loss is the head's own), so on a finished
-``benchmarks/forecast.py`` run (its ``--runs`` folder: ``<dataset>/H<h>-decoder``) refitting
+``benchmarks/forecast.py`` run (its ``--runs`` folder: ``<dataset>/decoder/H<h>``) refitting
 the skip and then the blend gives the model a rerun would export. For each dataset and
 horizon this script does so and, where the trained map wins on validation, scores the new
 blend on the test windows (and, at the horizons given, its calibrated quantiles); where the
@@ -55,7 +55,7 @@ def main() -> int:
     from timetok.forecast.calibration import calibrate_folder
     from timetok.forecast.evaluate import evaluate_forecaster
     from timetok.forecast.model import TokenForecaster
-    from timetok.forecast.probabilistic import evaluate_probabilistic
+    from timetok.forecast.evaluate import evaluate_probabilistic
 
     quiet()
     console = Console()
@@ -71,8 +71,8 @@ def main() -> int:
 
     for dataset in args.datasets.split(","):
         for horizon in (int(h) for h in args.horizons.split(",")):
-            folder = next((r / dataset / f"H{horizon}-decoder" for r in runs
-                           if (r / dataset / f"H{horizon}-decoder").is_dir()), None)
+            folder = next((r / dataset / "decoder" / f"H{horizon}" for r in runs
+                           if (r / dataset / "decoder" / f"H{horizon}").is_dir()), None)
             if folder is None:
                 console.print(f"[yellow]{dataset} H={horizon}: no decoder run: skipped[/]")
                 continue
