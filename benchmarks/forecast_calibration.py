@@ -46,8 +46,8 @@ def main() -> int:
     from timetok.core.report import machine, markdown_table, record, write_results
     from timetok.core.utils import atomic_write_text
     from timetok.forecast.calibration import calibration_variants
-    from timetok.forecast.model import TokenForecaster
     from timetok.forecast.evaluate import evaluate_probabilistic
+    from timetok.forecast.model import TokenForecaster
 
     quiet()
     console = Console()

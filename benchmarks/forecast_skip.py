@@ -53,9 +53,8 @@ def main() -> int:
     from timetok.core.utils import atomic_write_text
     from timetok.forecast.baselines import trained_linear_fit
     from timetok.forecast.calibration import calibrate_folder
-    from timetok.forecast.evaluate import evaluate_forecaster
+    from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
     from timetok.forecast.model import TokenForecaster
-    from timetok.forecast.evaluate import evaluate_probabilistic
 
     quiet()
     console = Console()
