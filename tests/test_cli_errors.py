@@ -131,7 +131,7 @@ def test_resume_with_other_model_settings_is_refused(cli, run_copy):
                  "--no-progress")
     result.assert_error("checkpoint", "does not fit", "mis-shaped")
     after = _snapshot(run_copy)
-    for name in ("model.safetensors", "config.json", "scaler.json", "checkpoints/last.ckpt",
+    for name in ("model.safetensors", "config.json", "data.json", "checkpoints/last.ckpt",
                  "checkpoints/best.ckpt"):
         assert after[name] == before[name], f"{name} changed by a refused resume"
     _no_leftovers(run_copy)
