@@ -29,7 +29,33 @@ VAL_STRIDE = 16  # as benchmarks/forecast.py: finetuning's validation windows
 PROBABILISTIC = ("crps", "wql", "coverage80", "coverage50")
 
 
-def main() -> int:
+def rescore(model, folder: Path, data, horizon: int, eval_stride: int, probabilistic: bool,
+            add) -> dict:
+    """The refitted model's test figures (``add(method, metric, value)`` records each) and,
+    with ``probabilistic``, its calibrated quantiles' scores, from a copy of its folder
+    calibrated anew; returns the table's cells."""
+    from timetok.forecast.calibration import calibrate_folder
+    from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
+
+    report = evaluate_forecaster(model, data, horizon, stride=eval_stride)
+    for method in ("timetok-blend", "timetok-decoder"):
+        for metric, value in report["methods"][method].items():
+            add(method, metric, value)
+    row = {"test mse": report["methods"]["timetok-blend"]["mse"], "windows": report["windows"]}
+    if probabilistic:
+        out = folder.with_name(f"{folder.name}-trained-skip")
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(folder, out, ignore=shutil.ignore_patterns("checkpoints"))
+        model.save_pretrained(out)
+        calibrate_folder(out, data)
+        scores = evaluate_probabilistic(out, data, stride=eval_stride, samples=0)
+        for metric in PROBABILISTIC:
+            add("timetok-calibrated", metric, scores["methods"]["timetok-calibrated"][metric])
+            row[metric] = scores["methods"]["timetok-calibrated"][metric]
+    return row
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", action="append",
                         help="the --runs folder of a finished benchmarks/forecast.py run "
@@ -43,7 +69,11 @@ def main() -> int:
                              "skip changes")
     parser.add_argument("--eval-stride", type=int, default=4)
     parser.add_argument("--name", default="forecast_skip")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
 
     from rich.console import Console
 
@@ -52,8 +82,6 @@ def main() -> int:
     from timetok.core.report import machine, markdown_table, record, write_results
     from timetok.core.utils import atomic_write_text
     from timetok.forecast.baselines import trained_linear_fit
-    from timetok.forecast.calibration import calibrate_folder
-    from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
     from timetok.forecast.model import TokenForecaster
 
     quiet()
@@ -93,24 +121,9 @@ def main() -> int:
                           f"trained {trained.val_mse:.4f}: kept {model.config.skip_fit}")
             if kept is trained:
                 add(dataset, horizon, "timetok-blend", "val_mse", blend["blend"])
-                report = evaluate_forecaster(model, data, horizon, stride=args.eval_stride)
-                for method in ("timetok-blend", "timetok-decoder"):
-                    for metric, value in report["methods"][method].items():
-                        add(dataset, horizon, method, metric, value)
-                row |= {"test mse": report["methods"]["timetok-blend"]["mse"],
-                        "windows": report["windows"]}
-                if horizon in probabilistic_horizons:
-                    out = folder.with_name(f"{folder.name}-trained-skip")
-                    shutil.rmtree(out, ignore_errors=True)
-                    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("checkpoints"))
-                    model.save_pretrained(out)
-                    calibrate_folder(out, data)
-                    scores = evaluate_probabilistic(out, data, stride=args.eval_stride,
-                                                    samples=0)
-                    for metric in PROBABILISTIC:
-                        add(dataset, horizon, "timetok-calibrated", metric,
-                            scores["methods"]["timetok-calibrated"][metric])
-                        row[metric] = scores["methods"]["timetok-calibrated"][metric]
+                row |= rescore(model, folder, data, horizon, args.eval_stride,
+                               horizon in probabilistic_horizons,
+                               lambda *a, d=dataset, h=horizon: add(d, h, *a))
             rows.append(row)
     text = ("# The trained skip on the CPU runs' models\n\nMachine: " + where + ". Per dataset "
             "and horizon, the validation MSE (every 16th window) of the ridge skip and of a "

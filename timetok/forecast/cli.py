@@ -111,8 +111,10 @@ def forecast() -> None:
 def pretrain(**s) -> None:
     """Next-code pretraining of a causal Transformer over a frozen tokenizer's codes.
 
-    Several datasets may be named at once: --dataset etth1,ettm1. --max-time counts the
-    training loop and its validations; loading the data and the export come on top.
+    Several datasets may be named at once: --dataset etth1,ettm1. --max-time budgets the
+    training steps and the validations among them; loading the data, the validation the
+    run ends with and the export come on top (a budget in --max-steps or --n-epochs does
+    not depend on the machine's load).
     """
     from timetok.forecast.recipe import pretrain as run
 
@@ -187,8 +189,10 @@ def pretrain(**s) -> None:
 def finetune(**s) -> None:
     """Finetune a pretrained language model to forecast H steps (one model per horizon).
 
-    --max-time counts each run's training loop and its validations; the first
-    validation, the trained skip, the blend, the calibration and the export come on top.
+    --max-time budgets each run's training steps and the validations among them; the
+    trained skip, the validations the run starts and ends with, the blend, the calibration
+    and the export come on top (a budget in --max-steps, --horizon-steps or --n-epochs does
+    not depend on the machine's load).
     """
     from timetok.core.train.freeze import format_table
     from timetok.forecast.recipe import finetune as run

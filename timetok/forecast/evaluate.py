@@ -115,6 +115,13 @@ def _check_models(models: list, horizon: int | None) -> int:
     return horizon
 
 
+def _check_counts(batch_size: int, stride: int, samples: int, sample_stride: int) -> None:
+    for name, value, least in (("batch_size", batch_size, 1), ("stride", stride, 1),
+                               ("samples", samples, 0), ("sample_stride", sample_stride, 1)):
+        if value < least:
+            raise ConfigError(f"{name} must be >= {least}, got {value}")
+
+
 @torch.no_grad()
 def evaluate_forecaster(
     model,
@@ -143,10 +150,7 @@ def evaluate_forecaster(
     if not models:
         raise ConfigError("no model to evaluate; pass a finetuned forecaster")
     horizon = _check_models(models, horizon)
-    for name, value, least in (("batch_size", batch_size, 1), ("stride", stride, 1),
-                               ("samples", samples, 0), ("sample_stride", sample_stride, 1)):
-        if value < least:
-            raise ConfigError(f"{name} must be >= {least}, got {value}")
+    _check_counts(batch_size, stride, samples, sample_stride)
     model = models[0]
     outputs = [output for m in models for output in m.outputs]
     if len(set(outputs)) < len(outputs):
@@ -229,20 +233,11 @@ def evaluate_probabilistic(
 
     Each method reports the windows it was scored on.
     """
-    from timetok.forecast.calibration import Calibration, calibrate_model, collect_residuals
+    from timetok.forecast.calibration import calibrate_model
     from timetok.forecast.pipeline import Forecaster
-    from timetok.forecast.probabilistic import (
-        CRPS_LEVELS,
-        INTERVALS,
-        WQL_LEVELS,
-        QuantileSums,
-        sample_quantiles,
-    )
+    from timetok.forecast.probabilistic import CRPS_LEVELS, INTERVALS, WQL_LEVELS, QuantileSums
 
-    for name, value, least in (("batch_size", batch_size, 1), ("stride", stride, 1),
-                               ("samples", samples, 0), ("sample_stride", sample_stride, 1)):
-        if value < least:
-            raise ConfigError(f"{name} must be >= {least}, got {value}")
+    _check_counts(batch_size, stride, samples, sample_stride)
     forecaster = Forecaster.from_pretrained(model_dir)  # checks the calibration, if any
     model = forecaster.model.to(device)
     context, horizon = model.config.context_points, model.config.horizon
@@ -256,16 +251,8 @@ def evaluate_probabilistic(
     if calibration is None:
         calibration = calibrate_model(model, val, dataset=data.name)
         source = "fitted on the validation split"
-
-    # evaluate_forecaster's linear baselines, as it fits them
-    train = data.windows("train", context, horizon)
-    fits = {"dlinear": fit_linear(train, val_windows=val),
-            "rlinear": fit_linear(train, linear_revin(), val_windows=val)}
-    baselines = {"dlinear": lambda x: apply_linear(fits["dlinear"].weights, x),
-                 "rlinear": lambda x: apply_rlinear(fits["rlinear"].weights, x)}
-    baseline = min(fits, key=lambda name: fits[name].val_mse)
-    baseline_calibration = Calibration.from_residuals(
-        collect_residuals(baselines[baseline], val)[0], baseline)
+    baseline, baseline_forecast, baseline_calibration = _residual_baseline(
+        data.windows("train", context, horizon), val)
 
     levels = sorted({*CRPS_LEVELS, *WQL_LEVELS, *(q for pair in INTERVALS.values()
                                                   for q in pair)})
@@ -278,17 +265,11 @@ def evaluate_probabilistic(
     baseline_spread = baseline_calibration.quantiles(levels)[:, None]
     test = data.windows(split, context, horizon, stride)
     for i, (x, y) in enumerate(track(DataLoader(test, batch_size=batch_size))):
-        xd, y = x.to(device), y.numpy()
-        point = model.predict(xd)[calibration.head].float().cpu().numpy()
-        scale = calibration.scales(x)
-        spread = calibration.quantiles(levels, scale=scale)  # (Q, B, H, C)
-        preds = {"timetok-calibrated": point[None] + spread,
-                 "residual-quantiles": baselines[baseline](x).numpy()[None] + baseline_spread}
-        if samples and i % sample_stride == 0:
-            paths = model.sample(xd, horizon, samples, sampling).float().cpu().numpy()
-            preds["timetok-sampled"] = sample_quantiles(paths, levels, axis=1)
-            preds["timetok-sampled-calibrated"] = sample_quantiles(
-                calibration.map_paths(paths, point, scale), levels, axis=1)
+        preds = _quantile_forecasts(model, x.to(device), calibration, levels,
+                                    samples if samples and i % sample_stride == 0 else 0,
+                                    sampling)
+        preds["residual-quantiles"] = baseline_forecast(x).numpy()[None] + baseline_spread
+        y = y.numpy()
         for name, pred in preds.items():
             sums[name].update(pred, y)
             windows[name] += len(y)
@@ -298,3 +279,35 @@ def evaluate_probabilistic(
         "samples": samples,
         "methods": {name: {**s.result(), "windows": windows[name]} for name, s in sums.items()},
     }
+
+
+def _residual_baseline(train, val):
+    """``evaluate_forecaster``'s linear baseline with the lower validation MSE (fitted as it
+    fits them): its name, its forecast, and its validation residuals' quantiles."""
+    from timetok.forecast.calibration import Calibration, collect_residuals
+
+    fits = {"dlinear": fit_linear(train, val_windows=val),
+            "rlinear": fit_linear(train, linear_revin(), val_windows=val)}
+    forecasts = {"dlinear": lambda x: apply_linear(fits["dlinear"].weights, x),
+                 "rlinear": lambda x: apply_rlinear(fits["rlinear"].weights, x)}
+    name = min(fits, key=lambda n: fits[n].val_mse)
+    residuals = collect_residuals(forecasts[name], val)[0]
+    return name, forecasts[name], Calibration.from_residuals(residuals, name)
+
+
+def _quantile_forecasts(model, x: Tensor, calibration, levels: list[float], samples: int,
+                        sampling: Sampling) -> dict[str, np.ndarray]:
+    """Quantile forecasts ``[Q, B, H, C]`` at ``levels`` for contexts ``x``: the calibrated
+    point forecast's and, with ``samples``, the sampled paths' own and calibrated ones."""
+    from timetok.forecast.probabilistic import sample_quantiles
+
+    point = model.predict(x)[calibration.head].float().cpu().numpy()
+    scale = calibration.scales(x)
+    preds = {"timetok-calibrated": point[None] + calibration.quantiles(levels, scale=scale)}
+    if samples:
+        horizon = point.shape[1]
+        paths = model.sample(x, horizon, samples, sampling).float().cpu().numpy()
+        preds["timetok-sampled"] = sample_quantiles(paths, levels, axis=1)
+        preds["timetok-sampled-calibrated"] = sample_quantiles(
+            calibration.map_paths(paths, point, scale), levels, axis=1)
+    return preds
