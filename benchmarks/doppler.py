@@ -224,8 +224,8 @@ class Run:
 
     def train_tokenizer(self):
         """The run's tokenizer: trained by the recipe, or copied from --tokenizer-from."""
+        from timetok.core.devices import resolve_device
         from timetok.doppler.model import SpectrogramTokenizer
-        from timetok.doppler.pipeline import resolve_device
         from timetok.doppler.recipe import train
 
         if self.args.tokenizer_from:

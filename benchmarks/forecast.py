@@ -325,6 +325,7 @@ def add_finetuning(bench: Bench, dataset: str, horizon: int, summaries: dict) ->
 def evaluate_horizon(bench: Bench, dataset: str, horizon: int, data, models, device, track):
     """Test MSE/MAE of the models and the in-run baselines, the probabilistic scores and
     the published figures at ``horizon``."""
+    from timetok import Forecaster
     from timetok.core.published import forecast_rows
     from timetok.forecast.calibration import default_output
     from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
@@ -341,7 +342,8 @@ def evaluate_horizon(bench: Bench, dataset: str, horizon: int, data, models, dev
                            "source": "measured", "windows": report["windows"]})
     train_baselines(bench, dataset, horizon, data, device, report["windows"])
     scores = evaluate_probabilistic(
-        Path(args.runs) / dataset / "decoder" / f"H{horizon}", data, batch_size=64,
+        Forecaster.from_pretrained(Path(args.runs) / dataset / "decoder" / f"H{horizon}"),
+        data, batch_size=64,
         stride=args.eval_stride, samples=SAMPLES if horizon == min(args.horizon_list) else 0,
         sample_stride=SAMPLE_STRIDE, device=device,
         track=lambda it: track(it, description=f"quantiles H={horizon}", transient=True))

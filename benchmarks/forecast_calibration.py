@@ -41,6 +41,7 @@ def main() -> int:
 
     from rich.console import Console
 
+    from timetok import Forecaster
     from timetok.core.console import quiet
     from timetok.core.data.series import load_splits
     from timetok.core.report import machine, markdown_table, record, write_results
@@ -71,8 +72,9 @@ def main() -> int:
             console.print(f"{dataset} H={horizon}: forward validation CRPS " + ", ".join(
                 f"{name} {crps:.4f}" for name, (_, crps) in variants.items()))
             for name, (calibration, val_crps) in variants.items():
-                report = evaluate_probabilistic(folder, data, stride=args.eval_stride,
-                                                samples=0, calibration=calibration)
+                report = evaluate_probabilistic(Forecaster.from_pretrained(folder), data,
+                                                stride=args.eval_stride, samples=0,
+                                                calibration=calibration)
                 ours = report["methods"]["timetok-calibrated"]
                 scored = [(f"timetok-calibrated-{name}", ours, val_crps)]
                 if name == chosen:

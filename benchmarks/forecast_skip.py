@@ -34,6 +34,7 @@ def rescore(model, folder: Path, data, horizon: int, eval_stride: int, probabili
     """The refitted model's test figures (``add(method, metric, value)`` records each) and,
     with ``probabilistic``, its calibrated quantiles' scores, from a copy of its folder
     calibrated anew; returns the table's cells."""
+    from timetok import Forecaster
     from timetok.forecast.calibration import calibrate_folder
     from timetok.forecast.evaluate import evaluate_forecaster, evaluate_probabilistic
 
@@ -48,7 +49,8 @@ def rescore(model, folder: Path, data, horizon: int, eval_stride: int, probabili
         shutil.copytree(folder, out, ignore=shutil.ignore_patterns("checkpoints"))
         model.save_pretrained(out)
         calibrate_folder(out, data)
-        scores = evaluate_probabilistic(out, data, stride=eval_stride, samples=0)
+        scores = evaluate_probabilistic(Forecaster.from_pretrained(out), data,
+                                        stride=eval_stride, samples=0)
         for metric in PROBABILISTIC:
             add("timetok-calibrated", metric, scores["methods"]["timetok-calibrated"][metric])
             row[metric] = scores["methods"]["timetok-calibrated"][metric]

@@ -296,11 +296,13 @@ def test_a_calibration_of_another_horizon_is_refused(tiny_forecaster, calibrated
 
 
 def test_evaluate_probabilistic_reports_every_method(tiny_forecaster, calibrated):
+    from timetok import Forecaster
     from timetok.core.data.series import load_splits
     from timetok.forecast.evaluate import evaluate_probabilistic
 
     data = load_splits("custom", 32, data_path=tiny_forecaster.csv)
-    report = evaluate_probabilistic(calibrated, data, stride=4, samples=4, sample_stride=2)
+    report = evaluate_probabilistic(Forecaster.from_pretrained(calibrated), data, stride=4,
+                                    samples=4, sample_stride=2)
     assert report["calibration"] == "the model folder's"
     assert report["baseline"] in ("dlinear", "rlinear")
     assert set(report["methods"]) == {"timetok-calibrated", "residual-quantiles",
@@ -308,12 +310,14 @@ def test_evaluate_probabilistic_reports_every_method(tiny_forecaster, calibrated
     for metrics in report["methods"].values():
         assert metrics["crps"] > 0 and metrics["wql"] > 0 and metrics["windows"] > 0
         assert 0 <= metrics["coverage50"] <= metrics["coverage80"] <= 1
-    uncalibrated = evaluate_probabilistic(tiny_forecaster.path, data, stride=4, samples=0)
+    uncalibrated = evaluate_probabilistic(Forecaster.from_pretrained(tiny_forecaster.path),
+                                          data, stride=4, samples=0)
     assert uncalibrated["calibration"] == "fitted on the validation split"
     assert set(uncalibrated["methods"]) == {"timetok-calibrated", "residual-quantiles"}
     # a calibration handed in replaces the folder's: a wider one covers more
     wide = Calibration(report["head"], LEVELS, Calibration.load(calibrated).residuals * 3, 10)
-    given = evaluate_probabilistic(calibrated, data, stride=4, samples=0, calibration=wide)
+    given = evaluate_probabilistic(Forecaster.from_pretrained(calibrated), data, stride=4,
+                                   samples=0, calibration=wide)
     assert given["calibration"] == "given"
     assert (given["methods"]["timetok-calibrated"]["coverage80"]
             >= report["methods"]["timetok-calibrated"]["coverage80"])

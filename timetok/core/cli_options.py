@@ -282,16 +282,10 @@ def device_option(func):
 
 
 def resolve_device(value: str) -> str:
-    """``--device``: ``auto`` is the GPU when one is visible, else the CPU; a CUDA device
-    only where there is one."""
-    import torch
+    """``--device`` as a name torch takes (see :func:`timetok.core.devices.resolve_device`)."""
+    from timetok.core.devices import resolve_device as resolve
 
-    if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if value.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {value}: no CUDA device is visible here; pass --device "
-                          "cpu or auto")
-    return value
+    return str(resolve(value))
 
 
 def pass_settings(func):

@@ -190,10 +190,10 @@ class EvaluateConfig(RunConfig):
 
     def run_options(self):
         """The user classifier's training run."""
+        from timetok.core.devices import resolve_device
         from timetok.core.train.runner import RunOptions
-        from timetok.doppler.pipeline import resolve_device
 
-        device = resolve_device(self.device)
+        device = str(resolve_device(self.device))
         index = device.partition(":")[2]
         return RunOptions(
             n_epochs=self.classifier_epochs, max_steps=self.max_steps, max_time=self.max_time,

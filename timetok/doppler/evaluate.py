@@ -46,12 +46,12 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     """Evaluate the generator ``config.model``; writes ``report.json``, ``report.md`` and
     ``grid.png`` into ``config.out`` (default ``MODEL/evaluation``) and returns the report
     (with the folder as ``report["out"]``)."""
+    from timetok.core.devices import resolve_device
     from timetok.core.train.runner import begin
     from timetok.doppler.model import GeneratorModel
-    from timetok.doppler.pipeline import resolve_device
 
     begin(config.run_options())
-    device = resolve_device(config.device)
+    device = str(resolve_device(config.device))
     model_dir, out = config.model_dir(), config.out_dir()
     model = GeneratorModel.from_pretrained(model_dir, device)
     splits = real_splits(model_dir, config.data_path, config.data_dir)
@@ -243,10 +243,10 @@ def evaluate_tokenizer(config: EvaluateConfig) -> dict[str, float]:
     (:func:`tokenizer_ceiling`); and, to tell lost identity from a shift in texture, one
     trained on the reconstructions of the training images scores them
     (``user_acc_rebuilt_trained``). Both classifiers train into ``config.out``."""
+    from timetok.core.devices import resolve_device
     from timetok.core.train.runner import begin
     from timetok.doppler.metrics import reconstruction_figures
     from timetok.doppler.model import SpectrogramTokenizer
-    from timetok.doppler.pipeline import resolve_device
 
     begin(config.run_options())
     model_dir = config.model_dir()

@@ -16,23 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import DATA_NAME
 from timetok.doppler.config import resolve_generator
 from timetok.doppler.data import read_images_section, write_images_section
 from timetok.doppler.model import GeneratorModel
-
-
-def resolve_device(device: str | torch.device = "auto") -> str:
-    """``auto``: the GPU when one is visible, else the CPU; a CUDA device only where there
-    is one."""
-    device = str(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r}: no CUDA device is visible here; pass "
-                          "device='cpu' or device='auto'")
-    return device
 
 
 def _kind(value: Any) -> str:

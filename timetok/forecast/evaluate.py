@@ -20,7 +20,6 @@ DLinear, RLinear and PatchTST trained as their papers train them are in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -205,7 +204,7 @@ def evaluate_forecaster(
 
 @torch.no_grad()
 def evaluate_probabilistic(
-    model_dir: str | os.PathLike,
+    forecaster,
     data,
     split: str = "test",
     batch_size: int = 64,
@@ -217,7 +216,7 @@ def evaluate_probabilistic(
     device: str | torch.device = "cpu",
     calibration=None,
 ) -> dict:
-    """CRPS, WQL (0.1-0.9), coverage80 and coverage50 of a finetuned model folder's
+    """CRPS, WQL (0.1-0.9), coverage80 and coverage50 of a finetuned ``Forecaster``'s
     forecasts on a split of ``data`` (a ``SplitData`` of the data it was finetuned on),
     standardised scale (WQL: original scale):
 
@@ -234,11 +233,9 @@ def evaluate_probabilistic(
     Each method reports the windows it was scored on.
     """
     from timetok.forecast.calibration import calibrate_model
-    from timetok.forecast.pipeline import Forecaster
     from timetok.forecast.probabilistic import CRPS_LEVELS, INTERVALS, WQL_LEVELS, QuantileSums
 
     _check_counts(batch_size, stride, samples, sample_stride)
-    forecaster = Forecaster.from_pretrained(model_dir)  # checks the calibration, if any
     model = forecaster.model.to(device)
     context, horizon = model.config.context_points, model.config.horizon
     if not horizon:

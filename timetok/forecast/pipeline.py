@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from timetok.core.data.scaler import Scaler
+from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section, write_data_section
 from timetok.core.nn.sampling import Sampling
@@ -26,17 +27,6 @@ from timetok.forecast.calibration import CALIBRATE_HINT, Calibration, check_leve
 from timetok.forecast.model import TokenForecaster
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto``: the GPU where one is visible, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r}: no CUDA device is visible here; pass "
-                          "device='cpu' or 'auto'")
-    return device
 
 
 class _Series:
@@ -133,7 +123,7 @@ class Forecaster:
         """Load a model folder (weights, training scaler and, where it has one, the
         calibration) onto ``device``."""
         directory = Path(directory)
-        model = TokenForecaster.from_pretrained(directory, map_location=pick_device(device))
+        model = TokenForecaster.from_pretrained(directory, map_location=resolve_device(device))
         scaler = Scaler.from_dict(read_data_section(directory, "scaler",
                                                     what="training scaler"))
         return cls(model, scaler, Calibration.load(directory, required=False))

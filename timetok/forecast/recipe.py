@@ -171,9 +171,9 @@ def evaluate(model: str | os.PathLike, dataset: str = "etth1", *, data_path=None
     ``report.json`` and ``report.md`` into ``out`` (default ``MODEL/eval-DATASET``) and
     returns the report, its Markdown under ``markdown``. ``track(batches, horizon)`` may
     wrap the test batches in a progress display."""
-    from timetok.core.cli_options import resolve_device
     from timetok.core.data.registry import get_spec
     from timetok.core.data.series import load_splits
+    from timetok.core.devices import resolve_device
     from timetok.core.nn.sampling import Sampling
     from timetok.core.published import forecast_rows
     from timetok.core.report import markdown_table, write_report

@@ -230,9 +230,10 @@ def embed(output, **s) -> None:
 
     import numpy as np
 
+    from timetok.core.devices import resolve_device
     from timetok.core.errors import ConfigError
     from timetok.core.utils import atomic_write_bytes
-    from timetok.mae.evaluate import embed_split, load_for_evaluation, resolve_device
+    from timetok.mae.evaluate import embed_split, load_for_evaluation
 
     if not str(output).endswith(".npz"):
         raise ConfigError(f"--output must name an .npz file, got {output}")

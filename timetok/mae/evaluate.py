@@ -14,19 +14,6 @@ from torch.utils.data import DataLoader
 from timetok.core.errors import CheckpointError, ConfigError
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is the GPU when one is visible, else the CPU; CUDA only where there is one."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: no CUDA device is visible here; pass 'cpu' or "
-                          "'auto'")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
-
-
 def load_for_evaluation(config, need_head: bool):
     """The TimeMAE folder ``config.model`` and the labelled data the config names (an
     ``EvaluateConfig``-like object), checked against each other."""

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from timetok.core.data.scaler import Scaler
+from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section
-from timetok.mae.evaluate import resolve_device
 from timetok.mae.model import TimeMAE
 
 # What Classifier.fit changes from the recipes' defaults: a quiet run on one device.

@@ -268,6 +268,7 @@ def evaluate(config: EvaluateConfig, track=iter) -> dict:
     folder on one split, beside a simple baseline's accuracy and macro-F1 on the same
     samples; writes ``report.json``, ``report.md`` and ``confusion.png`` to the output
     folder and returns the report (``out`` under ``report["out"]``)."""
+    from timetok.core.devices import resolve_device
     from timetok.core.plots import plot_confusion
     from timetok.core.report import write_report
     from timetok.core.threads import use_threads
@@ -277,7 +278,6 @@ def evaluate(config: EvaluateConfig, track=iter) -> dict:
         load_for_evaluation,
         markdown_report,
         predict_split,
-        resolve_device,
     )
 
     use_threads(config.threads)

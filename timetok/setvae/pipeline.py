@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from timetok.core.data.records import Records, RecordsScaler, collate_sets, make_sets
+from timetok.core.devices import resolve_device
 from timetok.core.errors import ConfigError, DataError
 from timetok.setvae.artifacts import (
     RecordsSettings,
@@ -33,22 +34,6 @@ from timetok.setvae.inputs import records_from_array, records_from_frame
 from timetok.setvae.model import SeqSetVAE
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is the GPU when one is visible, else the CPU; CUDA only where there is
-    one."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-                          ) from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: no CUDA device is visible here; pass "
-                          "device='cpu' or 'auto'")
-    return chosen
 
 
 class MortalityClassifier:
@@ -77,7 +62,7 @@ class MortalityClassifier:
                  device: str | torch.device = "cpu"):
         if model.head is None:
             raise ConfigError("this model has no classification head; finetune it first")
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.scaler = scaler
         self.vocabulary = vocabulary

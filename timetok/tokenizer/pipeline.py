@@ -22,20 +22,11 @@ import torch
 from einops import rearrange
 
 from timetok.core.data.scaler import Scaler
+from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section, write_data_section
 from timetok.core.nn.revin import RevinStats
 from timetok.tokenizer.model import TokenizerModel
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is the GPU when one is visible, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: no CUDA device is visible here; pass "
-                          "device='cpu' or 'auto'")
-    return torch.device(device)
 
 
 @dataclass(frozen=True)

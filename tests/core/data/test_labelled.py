@@ -16,6 +16,7 @@ from timetok.core.data.labelled_formats import HAR_CHANNELS
 from timetok.core.data.registry import BUNDLED_DIR
 from timetok.core.data.scaler import Scaler
 from timetok.core.errors import ConfigError, DataError
+from timetok.core.model_folder import read_data_section
 
 ACTIVITIES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING",
               "LAYING"]
@@ -328,9 +329,9 @@ def test_data_module_loaders_and_artifacts(tmp_path):
     summary = module.save_artifacts(tmp_path)
     assert summary == {"dataset": "ucr", "classes": ["1", "2"],
                        "split_rule": module.data.split_rule}
-    assert json.loads((tmp_path / "labels.json").read_text()) == {
+    assert read_data_section(tmp_path, "labels") == {
         "classes": ["1", "2"], "channels": ["value"], "length": 6}
-    np.testing.assert_array_equal(Scaler.load(tmp_path / "scaler.json").mean,
+    np.testing.assert_array_equal(Scaler.from_dict(read_data_section(tmp_path, "scaler")).mean,
                                   module.data.scaler.mean)
     with pytest.raises(ConfigError, match="batch_size"):
         LabelledDataModule("ucr", batch_size=0, data_path=folder)

@@ -77,7 +77,7 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path, make_csv):
     summary = json.loads((out / "training.json").read_text())
     assert summary["global_step"] == 40
     assert ckpt_step(last) == 40
-    assert (out / "model.safetensors").is_file() and (out / "scaler.json").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "data.json").is_file()
 
 
 def test_config_file_with_flags_overriding(tmp_path, make_csv):
