@@ -71,6 +71,18 @@ def test_numpy_torch_and_dataframe_inputs_agree(calibrated, frame):
                                rtol=1e-6)
 
 
+def test_a_frame_indexed_by_time_gets_the_future_timestamps(calibrated, frame):
+    forecaster = Forecaster.from_pretrained(calibrated)
+    timed = frame.set_index(pd.to_datetime(frame["date"]))
+    point = forecaster.predict(timed)
+    step = timed.index[1] - timed.index[0]
+    assert point.index[0] == timed.index[-1] + step
+    assert list(point.index) == list(pd.date_range(timed.index[-1] + step, periods=8,
+                                                   freq=step))
+    irregular = timed.iloc[[0, 1, 3, *range(5, len(timed))]]  # no frequency to continue
+    assert forecaster.predict(irregular).index[0] == len(irregular)
+
+
 def test_a_batch_gives_each_series_its_own_forecast(calibrated, frame):
     forecaster = Forecaster.from_pretrained(calibrated)
     array = frame[["a", "b"]].to_numpy(dtype=np.float32)

@@ -79,14 +79,28 @@ def _frame_values(frame, columns: list[str]) -> np.ndarray:
     return numeric.to_numpy(dtype=np.float32)
 
 
+def _future_index(frame, steps: int):
+    """The ``steps`` index labels after the frame's: its timestamps continued where the
+    frame is indexed by time at a regular frequency, else step numbers after its rows."""
+    import pandas as pd
+
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
+        freq = index.freq or pd.infer_freq(index)
+        if freq is not None:
+            return pd.date_range(index[-1], periods=steps + 1, freq=freq,
+                                 name=index.name)[1:]
+    return pd.RangeIndex(len(frame), len(frame) + steps, name="step")
+
+
 def _to_frame(out: np.ndarray, frame, axes: tuple[str, ...]):
-    """``[H, C]`` -> a DataFrame of the frame's numeric columns; ``[K, H, C]`` -> columns
-    ``(column, k)`` with the ``axes[0]`` labels (quantile levels, sample numbers)."""
+    """``[H, C]`` -> a DataFrame of the frame's numeric columns, indexed by the future's
+    timestamps where the frame has regular ones; ``[K, H, C]`` -> columns ``(column, k)``
+    with the ``axes[0]`` labels (quantile levels, sample numbers)."""
     import pandas as pd
 
     names = [str(c) for c in frame.select_dtypes("number").columns][:out.shape[-1]]
-    start = len(frame)
-    index = pd.RangeIndex(start, start + out.shape[-2], name="step")
+    index = _future_index(frame, out.shape[-2])
     if out.ndim == 2:
         return pd.DataFrame(out, index=index, columns=names)
     labels = axes[0]
