@@ -94,3 +94,15 @@ def test_a_pipeline_loads_no_training_machinery_when_imported(trees):
         training = {i for i in top
                     if i.startswith(("timetok.core.train", f"timetok.{system}.recipe"))}
         assert not training, f"timetok.{system}.pipeline imports {training} at load"
+
+
+def test_the_five_pipelines_share_one_contract_and_import_from_timetok():
+    import timetok
+
+    names = ("TimeSeriesTokenizer", "Forecaster", "Classifier", "MortalityClassifier",
+             "SpectrogramGenerator")
+    for system, name in zip(SYSTEMS, names, strict=True):
+        pipeline = getattr(timetok, name)
+        assert pipeline.__module__ == f"timetok.{system}.pipeline"
+        assert callable(pipeline.from_pretrained) and callable(pipeline.save_pretrained), name
+    assert set(names) <= set(timetok.__all__)
