@@ -116,3 +116,17 @@ def test_mixed_precision_on_a_gpu_is_bf16_where_the_gpu_has_it(monkeypatch, has_
     assert options.precision("gpu") == expected
     assert options.precision("cpu") == "bf16-mixed"
     assert RunOptions(amp=False).precision("gpu") == "32-true"
+
+
+def test_an_epoch_cut_short_without_validating_leaves_its_validation_cells_empty(
+        tmp_path, make_csv, cli):
+    import csv
+
+    out = tmp_path / "run"
+    result = cli("tokenizer", "train", "--dataset", "custom", "--data-path",
+                 make_csv(rows=600), *TINY, "--n-epochs", "2", "--max-steps", "60",
+                 "--threads", "1", "--save-path", out)
+    assert result.rc == 0, result.err
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert len(rows) == 2 and int(rows[1]["step"]) == 60
+    assert rows[0]["val_loss"] != "" and rows[1]["val_loss"] == ""

@@ -115,6 +115,7 @@ class HistoryCSV(Checkpoint):
     def __init__(self, path: Path):
         self.path = path
         self.rows: list[dict] = []
+        self.validated = False
 
     def on_fit_start(self, trainer, pl_module):
         if self.path.is_file():  # a resumed run keeps its earlier epochs
@@ -124,13 +125,21 @@ class HistoryCSV(Checkpoint):
                     if int(row["epoch"]) < trainer.current_epoch
                 ]
 
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.validated = False
+
+    def on_validation_end(self, trainer, pl_module):
+        self.validated = self.validated or not trainer.sanity_checking
+
     def on_train_epoch_end(self, trainer, pl_module):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
+        # An epoch cut short by the step budget may end without validating: its row then
+        # leaves the validation metrics empty instead of repeating the last ones.
         metrics = {
             k.removesuffix("_epoch"): round(float(v), 6)
             for k, v in trainer.callback_metrics.items()
-            if not k.endswith("_step")
+            if not k.endswith("_step") and (self.validated or not k.startswith("val_"))
         }
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         self.rows.append({"epoch": trainer.current_epoch, "step": trainer.global_step,
