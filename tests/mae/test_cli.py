@@ -35,10 +35,10 @@ def test_pretraining_writes_the_encoder_its_artifacts_and_a_loss_plot(runs):
     assert read_data_section(runs["pre"], "scaler")["columns"] == ["value"]
     with (runs["pre"] / "history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    # every column the loss plot draws is in the history, with a value
+    # every column the loss plot draws is in the history, with a value where it was measured
     for column in ("train_loss", "train_mrr", "train_mcc", "val_loss", "val_mrr", "val_mcc",
                    "val_mcc_accuracy"):
-        assert rows[-1][column], column
+        assert any(row[column] for row in rows), column
     assert (runs["pre"] / "pretraining_losses.png").stat().st_size > 0
 
 
