@@ -13,7 +13,7 @@ stratified elsewhere; the test split read once, at the end):
   samples (it selects nothing on validation, so it may learn from them).
 
 Each dataset runs the library's recipes (``timetok.mae.recipe``) with
-``configs/mae/<dataset>-pretrain.yaml`` and ``configs/mae/<dataset>-finetune.yaml``; the
+``configs/mae/<dataset>/pretrain.yaml`` and ``configs/mae/<dataset>/finetune.yaml``; the
 methods other than ``timetok-finetune`` change the settings ``VARIANTS`` names, and each
 record's ``command`` is the user's command for its figure.
 
@@ -36,8 +36,12 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-# Each dataset runs configs/mae/<dataset>-pretrain.yaml, then <dataset>-finetune.yaml.
+# Each dataset runs configs/mae/<dataset>/pretrain.yaml, then <dataset>/finetune.yaml.
 CONFIGS = Path(__file__).parents[1] / "configs" / "mae"
+# Where each dataset's official files lie under --data-root (the configs name none, so
+# they also run on the bundled ECG200 or a user's own copy).
+DATA_FOLDERS = {"har": "uci_har", "ecg200": "ucr", "syntheticcontrol": "ucr", "cbf": "ucr",
+                "basicmotions": "uea"}
 DATASETS = ("har", "ecg200", "syntheticcontrol", "cbf", "basicmotions")
 # method -> (encoder of its pretraining, its finetuning settings beside the config file)
 VARIANTS = {
@@ -58,9 +62,8 @@ PUBLISHED = [  # HAR test figures: (method, {metric: value}, reference)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None,
-                        help="folder holding uci_har, ucr and uea [default: each config's "
-                             "data_dir, from the repository root]")
+    parser.add_argument("--data-root", default=str(Path(__file__).parents[2] / "shared/data"),
+                        help="folder holding uci_har, ucr and uea")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -105,25 +108,21 @@ class Bench:
     """One dataset and seed: its configs (with the benchmark's per-run changes), and the
     user command each method's figures come from."""
 
-    def __init__(self, dataset: str, seed: int, data_root: str | None, epochs_scale: float,
+    def __init__(self, dataset: str, seed: int, data_root: str, epochs_scale: float,
                  run: Path, timings: dict):
         self.dataset, self.seed, self.run, self.timings = dataset, seed, run, timings
         self.data_root, self.epochs_scale = data_root, epochs_scale
         self.commands: dict[str, str] = {}
 
     def path(self, stage: str) -> Path:
-        return CONFIGS / f"{self.dataset}-{stage}.yaml"
+        return CONFIGS / self.dataset / f"{stage}.yaml"
 
     def overrides(self, stage: str) -> dict:
         """seed, data_dir, epochs, quiet: what each run changes in its config file."""
         from timetok.core.cli_options import read_yaml
 
         values = read_yaml(self.path(stage), "config file")
-        data_dir = Path(values["data_dir"])
-        if self.data_root is not None:
-            data_dir = Path(self.data_root) / data_dir.name
-        elif not data_dir.is_absolute():
-            data_dir = Path(__file__).parents[1] / data_dir
+        data_dir = Path(self.data_root) / DATA_FOLDERS[self.dataset]
         changes = {"seed": self.seed, "data_dir": str(data_dir), "progress": False}
         if self.epochs_scale != 1:
             changes["n_epochs"] = max(1, round(values["n_epochs"] * self.epochs_scale))
@@ -247,8 +246,8 @@ class Results:
         text = (f"# Classification benchmark{'' if final else ' (partial)'}\n\nMachine: "
                 f"{where}. Test accuracy and macro-F1, mean ± sd over seeds; selection on "
                 f"validation only. Whole run: {wall_s / 60:.1f} min wall, {cpu_s / 60:.1f} min "
-                "CPU. Each dataset ran `configs/mae/DATASET-pretrain.yaml`, then "
-                "`configs/mae/DATASET-finetune.yaml`; each record's `command` in "
+                "CPU. Each dataset ran `configs/mae/DATASET/pretrain.yaml`, then "
+                "`configs/mae/DATASET/finetune.yaml`; each record's `command` in "
                 f"`{name}.json` is the user's command for its figure.\n\n"
                 f"![accuracy]({name}_accuracy.png)"
                 + (f" ![HAR confusion]({name}_har_confusion.png)" if har else "") + "\n\n"

@@ -17,7 +17,7 @@ AUPRC as mean ± sd over the splits. Per split, in one run:
   picked by validation AUROC: the simplest model a reader would try first.
 
 Each SeqSetVAE run is the library's recipe (:mod:`timetok.setvae.recipe`) with a config of
-``configs/setvae/physionet-<profile>-{pretrain,finetune,scratch}.yaml`` (split, seed, data
+``configs/setvae/physionet-<profile>/{pretrain,finetune,scratch}.yaml`` (split, seed, data
 and run folder set per run), scored by its ``evaluate`` recipe: the commands a user runs.
 Writes ``<out>/<name>.{json,md}`` (``--out`` defaults to ``benchmarks/results``) and, for
 split 0, ROC and precision-recall PNGs of every method; CPU time per epoch and for the
@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared/data"
                                                   / "physionet2012"))
     parser.add_argument("--profile", choices=PROFILES, default="cpu",
-                        help="configs/setvae/physionet-PROFILE-{pretrain,finetune,scratch}.yaml")
+                        help="configs/setvae/physionet-PROFILE/{pretrain,finetune,scratch}.yaml")
     parser.add_argument("--splits", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--bucket", default=None,
@@ -116,7 +116,7 @@ def main() -> int:
 
 
 def config_file(profile: str, stage: str) -> Path:
-    return CONFIGS / f"physionet-{profile}-{stage}.yaml"
+    return CONFIGS / f"physionet-{profile}" / f"{stage}.yaml"
 
 
 def run_split(args, split: int, console, timings: dict) -> dict[str, dict]:

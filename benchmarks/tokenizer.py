@@ -1,7 +1,7 @@
 """Tokenizer benchmark: ETTm1, windows of 512, all 7 channels, compression 4, 256 codes.
 
 Trains each method through the library recipe (``timetok.tokenizer.recipe.train``) with
-its config, ``configs/tokenizer/ettm1-<method>.yaml``, the same run a user starts with
+its config, ``configs/tokenizer/ettm1/<method>.yaml``, the same run a user starts with
 ``timetok tokenizer train --config configs/tokenizer/ettm1-<method>.yaml``:
 - ``timetok``: EMA codebook, k-means init, dead-code restart, RevIN, in float32;
 - ``timetok-amp``: the same with ``amp`` (bfloat16 autocast on CPU, float16 on GPU);
@@ -30,7 +30,7 @@ CONFIGS = ROOT / "configs" / "tokenizer"
 
 
 def config_path(method: str) -> Path:
-    return CONFIGS / f"ettm1-{method}.yaml"
+    return CONFIGS / "ettm1" / f"{method}.yaml"
 
 
 def parse_args() -> argparse.Namespace:

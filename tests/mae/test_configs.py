@@ -9,14 +9,14 @@ import pytest
 from timetok.core.cli_options import read_yaml
 from timetok.mae.recipe import FinetuneConfig, PretrainConfig, finetune, pretrain
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "mae").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "mae").glob("*/*.yaml"))
 STAGES = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}
 TINY = dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, regressor_layers=1, vocab_size=16,
             batch_size=16, n_epochs=None, max_steps=3, progress=False, data_dir=None)
 
 
 def stage_of(path: Path) -> str:
-    return path.stem.rsplit("-", 1)[1]
+    return path.stem
 
 
 def test_every_benchmark_dataset_has_a_pretraining_and_a_finetuning_config():
@@ -26,12 +26,12 @@ def test_every_benchmark_dataset_has_a_pretraining_and_a_finetuning_config():
         "classify", Path(__file__).parents[2] / "benchmarks" / "classify.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    names = {path.name for path in CONFIGS}
+    names = {f"{path.parent.name}/{path.name}" for path in CONFIGS}
     for dataset in benchmark.DATASETS:
-        assert {f"{dataset}-pretrain.yaml", f"{dataset}-finetune.yaml"} <= names
+        assert {f"{dataset}/pretrain.yaml", f"{dataset}/finetune.yaml"} <= names
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_each_config_loads_and_every_key_is_a_flag_of_its_command(path):
     from timetok.mae.cli import mae
 
@@ -42,18 +42,18 @@ def test_each_config_loads_and_every_key_is_a_flag_of_its_command(path):
     flags = {param.name for param in mae.commands[stage].params}
     assert set(values) <= flags
     if stage == "finetune":  # finetuning starts from its pretraining config's folder
-        pretraining = read_yaml(path.with_name(path.name.replace("finetune", "pretrain")), "c")
+        pretraining = read_yaml(path.with_name("pretrain.yaml"), "config")
         assert config.model == pretraining["save_path"]
 
 
 def test_the_ecg200_configs_run_the_recipes_end_to_end(tmp_path):
     configs = Path(__file__).parents[2] / "configs" / "mae"
-    pre = PretrainConfig.from_yaml(configs / "ecg200-pretrain.yaml", **TINY,
+    pre = PretrainConfig.from_yaml(configs / "ecg200" / "pretrain.yaml", **TINY,
                                    save_path=str(tmp_path / "pre"))
     summary = pretrain(pre)
     assert summary["global_step"] == 3 and summary["mcc"]["chance"] == 1 / 16
     tiny_finetune = {k: v for k, v in TINY.items() if k in FinetuneConfig.field_names()}
-    ft = FinetuneConfig.from_yaml(configs / "ecg200-finetune.yaml", **tiny_finetune,
+    ft = FinetuneConfig.from_yaml(configs / "ecg200" / "finetune.yaml", **tiny_finetune,
                                   model=str(tmp_path / "pre"), save_path=str(tmp_path / "ft"),
                                   freeze_policy="linear-probe")
     assert ft.freeze_policy == "head-only"  # the old name is still understood

@@ -18,7 +18,7 @@ from timetok.setvae.config import EvaluateConfig, FinetuneConfig, PretrainConfig
 from timetok.setvae.recipe import evaluate, finetune, pretrain
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "setvae"
-FILES = sorted(CONFIGS.glob("*.yaml"))
+FILES = sorted(CONFIGS.glob("*/*.yaml"))
 STAGES = {"pretrain": (PretrainConfig, "pretrain"), "finetune": (FinetuneConfig, "finetune"),
           "scratch": (FinetuneConfig, "finetune")}
 # The tiny budget: a few steps of a few thousand parameters on 60 fixture stays.
@@ -27,7 +27,7 @@ TINY_MODEL = dict(d_model=16, latent_dim=4, seq_layers=1, d_ff=32)
 
 
 def stage(path: Path) -> str:
-    return path.stem.rsplit("-", 1)[1]
+    return path.stem
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +43,10 @@ def test_every_profile_has_its_three_stages():
     assert len(FILES) == 9
     for profile in ("cpu", "gpu", "smoke"):
         for name in STAGES:
-            assert (CONFIGS / f"physionet-{profile}-{name}.yaml").is_file()
+            assert (CONFIGS / f"physionet-{profile}" / f"{name}.yaml").is_file()
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_each_file_loads_into_its_config_and_names_flags_of_its_command(path):
     from timetok.setvae.cli import setvae
 
@@ -77,10 +77,10 @@ def test_the_flags_default_to_the_configs_defaults(command, config_class):
 
 def test_a_profile_with_a_tiny_budget_runs_the_recipes_end_to_end(tmp_path):
     data = str(write_icu(tmp_path / "p12"))
-    pre = PretrainConfig.from_yaml(CONFIGS / "physionet-smoke-pretrain.yaml", data_path=data,
+    pre = PretrainConfig.from_yaml(CONFIGS / "physionet-smoke" / "pretrain.yaml", data_path=data,
                                    save_path=str(tmp_path / "pre"), **TINY_RUN, **TINY_MODEL)
     assert pretrain(pre)["global_step"] == 2
-    ft = FinetuneConfig.from_yaml(CONFIGS / "physionet-smoke-finetune.yaml", data_path=data,
+    ft = FinetuneConfig.from_yaml(CONFIGS / "physionet-smoke" / "finetune.yaml", data_path=data,
                                   model=pre.save_path, save_path=str(tmp_path / "ft"),
                                   **TINY_RUN)
     summary = finetune(ft)
@@ -94,7 +94,7 @@ def test_a_profile_with_a_tiny_budget_runs_the_recipes_end_to_end(tmp_path):
 def test_the_command_line_reads_a_profile_with_config(cli, tmp_path):
     data = str(write_icu(tmp_path / "p12"))
     out = tmp_path / "pre"
-    result = cli("setvae", "pretrain", "--config", CONFIGS / "physionet-smoke-pretrain.yaml",
+    result = cli("setvae", "pretrain", "--config", CONFIGS / "physionet-smoke" / "pretrain.yaml",
                  "--data-path", data, "--max-steps", "1", "--batch-size", "8",
                  "--d-model", "16", "--no-progress", "--accelerator", "cpu",
                  "--save-path", out)

@@ -15,7 +15,7 @@ RUN = ["--no-progress", "--accelerator", "cpu", "--devices", "1"]
 
 def test_a_benchmark_config_runs_from_the_command_line(cli, make_csv, tmp_path):
     csv, run = make_csv(), tmp_path / "run"
-    result = cli("tokenizer", "train", "--config", ROOT / "configs/tokenizer/ettm1-plain-vq.yaml",
+    result = cli("tokenizer", "train", "--config", ROOT / "configs/tokenizer/ettm1/plain-vq.yaml",
                  "--dataset", "custom", "--data-path", csv, *TINY_MODEL, "--max-steps", "2",
                  "--val-every", "2", *RUN, "--save-path", run)
     assert result.rc == 0, result.err

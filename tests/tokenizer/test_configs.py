@@ -16,7 +16,7 @@ from timetok.tokenizer.pipeline import TimeSeriesTokenizer
 from timetok.tokenizer.recipe import TokenizerTrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs" / "tokenizer").glob("*.yaml"))
+CONFIGS = sorted((ROOT / "configs" / "tokenizer").glob("*/*.yaml"))
 TINY = dict(context_points=32, batch_size=8, embedding_dim=8, block_hidden_size=16,
             res_hidden_size=8, num_embeddings=16, max_steps=3, val_every=3, val_stride=1,
             accelerator="cpu", devices="1", progress=False)
@@ -37,7 +37,7 @@ def test_every_benchmark_method_has_its_config(monkeypatch):
     assert sorted(bench.config_path(m) for m in methods) == CONFIGS
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_config_loads_and_builds_its_model(path):
     config = TokenizerTrainConfig.from_yaml(path)
     assert config.dataset == "ettm1" and config.max_steps > 0
@@ -46,7 +46,7 @@ def test_every_config_loads_and_builds_its_model(path):
     assert (model.context_points, model.compression, model.num_embeddings) == (512, 4, 256)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_config_speaks_the_train_commands_flags(path):
     from timetok.tokenizer.cli import train as command
 
@@ -68,7 +68,7 @@ def test_the_commands_defaults_are_the_configs():
             assert params[name].get_default(ctx) == default, name
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_a_tiny_budget_of_each_config_trains_and_evaluates(path, make_csv, tmp_path):
     csv = make_csv()
     config = tiny_config(path, csv, tmp_path / "run")
