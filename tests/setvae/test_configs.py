@@ -52,7 +52,10 @@ def test_each_file_loads_into_its_config_and_names_flags_of_its_command(path):
 
     config_class, command = STAGES[stage(path)]
     config = config_class.from_yaml(path)
-    assert config.bucket == 1.0 and config.max_time > 0
+    assert config.bucket == 1.0
+    # A budget in epochs, so a figure does not depend on the machine's load (the GPU
+    # profile's epochs were never measured: it keeps its minutes until they are).
+    assert config.n_epochs is not None or path.parent.name == "physionet-gpu"
     params = {p.name for p in setvae.commands[command].params}
     assert set(yaml.safe_load(path.read_text())) <= params
     if stage(path) == "scratch":
@@ -100,5 +103,5 @@ def test_the_command_line_reads_a_profile_with_config(cli, tmp_path):
                  "--save-path", out)
     assert result.rc == 0, result.err
     run = yaml.safe_load((out / "run.yaml").read_text())
-    assert run["latent_dim"] == 8 and run["d_model"] == 16 and run["max_time"] == 0.2
+    assert run["latent_dim"] == 8 and run["d_model"] == 16 and run["n_epochs"] == 1
     assert json.loads((out / "config.json").read_text())["latent_dim"] == 8
