@@ -108,7 +108,9 @@ run_options = compose(
     ),
     option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps."),
     option("--max-time", type=float, default=None,
-           help="Stop after this many minutes; the learning rate decays over them."),
+           help="Stop training after this many minutes (the learning rate decays over them); "
+                "loading the data, the last validation and the export come on top. Prefer "
+                "--max-steps or --n-epochs: a budget in time trains less on a busy machine."),
     option("--devices", default="auto", show_default=True, help="Number of devices, or 'auto'."),
     option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True),
     option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp."),
