@@ -5,6 +5,7 @@ Used by the CLI and the benchmark scripts; library code itself only logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -34,3 +35,22 @@ def verbose(level: int) -> None:
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
     warnings.resetwarnings()
+
+
+@contextlib.contextmanager
+def library_run():
+    """While the library trains for a Python caller: Lightning's info lines and the known
+    harmless warnings stay off the console, as the CLI keeps them. Loggers someone has set
+    (``quiet``, ``verbose`` or the caller's own logging setup) keep their level."""
+    loggers = [logging.getLogger(name) for name in CHATTY_LOGGERS]
+    raised = [log for log in loggers if log.level == logging.INFO]  # Lightning's own default
+    for log in raised:
+        log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in HARMLESS_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for log in raised:
+            log.setLevel(logging.INFO)

@@ -29,6 +29,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from timetok.core.console import library_run
 from timetok.core.errors import CheckpointError, ConfigError, TrainingError
 from timetok.core.train.checkpoints import check_resume
 from timetok.core.train.modules import TaskDataModule, TaskModule
@@ -228,14 +229,15 @@ def fit(
     val_every = options.val_every
     if val_every is None and 0 < options.max_steps < n_train:
         val_every = options.max_steps  # a run shorter than an epoch still validates once
-    trainer = make_trainer(options, out_dir, callbacks,
-                           val_check_interval=min(val_every, n_train) if val_every else 1.0)
-    if settings is not None and trainer.is_global_zero:
-        atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
-    summary = dict(module.on_run_start(trainer, datamodule, out_dir, resume))
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
-                weights_only=True)
+    with library_run():
+        trainer = make_trainer(options, out_dir, callbacks,
+                               val_check_interval=min(val_every, n_train) if val_every else 1.0)
+        if settings is not None and trainer.is_global_zero:
+            atomic_write_text(out_dir / "run.yaml", yaml.safe_dump(settings, sort_keys=False))
+        summary = dict(module.on_run_start(trainer, datamodule, out_dir, resume))
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None,
+                    weights_only=True)
     if trainer.global_step == 0:
         logger.warning("the run ended before its first optimiser step (a time budget too "
                        "short?): the exported weights are untrained")
