@@ -159,7 +159,7 @@ def encoded(cli, tiny_run: TinyRun, tmp_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class TinyForecaster:
-    path: Path  # a finetuned-shape model folder (config, weights, scaler.json), uncalibrated
+    path: Path  # a finetuned-shape model folder (config, weights, data.json), uncalibrated
     csv: Path  # the 300 x 2 CSV its scaler was fitted on (columns a, b)
 
 
@@ -170,6 +170,7 @@ def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> TinyForecaster:
     import torch
 
     from timetok.core.data.series import load_splits
+    from timetok.core.model_folder import write_data_section
     from timetok.forecast.model import ForecasterConfig, TokenForecaster
     from timetok.tokenizer.model import TokenizerConfig
 
@@ -183,5 +184,5 @@ def tiny_forecaster(tmp_path_factory: pytest.TempPathFactory) -> TinyForecaster:
                                              max_horizon=16))
     folder = root / "model"
     model.save_pretrained(folder)
-    load_splits("custom", 32, data_path=csv).scaler.save(folder / "scaler.json")
+    write_data_section(folder, "scaler", load_splits("custom", 32, data_path=csv).scaler.to_dict())
     return TinyForecaster(folder, csv)

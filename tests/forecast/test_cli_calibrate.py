@@ -95,9 +95,9 @@ def test_calibrate_refuses_a_pretrained_model_and_other_data(cli, tiny_forecaste
     config = TokenForecaster.from_pretrained(model).config
     pretrained = tmp_path / "lm"
     TokenForecaster(dataclasses.replace(config, horizon=0)).save_pretrained(pretrained)
-    shutil.copy(model / "scaler.json", pretrained)  # an export before data.json: still read
+    shutil.copy(model / "data.json", pretrained)
     calibrate(cli, tiny_forecaster, pretrained).assert_error("no point forecast", "finetune")
     wide = make_csv("wide.csv", columns=("a", "b", "c"))
     cli("forecast", "calibrate", "--model", model, "--dataset", "custom", "--data-path",
         wide).assert_error("2 channel(s)", "has 3")
-    assert not (model / "data.json").exists()
+    assert "calibration" not in json.loads((model / "data.json").read_text())  # none written

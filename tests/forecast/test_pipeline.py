@@ -123,7 +123,6 @@ def test_a_dataframe_without_numbers_is_refused(calibrated):
 
 def test_a_folder_without_its_scaler_is_an_error_naming_the_file(calibrated, tmp_path):
     folder = Path(shutil.copytree(calibrated, tmp_path / "m"))
-    (folder / "scaler.json").unlink(missing_ok=True)
     data = folder / "data.json"
     data.write_text(data.read_text().replace('"scaler"', '"other"'))
     with pytest.raises(CheckpointError, match="data.json"):

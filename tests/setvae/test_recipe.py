@@ -131,7 +131,7 @@ def test_folders_exported_before_data_json_still_load(icu, tmp_path):
     """Older exports kept each section in a file of its own."""
     data = datamodule(icu)
     splits = data.load()
-    splits.scaler.save(tmp_path / "records_scaler.json")
+    (tmp_path / "records_scaler.json").write_text(json.dumps(splits.scaler.to_dict()))
     (tmp_path / "variables.json").write_text(json.dumps(dataclasses.asdict(splits.vocabulary)))
     (tmp_path / "records.json").write_text(json.dumps(dataclasses.asdict(splits.settings)))
     assert Vocabulary.load(tmp_path) == splits.vocabulary

@@ -61,7 +61,7 @@ from timetok.core.data.registry import (
 )
 from timetok.core.data.scaler import Scaler
 from timetok.core.errors import DataError
-from timetok.core.utils import atomic_path, atomic_write_text
+from timetok.core.utils import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -205,15 +205,6 @@ class RecordsScaler:
     def from_dict(cls, data: dict) -> RecordsScaler:
         return cls(Scaler.from_dict(data["series"]), Scaler.from_dict(data["statics"]))
 
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> RecordsScaler:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"cannot read records scaler {path}: {err}; fit it again") from None
 
 
 # --- sets and batches ------------------------------------------------------------------

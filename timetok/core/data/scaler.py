@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from timetok.core.errors import DataError
-from timetok.core.utils import atomic_write_text
 
 
 @dataclass
@@ -45,12 +39,3 @@ class Scaler:
             list(data.get("columns", [])),
         )
 
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Scaler:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"cannot read scaler {path}: {err}; re-export the model") from None
