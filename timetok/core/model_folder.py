@@ -107,12 +107,21 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"weights not found: {path}; check the model folder")
     try:
-        return load_file(path)
+        state = load_file(path)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(
             f"{path} is truncated or corrupt ({reason}); re-export or re-download the model"
         ) from None
+    # A NaN weight makes every answer NaN: refuse it here rather than print NaN figures,
+    # write NaN forecasts or train from it and fail late.
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"weights in {path.parent} hold non-finite values (tensor {name}); re-export "
+                "or retrain the model"
+            )
+    return state
 
 
 def _fits(value: Any, hint: Any) -> bool:

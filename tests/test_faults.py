@@ -1,0 +1,169 @@
+"""The fault family: every model kind refuses NaN weights when loaded, and every training
+command, interrupted or diverged, leaves its save path as it was (or, where a checkpoint
+was written, only what ``--resume`` needs).
+
+Commands covered: tokenizer train, forecast pretrain, forecast finetune, mae pretrain, mae
+finetune, setvae pretrain, setvae finetune, doppler train (interrupts and divergence); the
+loading commands tokenizer evaluate, forecast pretrain/finetune/predict, mae
+finetune/evaluate/embed, setvae finetune/evaluate and doppler generate (NaN weights).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_series_csv
+from tests.setvae.test_recipe import write_icu
+
+RUN = ["--no-progress", "--accelerator", "cpu", "--devices", "1"]
+TOKENIZER = ["--context-points", "32", "--batch-size", "8", "--block-hidden-size", "16",
+             "--res-hidden-size", "8", "--embedding-dim", "8", "--num-embeddings", "16"]
+LM = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32",
+      "--batch-size", "16"]
+MAE = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32",
+       "--regressor-layers", "1", "--vocab-size", "16", "--batch-size", "16"]
+SETVAE = ["--d-model", "16", "--latent-dim", "4", "--set-layers", "1", "--n-heads", "2",
+          "--seq-layers", "1", "--d-ff", "32", "--beta-warmup-steps", "2", "--batch-size", "8"]
+DOPPLER = ["--image-size", "32", "--channels", "8,16", "--codebook-size", "16",
+           "--embedding-dim", "8", "--tokenizer-epochs", "1", "--prior-epochs", "1",
+           "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32",
+           "--batch-size", "8"]
+
+
+def training_commands(inputs: dict) -> dict[str, list[str]]:
+    """Each training command's flags on the tiny inputs (add --save-path and a budget)."""
+    series = ["--dataset", "custom", "--data-path", str(inputs["csv"])]
+    icu = ["--data-path", str(inputs["icu"]), "--bucket", "1"]
+    return {
+        "tokenizer train": ["tokenizer", "train", *series, *TOKENIZER],
+        "forecast pretrain": ["forecast", "pretrain", "--tokenizer", str(inputs["tok"]),
+                              *series, "--context-points", "32", "--max-horizon", "16", *LM],
+        "forecast finetune": ["forecast", "finetune", "--model", str(inputs["lm"]), *series,
+                              "--horizon", "8", "--batch-size", "16"],
+        "mae pretrain": ["mae", "pretrain", "--dataset", "ecg200", *MAE],
+        "mae finetune": ["mae", "finetune", "--model", str(inputs["mae-pre"]), "--dataset",
+                         "ecg200", "--batch-size", "16"],
+        "setvae pretrain": ["setvae", "pretrain", *icu, *SETVAE],
+        "setvae finetune": ["setvae", "finetune", "--model", str(inputs["setvae-pre"]), *icu,
+                            "--batch-size", "8"],
+        "doppler train": ["doppler", "train", "--data", str(inputs["sim"]), *DOPPLER],
+    }
+
+
+STEP_BUDGET = ["--max-steps", "3"]  # doppler budgets its stages in epochs
+
+
+def budget(name: str) -> list[str]:
+    return [] if name.startswith("doppler") else STEP_BUDGET
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """One tiny folder of every model kind, trained by its command; treat as read-only."""
+    from timetok.cli import main
+
+    root = tmp_path_factory.mktemp("faults")
+    inputs = {"root": root, "csv": write_series_csv(root / "series.csv", rows=400),
+              "icu": write_icu(root / "p12"), "sim": root / "sim"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        patch.delenv("TIMETOK_DATA_DIR", raising=False)
+        assert main(["doppler", "simulate", "--users", "3", "--per-user", "9", "--size", "32",
+                     "--out", str(inputs["sim"]), "--no-progress"]) == 0
+        order = [("tokenizer train", "tok"), ("forecast pretrain", "lm"),
+                 ("forecast finetune", "ft"), ("mae pretrain", "mae-pre"),
+                 ("mae finetune", "mae-ft"), ("setvae pretrain", "setvae-pre"),
+                 ("setvae finetune", "setvae-ft"), ("doppler train", "doppler")]
+        inputs |= {key: root / key for _, key in order}
+        for name, key in order:
+            args = training_commands(inputs)[name]
+            assert main([*args, *budget(name), *RUN, "--save-path", str(inputs[key])]) == 0, name
+    return inputs
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(isolated_env):
+    """Every test caches into its own empty folder (the PhysioNet fixture is read again)."""
+
+
+def poisoned(folder: Path, to: Path) -> Path:
+    """A copy of a model folder whose first floating-point weight holds a NaN."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(folder, to)
+    weights = next(to.rglob("model.safetensors"))
+    state = load_file(weights)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = torch.nan
+    save_file(state, weights)
+    return to
+
+
+KINDS = {  # model kind -> (the folder the fixture trained, its class)
+    "tokenizer": ("tok", "timetok.tokenizer.model:TokenizerModel"),
+    "forecaster": ("ft/H8", "timetok.forecast.model:TokenForecaster"),
+    "timemae": ("mae-ft", "timetok.mae.model:TimeMAE"),
+    "seqsetvae": ("setvae-ft", "timetok.setvae.model:SeqSetVAE"),
+    "doppler generator": ("doppler/generator", "timetok.doppler.model:GeneratorModel"),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_model_kind_refuses_nan_weights_when_loaded(trained, tmp_path, kind):
+    import importlib
+
+    from timetok.core.errors import CheckpointError
+
+    key, target = KINDS[kind]
+    module, name = target.split(":")
+    model_class = getattr(importlib.import_module(module), name)
+    model_class.from_pretrained(trained["root"] / key)  # the clean folder loads
+    bad = poisoned(trained["root"] / key, tmp_path / "bad")
+    with pytest.raises(CheckpointError, match=r"weights in .* hold non-finite values "
+                                              r"\(tensor .*\); re-export or retrain"):
+        model_class.from_pretrained(bad)
+
+
+def loading_commands(trained: dict, bad: Path, out: Path) -> dict[str, list[str]]:
+    """Commands that read a model folder, each given the poisoned folder ``bad``."""
+    series = ["--dataset", "custom", "--data-path", str(trained["csv"])]
+    icu = ["--data-path", str(trained["icu"]), "--bucket", "1"]
+    train = [*STEP_BUDGET, *RUN, "--save-path", str(out)]
+    return {
+        "tokenizer evaluate": ["tokenizer", "evaluate", "--model", str(bad), *series],
+        "forecast pretrain": ["forecast", "pretrain", "--tokenizer", str(bad), *series,
+                              "--context-points", "32", "--max-horizon", "16", *LM, *train],
+        "forecast finetune": ["forecast", "finetune", "--model", str(bad), *series,
+                              "--horizon", "8", *train],
+        "forecast predict": ["forecast", "predict", "--model", str(bad / "H8"), "--input",
+                             str(trained["csv"]), "--output", str(out / "f.csv")],
+        "mae finetune": ["mae", "finetune", "--model", str(bad), "--dataset", "ecg200",
+                         *train],
+        "mae evaluate": ["mae", "evaluate", "--model", str(bad), "--dataset", "ecg200"],
+        "mae embed": ["mae", "embed", "--model", str(bad), "--dataset", "ecg200", "--output",
+                      str(out / "e.npz")],
+        "setvae finetune": ["setvae", "finetune", "--model", str(bad), *icu, *train],
+        "setvae evaluate": ["setvae", "evaluate", "--model", str(bad), "--out", str(out)],
+        "doppler generate": ["doppler", "generate", "--model", str(bad), "--samples", "2",
+                             "--out", str(out)],
+    }
+
+
+LOADED = {"tokenizer evaluate": "tok", "forecast pretrain": "tok", "forecast finetune": "lm",
+          "forecast predict": "ft", "mae finetune": "mae-pre", "mae evaluate": "mae-ft",
+          "mae embed": "mae-pre", "setvae finetune": "setvae-pre",
+          "setvae evaluate": "setvae-ft", "doppler generate": "doppler"}
+
+
+@pytest.mark.parametrize("command", list(LOADED))
+def test_commands_refuse_a_model_folder_with_nan_weights(trained, cli, tmp_path, command):
+    bad = poisoned(trained["root"] / LOADED[command], tmp_path / "bad")
+    out = tmp_path / "out"
+    result = cli(*loading_commands(trained, bad, out)[command])
+    result.assert_error("non-finite values", "re-export or retrain")
+    assert not out.exists()
