@@ -167,3 +167,123 @@ def test_commands_refuse_a_model_folder_with_nan_weights(trained, cli, tmp_path,
     result = cli(*loading_commands(trained, bad, out)[command])
     result.assert_error("non-finite values", "re-export or retrain")
     assert not out.exists()
+
+
+TRAINING = list(training_commands({key: Path() for key in
+                                   ("csv", "icu", "sim", "tok", "lm", "mae-pre", "setvae-pre")}))
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(step)``: every Trainer this test builds raises KeyboardInterrupt once
+    a training batch reaches ``step``, as Ctrl-C would arrive there."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    def at(step: int) -> None:
+        class Interrupt(Callback):
+            def on_train_batch_end(self, trainer, *args):
+                if trainer.global_step >= step:
+                    raise KeyboardInterrupt
+
+        init = L.Trainer.__init__
+
+        def with_interrupt(self, *args, callbacks=None, **kwargs):
+            init(self, *args, callbacks=[*(callbacks or []), Interrupt()], **kwargs)
+
+        monkeypatch.setattr(L.Trainer, "__init__", with_interrupt)
+
+    return at
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b""
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_an_interrupted_run_exits_130_and_leaves_nothing(trained, cli, interrupt_at, tmp_path,
+                                                         name):
+    interrupt_at(1)
+    out = tmp_path / "runs" / "new"
+    result = cli(*training_commands(trained)[name], *budget(name), *RUN, "--save-path", out)
+    assert (result.rc, result.err) == (130, "interrupted: nothing was exported\n"), result
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_a_diverged_run_exits_2_and_leaves_nothing(trained, cli, tmp_path, name):
+    lr = ["--tokenizer-lr", "1e30"] if name.startswith("doppler") else ["--lr", "1e30"]
+    out = tmp_path / "runs" / "new"
+    result = cli(*training_commands(trained)[name], *lr, *budget(name), *RUN,
+                 "--save-path", out)
+    result.assert_error("nothing was exported")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_run_over_an_earlier_one_leaves_it_as_it_was(trained, cli,
+                                                                    interrupt_at, tmp_path):
+    out = Path(shutil.copytree(trained["tok"], tmp_path / "run"))
+    before = snapshot(out)
+    interrupt_at(1)
+    result = cli(*training_commands(trained)["tokenizer train"], *STEP_BUDGET, *RUN,
+                 "--checkpoint-every", "1", "--overwrite", "--save-path", out)
+    assert (result.rc, result.err) == (130, "interrupted: nothing was exported\n"), result
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("name", ["tokenizer train", "mae pretrain", "forecast finetune"])
+def test_an_interrupted_run_keeps_only_what_resume_needs_and_resumes(trained, cli, interrupt_at,
+                                                                     tmp_path, name, monkeypatch):
+    from timetok.core.train.runner import RESUME_FILES
+
+    out = tmp_path / "run"
+    interrupt_at(2)
+    args = [*training_commands(trained)[name], *STEP_BUDGET, *RUN, "--checkpoint-every", "1"]
+    result = cli(*args, "--save-path", out)
+    run = out / "H8" if name == "forecast finetune" else out
+    assert result.rc == 130, result
+    assert result.err == (f"interrupted: nothing was exported; --resume {run} continues from "
+                          "the last checkpoint\n")
+    assert {"checkpoints", "run.yaml"} <= {p.name for p in run.iterdir()} <= RESUME_FILES
+    monkeypatch.undo()  # no more interrupts
+    result = cli(*args, "--resume", run)
+    assert result.rc == 0, result
+    assert (run / "model.safetensors").is_file()
+
+
+# The CLI in a subprocess whose Trainer sends the process a signal once training reaches a
+# step, as a user's Ctrl-C (SIGINT) or a scheduler's SIGTERM would arrive.
+SIGNAL_AT = """
+import os, signal, sys
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+class Signal(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 1:
+            os.kill(os.getpid(), signal.{name})
+
+init = L.Trainer.__init__
+def with_signal(self, *args, callbacks=None, **kwargs):
+    init(self, *args, callbacks=[*(callbacks or []), Signal()], **kwargs)
+L.Trainer.__init__ = with_signal
+
+from timetok.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_a_run_with_its_exit_code_and_one_line(tmp_path, name, code):
+    import subprocess
+    import sys
+
+    csv = write_series_csv(tmp_path / "series.csv", rows=400)
+    out = tmp_path / "runs" / "new"
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AT.format(name=name), "tokenizer", "train", "--dataset",
+         "custom", "--data-path", str(csv), *TOKENIZER, *STEP_BUDGET, *RUN, "--save-path",
+         str(out)], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (code, "interrupted: nothing was exported\n"), proc
+    assert not (tmp_path / "runs").exists()

@@ -6,7 +6,9 @@ import copy
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 
 import click
 
@@ -107,11 +109,51 @@ def as_flags(message: str) -> str:
     return re.sub(r"(?:^|(?<=; ))[a-z]+(?= (?:must|takes) )", swap, message)
 
 
+# The signals that stop a command: each becomes a KeyboardInterrupt, so that every command
+# ends through the same clean-up (a run rolls back its folder), and the exit code is 128 +
+# the signal's number, as a shell reports a process the signal ended.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+received: list[int] = []  # the signals this command received
+
+
+def _stop(signum: int, frame) -> None:
+    received.append(signum)
+    raise KeyboardInterrupt
+
+
+def interrupted(err: BaseException) -> int:
+    """Say that the command was interrupted and whether a run can be resumed; returns the
+    exit code."""
+    folder = getattr(err, "resume_from", None)  # a training run's RunInterrupted
+    resume = (f"; --resume {folder} continues from the last checkpoint"
+              if folder is not None else "")
+    click.echo(f"interrupted: nothing was exported{resume}", err=True)
+    return 128 + (received[0] if received else signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code. Set TIMETOK_DEBUG=1 for tracebacks."""
-    console.quiet()
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    received.clear()
+    handlers = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
     try:
-        result = cli.main(args=argv, prog_name="timetok", standalone_mode=False)
+        return _main(argv)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: list[str] | None) -> int:
+    console.quiet()
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        # Not cli.main(): it answers an interrupt with a blank line and an Abort, hiding
+        # whether a run can be resumed.
+        with cli.make_context("timetok", args) as ctx:
+            result = cli.invoke(ctx)
+    except click.exceptions.Exit as err:  # --help, --version
+        return err.exit_code
     except click.exceptions.NoArgsIsHelpError as err:
         click.echo(err.ctx.get_help())
         return 2
@@ -129,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(err.details)
         click.echo(f"error: {as_flags(str(err))}", err=True)
         return 2
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        return 130
+    except (click.Abort, KeyboardInterrupt) as err:
+        return interrupted(err)
+    except SystemExit:
+        if not received:
+            raise
+        return interrupted(KeyboardInterrupt())  # Lightning exits on an interrupt it caught
     return result if isinstance(result, int) else 0
 
 

@@ -5,7 +5,9 @@ training and data modules say travels with it, e.g. ``calibration.json``, ``scal
 ``run.yaml`` (the settings), ``history.csv`` (one row per epoch), ``training.json`` (steps,
 wall time, throughput) and ``checkpoints/`` with ``best.ckpt`` (the best value of the
 module's monitored metric) and ``last.ckpt`` (for ``--resume``). Every file is written
-atomically: a killed run leaves complete files or none. The runner knows no system: it
+atomically: a killed run leaves complete files or none. A run is a transaction: one that
+fails, diverges or is interrupted leaves the folder as it was, but for the checkpoints and
+settings a resumed run continues from (see :func:`run_transaction`). The runner knows no system: it
 talks to the training module and the data module through the seams of
 :mod:`timetok.core.train.modules`.
 """
@@ -17,8 +19,12 @@ import io
 import json
 import logging
 import math
+import os
 import re
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +36,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from timetok.core.console import library_run
-from timetok.core.errors import CheckpointError, ConfigError, TrainingError
+from timetok.core.errors import CheckpointError, ConfigError, TimetokError, TrainingError
 from timetok.core.train.checkpoints import check_resume
 from timetok.core.train.modules import TaskDataModule, TaskModule
 from timetok.core.train.progress import RunProgressBar
@@ -174,8 +180,9 @@ class Throughput(Callback):
 
 
 class FiniteLoss(Callback):
-    """Stop a run whose training loss is no longer a finite number: it has diverged, and
-    every later step and checkpoint would only hold NaN."""
+    """Stop a run whose training or validation loss is no longer a finite number: it has
+    diverged (or validates on nothing it can score), and every later step, checkpoint and
+    choice of the best weights would only hold NaN."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -185,6 +192,114 @@ class FiniteLoss(Callback):
                 f"{float(loss.detach().float().mean())}; nothing was exported - lower lr or "
                 "check the data for extreme values"
             )
+
+    def on_validation_end(self, trainer, pl_module):
+        # Before the checkpoints' own hook (Lightning runs checkpoints last): a NaN never
+        # becomes the best checkpoint.
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and not bool(loss.detach().isfinite().all()):
+            raise TrainingError(
+                f"validation at step {trainer.global_step} gave a loss of "
+                f"{float(loss.detach().float().mean())}; nothing was exported - lower lr, or "
+                "check the validation data for extreme values or series too short to score"
+            )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM. ``resume_from`` is the run folder whose last
+    checkpoint a resumed run continues from, or None when the run wrote none."""
+
+    def __init__(self, resume_from: Path | None):
+        self.resume_from = resume_from
+        resume = (f"; resuming the run in {resume_from} continues from its last checkpoint"
+                  if resume_from is not None else "")
+        super().__init__(f"interrupted: nothing was exported{resume}")
+
+
+# What a resumed run reads back: its checkpoints, its settings and its earlier epochs.
+RESUME_FILES = frozenset({"checkpoints", "run.yaml", "history.csv"})
+REPLACED = ".replaced"  # where a new run keeps the folder's earlier files until it succeeds
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def run_transaction(out_dir: Path, resume: bool) -> Iterator[None]:
+    """Train and export into ``out_dir`` as one transaction.
+
+    A new run first moves what the folder holds (an earlier run it replaces, say) into
+    ``out_dir/.replaced``; when the block succeeds, whatever the run did not write again is
+    moved back, when it raises everything is. A failed or interrupted run then leaves the
+    folder as it was, with one exception: when it wrote a ``checkpoints/last.ckpt`` (and
+    replaced no earlier run's), its checkpoints, ``run.yaml`` and ``history.csv`` stay so
+    that it can be resumed, and the error says so. An interrupt (Ctrl-C, SIGTERM, or the
+    exit Lightning turns them into) becomes :class:`RunInterrupted`.
+    """
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # the main process alone owns the folder
+        yield
+        return
+    created = _topmost_missing(out_dir)
+    before = set(os.listdir(out_dir)) if created is None else set()
+    aside = out_dir / REPLACED
+    if before and not resume:
+        _remove(aside)
+        aside.mkdir()
+        for name in before:
+            os.replace(out_dir / name, aside / name)
+        before = {REPLACED}
+    try:
+        yield
+    except BaseException as err:
+        kept = _roll_back(out_dir, before, aside, created)
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise RunInterrupted(kept) from None
+        if kept is not None and isinstance(err, TimetokError):
+            raise type(err)(f"{err}; its checkpoints stay in {kept}: resume the run there to "
+                            "continue from the last one", details=err.details) from None
+        raise
+    _restore(out_dir, aside)
+
+
+def _roll_back(out_dir: Path, before: set[str], aside: Path, created: Path | None
+               ) -> Path | None:
+    """Undo a failed run (see :func:`run_transaction`); returns ``out_dir`` when it keeps
+    the files to resume from, else None."""
+    resumable = ((out_dir / "checkpoints" / "last.ckpt").is_file()
+                 and not (aside.is_dir() and RESUME_FILES & set(os.listdir(aside))))
+    keep = RESUME_FILES if resumable else frozenset()
+    if out_dir.is_dir():
+        for entry in out_dir.iterdir():
+            if entry.name not in before and entry.name not in keep:
+                _remove(entry)
+    _restore(out_dir, aside)
+    if created is not None and not resumable:
+        _remove(created)
+    return out_dir if resumable else None
+
+
+def _restore(out_dir: Path, aside: Path) -> None:
+    """Move back what a new run set aside and did not write again."""
+    if not aside.is_dir():
+        return
+    for entry in aside.iterdir():
+        if not (out_dir / entry.name).exists():
+            os.replace(entry, out_dir / entry.name)
+    _remove(aside)
 
 
 def fit(
@@ -299,21 +414,28 @@ def train_and_export(
     the weights it selects, what the data module says travels with them, and a summary
     into ``out_dir``."""
     out_dir = Path(out_dir)
-    trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
-                           settings=settings)
-    if trainer.is_global_zero:
-        summary["exported"] = module.select_weights(out_dir, summary)
-        summary |= module.prepare_export(datamodule)
-        module.model.save_pretrained(out_dir)
-        summary |= module.save_artifacts(out_dir)
-        summary |= datamodule.save_artifacts(out_dir)
-        summary |= {
-            "parameters": sum(p.numel() for p in module.model.parameters()),
-            "trainable_parameters": sum(
-                p.numel() for p in module.model.parameters() if p.requires_grad
-            ),
-        }
-        write_summary(out_dir, summary)
+    with run_transaction(out_dir, resume):
+        trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
+                               settings=settings)
+        if trainer.is_global_zero:
+            export(module, datamodule, out_dir, summary)
     # Every process waits for the export: a next run (finetune --chain) may start from it.
     trainer.strategy.barrier("export")
     return summary
+
+
+def export(module: TaskModule, datamodule: TaskDataModule, out_dir: Path, summary: dict
+           ) -> None:
+    """Write the selected weights, what travels with them and the summary into ``out_dir``."""
+    summary["exported"] = module.select_weights(out_dir, summary)
+    summary |= module.prepare_export(datamodule)
+    module.model.save_pretrained(out_dir)
+    summary |= module.save_artifacts(out_dir)
+    summary |= datamodule.save_artifacts(out_dir)
+    summary |= {
+        "parameters": sum(p.numel() for p in module.model.parameters()),
+        "trainable_parameters": sum(
+            p.numel() for p in module.model.parameters() if p.requires_grad
+        ),
+    }
+    write_summary(out_dir, summary)
