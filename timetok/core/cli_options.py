@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from pathlib import Path
 
 import click
@@ -23,6 +24,23 @@ class OrderedGroup(click.Group):
         return list(self.commands)
 
 
+class FiniteFloat(click.FloatRange):
+    """A number option that refuses NaN and infinity, optionally within a range (the
+    arguments of ``click.FloatRange``): every float option of every command takes it, so no
+    setting trains, samples or fails late on a value that is not a number."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:  # click's help text of the range: none when unbounded
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+
 def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 100,
                       lr: float = 1e-3):
     """``--batch-size``, ``--lr``, ``--weight-decay`` and ``--warmup-steps`` with a command's
@@ -30,9 +48,9 @@ def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps:
     return compose(
         option("--batch-size", type=click.IntRange(min=1), default=batch_size,
                show_default=True),
-        option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+        option("--lr", "--learning-rate", "lr", type=FiniteFloat(min=0, min_open=True),
                default=lr, show_default=True),
-        option("--weight-decay", type=click.FloatRange(min=0), default=weight_decay,
+        option("--weight-decay", type=FiniteFloat(min=0), default=weight_decay,
                show_default=True),
         option("--warmup-steps", type=click.IntRange(min=0), default=warmup_steps,
                show_default=True),
@@ -107,7 +125,7 @@ run_options = compose(
         help="Epochs to train [default: 10 unless --max-steps is given].",
     ),
     option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps."),
-    option("--max-time", type=float, default=None,
+    option("--max-time", type=FiniteFloat(min=0, min_open=True), default=None,
            help="Stop training after this many minutes (the learning rate decays over them); "
                 "loading the data, the last validation and the export come on top. Prefer "
                 "--max-steps or --n-epochs: a budget in time trains less on a busy machine."),

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from timetok.core.cli_options import (
+    FiniteFloat,
     OrderedGroup,
     check_writable,
     compose,
@@ -56,9 +57,9 @@ def doppler() -> None:
         help="Images per person.")
 @option("--size", type=click.IntRange(min=16), default=128, show_default=True,
         help="Image side in pixels (rows: Doppler, columns: time).")
-@option("--carrier-ghz", type=click.FloatRange(min=0, min_open=True), default=24.0,
+@option("--carrier-ghz", type=FiniteFloat(min=0, min_open=True), default=24.0,
         show_default=True, help="Radar carrier frequency.")
-@option("--prf", "prf_hz", type=click.FloatRange(min=0, min_open=True), default=None,
+@option("--prf", "prf_hz", type=FiniteFloat(min=0, min_open=True), default=None,
         help="Pulse repetition frequency in Hz [default: the simulator's, fast enough for "
              "the feet].")
 @option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
@@ -106,10 +107,10 @@ def _data_options(func):
                show_default=True, help="Images are resized to this side."),
         option("--resize/--no-resize", default=TRAIN["resize"], show_default=True,
                help="Resize images of another size, or refuse them."),
-        option("--val-share", type=click.FloatRange(0, 1, max_open=True),
+        option("--val-share", type=FiniteFloat(0, 1, max_open=True),
                default=TRAIN["val_share"], show_default=True,
                help="Share of each user's images held out for validation."),
-        option("--test-share", type=click.FloatRange(0, 1, max_open=True),
+        option("--test-share", type=FiniteFloat(0, 1, max_open=True),
                default=TRAIN["test_share"], show_default=True,
                help="Share of each user's images held out for testing."),
     )(func)
@@ -129,19 +130,19 @@ def _tokenizer_options(func):
                show_default=True),
         option("--quantizer", type=click.Choice(["vq", "fsq"]), default=TRAIN["quantizer"],
                show_default=True),
-        option("--decay", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        option("--decay", type=FiniteFloat(0, 1, min_open=True, max_open=True),
                default=TRAIN["decay"], show_default=True, help="EMA decay of the codebook."),
-        option("--dead-code-threshold", type=click.FloatRange(min=0),
+        option("--dead-code-threshold", type=FiniteFloat(min=0),
                default=TRAIN["dead_code_threshold"], show_default=True,
                help="Re-seed codes whose EMA usage falls below this (0: never)."),
         option("--tokenizer-epochs", type=click.IntRange(min=1),
                default=TRAIN["tokenizer_epochs"], show_default=True),
-        option("--tokenizer-lr", type=click.FloatRange(min=0, min_open=True),
+        option("--tokenizer-lr", type=FiniteFloat(min=0, min_open=True),
                default=TRAIN["tokenizer_lr"], show_default=True),
-        option("--tokenizer-weight-decay", type=click.FloatRange(min=0),
+        option("--tokenizer-weight-decay", type=FiniteFloat(min=0),
                default=TRAIN["tokenizer_weight_decay"],
                help="The tokenizer's weight decay [default: --weight-decay]."),
-        option("--adversarial-weight", type=click.FloatRange(min=0),
+        option("--adversarial-weight", type=FiniteFloat(min=0),
                default=TRAIN["adversarial_weight"], show_default=True,
                help="Also train the tokenizer to fool a patch critic, at this weight against "
                     "the pixel loss (sharper reconstructions; 0: pixel loss only; 0.5 is a "
@@ -150,7 +151,7 @@ def _tokenizer_options(func):
                default=TRAIN["adversarial_start"],
                help="The tokenizer epoch at which the patch critic starts [default: a third "
                     "of --tokenizer-epochs]."),
-        option("--adversarial-ramp", type=click.FloatRange(min=0),
+        option("--adversarial-ramp", type=FiniteFloat(min=0),
                default=TRAIN["adversarial_ramp"], show_default=True,
                help="Epochs over which the critic's weight rises from 0 to "
                     "--adversarial-weight once it starts (0: at once; a ramp eases its start "
@@ -171,13 +172,13 @@ def _prior_options(func):
         option("--n-heads", type=click.IntRange(min=1), default=TRAIN["n_heads"],
                show_default=True),
         option("--d-ff", type=click.IntRange(min=1), default=TRAIN["d_ff"], show_default=True),
-        option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+        option("--dropout", type=FiniteFloat(0, 1, max_open=True),
                default=TRAIN["dropout"], show_default=True),
-        option("--condition-dropout", type=click.FloatRange(0, 1, max_open=True),
+        option("--condition-dropout", type=FiniteFloat(0, 1, max_open=True),
                default=TRAIN["condition_dropout"], show_default=True,
                help="Share of training images seen without their user (for "
                     "--guidance-scale)."),
-        option("--code-noise", type=click.FloatRange(0, 1, max_open=True),
+        option("--code-noise", type=FiniteFloat(0, 1, max_open=True),
                default=TRAIN["code_noise"], show_default=True,
                help="Share of the codes the prior reads in training replaced by random ones "
                     "(a regulariser for small data; the codes it predicts stay true)."),
@@ -250,13 +251,13 @@ def train(**s) -> None:
 
 def sampling_options(func):
     return compose(
-        option("--temperature", type=click.FloatRange(min=0), default=EVALUATE["temperature"],
+        option("--temperature", type=FiniteFloat(min=0), default=EVALUATE["temperature"],
                show_default=True, help="0 decodes greedily."),
         option("--top-k", type=int, default=EVALUATE["top_k"],
                help="Sample among the k likeliest codes."),
-        option("--top-p", type=float, default=EVALUATE["top_p"],
+        option("--top-p", type=FiniteFloat(), default=EVALUATE["top_p"],
                help="Sample among the likeliest codes whose probability reaches p, in (0, 1]."),
-        option("--guidance-scale", type=click.FloatRange(min=0),
+        option("--guidance-scale", type=FiniteFloat(min=0),
                default=EVALUATE["guidance_scale"],
                help="Classifier-free guidance: > 1 pushes towards the user [default: off]."),
         option("--no-cache", "no_cache", is_flag=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from timetok.core.cli_options import (
+    FiniteFloat,
     OrderedGroup,
     check_distinct,
     check_new_run,
@@ -87,17 +88,17 @@ def forecast() -> None:
 @option("--n-layers", type=click.IntRange(min=1), default=PRE["n_layers"], show_default=True)
 @option("--n-heads", type=click.IntRange(min=1), default=PRE["n_heads"], show_default=True)
 @option("--d-ff", type=click.IntRange(min=1), default=PRE["d_ff"], show_default=True)
-@option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=PRE["dropout"],
+@option("--dropout", type=FiniteFloat(0, 1, max_open=True), default=PRE["dropout"],
         show_default=True, help="Dropout on embeddings and residual branches.")
-@option("--attn-dropout", type=click.FloatRange(0, 1, max_open=True),
+@option("--attn-dropout", type=FiniteFloat(0, 1, max_open=True),
         default=PRE["attn_dropout"], show_default=True,
         help="Dropout on attention probabilities (off, as in PatchTST).")
 @option("--code-embedding", type=click.Choice(["codebook", "learned"]),
         default=PRE["code_embedding"], show_default=True,
         help="Start code embeddings from the tokenizer's codebook or not.")
-@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+@option("--lr", "--learning-rate", "lr", type=FiniteFloat(min=0, min_open=True),
         default=PRE["lr"], show_default=True)
-@option("--weight-decay", type=click.FloatRange(min=0), default=PRE["weight_decay"],
+@option("--weight-decay", type=FiniteFloat(min=0), default=PRE["weight_decay"],
         show_default=True)
 @option("--warmup-steps", type=click.IntRange(min=0), default=PRE["warmup_steps"],
         show_default=True)
@@ -152,7 +153,7 @@ def pretrain(**s) -> None:
              "heads train), tokenizer, backbone (and the tokenizer), or a comma list of "
              "parts: tokenizer, embeddings, backbone, code-head, query, linear-head. A choice "
              "that leaves nothing to train is refused.")
-@option("--temperature", type=click.FloatRange(min=0, min_open=True), default=FT["temperature"],
+@option("--temperature", type=FiniteFloat(min=0, min_open=True), default=FT["temperature"],
         show_default=True, help="Softmax temperature of the soft codebook lookup.")
 @option("--linear-skip/--no-linear-skip", default=FT["linear_skip"], show_default=True,
         help="A fixed context-to-horizon linear map, fitted by least squares on the "
@@ -172,10 +173,10 @@ def pretrain(**s) -> None:
 @option("--batch-size", type=click.IntRange(min=1), default=FT["batch_size"], show_default=True)
 @option("--stride", type=click.IntRange(min=1), default=FT["stride"], show_default=True)
 @option("--val-stride", type=click.IntRange(min=1), default=FT["val_stride"], show_default=True)
-@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+@option("--lr", "--learning-rate", "lr", type=FiniteFloat(min=0, min_open=True),
         default=FT["lr"],
         help="Peak learning rate [default: 1e-3 for the decoder head alone, else 1e-4].")
-@option("--weight-decay", type=click.FloatRange(min=0), default=FT["weight_decay"],
+@option("--weight-decay", type=FiniteFloat(min=0), default=FT["weight_decay"],
         show_default=True)
 @option("--warmup-steps", type=click.IntRange(min=0), default=FT["warmup_steps"],
         show_default=True)
@@ -228,9 +229,9 @@ def finetune(**s) -> None:
         help="Also sample this many paths and report CRPS.")
 @option("--sample-stride", type=click.IntRange(min=1), default=50, show_default=True,
         help="Sample on every Nth test batch (sampling is costly).")
-@option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True)
 @option("--top-k", type=click.IntRange(min=1), default=None)
-@option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
+@option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=None)
 @option("--out", type=click.Path(file_okay=False), default=None,
         help="Report folder [default: MODEL/eval-DATASET].")
 @device_option
@@ -372,9 +373,9 @@ def _stats(forecaster, values, horizon, num_samples, levels, head, sampling) -> 
         help="Write these calibrated quantiles beside the point forecast, e.g. 0.1,0.5,0.9 "
              "(levels within 0.01-0.99; the model needs a calibration: timetok forecast "
              "calibrate).")
-@option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True)
 @option("--top-k", type=click.IntRange(min=1), default=None)
-@option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None)
+@option("--top-p", type=FiniteFloat(0, 1, min_open=True), default=None)
 @option("--head", type=click.Choice(["blend", "decoder", "linear"]), default=None,
         help="Point forecast to write: a head's, or the decoder head blended with the linear "
              "skip [default: blend, else linear, else decoder, as the model has them].")

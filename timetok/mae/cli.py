@@ -11,6 +11,7 @@ import json
 import click
 
 from timetok.core.cli_options import (
+    FiniteFloat,
     OrderedGroup,
     check_new_run,
     check_writable,
@@ -52,7 +53,7 @@ def labelled_options(config: type):
         option("--data-dir", type=click.Path(file_okay=False), default=None,
                help="Folder with the official files [default: $TIMETOK_DATA_DIR, "
                     "~/.cache/timetok, the bundled copies]."),
-        option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        option("--val-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True),
                default=config.val_fraction, show_default=True,
                help="Share of the training samples (of its subjects, for HAR) held out for "
                     "validation."),
@@ -97,24 +98,24 @@ def mae() -> None:
 @option("--n-layers", type=click.IntRange(min=1), default=P.n_layers, show_default=True)
 @option("--n-heads", type=click.IntRange(min=1), default=P.n_heads, show_default=True)
 @option("--d-ff", type=click.IntRange(min=1), default=P.d_ff, show_default=True)
-@option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=P.dropout,
+@option("--dropout", type=FiniteFloat(0, 1, max_open=True), default=P.dropout,
         show_default=True)
 @option("--regressor-layers", type=click.IntRange(min=1), default=P.regressor_layers,
         show_default=True, help="Cross-attention blocks of the masked branch.")
-@option("--mask-ratio", type=float, default=P.mask_ratio, show_default=True,
+@option("--mask-ratio", type=FiniteFloat(), default=P.mask_ratio, show_default=True,
         help="Share of each series' slices masked, in (0, 1).")
 @option("--codeword", type=click.Choice(CODEWORDS), default=P.codeword, show_default=True,
         help="MCC targets: the paper's linear layer with a Gumbel-softmax argmax (a random "
              "draw, near chance until the layer grows confident), or the project's vector "
              "quantizer (the nearest of an EMA codebook: a target the model can learn).")
 @option("--vocab-size", type=click.IntRange(min=2), default=P.vocab_size, show_default=True)
-@option("--momentum", type=float, default=P.momentum, show_default=True,
+@option("--momentum", type=FiniteFloat(), default=P.momentum, show_default=True,
         help="EMA momentum of the MRR target encoder.")
 @option("--encoder", type=click.Choice(ENCODERS), default=P.encoder, show_default=True,
         help="The visible encoder: PyTorch's Transformer, or transformers' BertModel fed "
              "inputs_embeds and the visible slices' position_ids.")
-@option("--mrr-weight", type=click.FloatRange(min=0), default=P.mrr_weight, show_default=True)
-@option("--mcc-weight", type=click.FloatRange(min=0), default=P.mcc_weight, show_default=True)
+@option("--mrr-weight", type=FiniteFloat(min=0), default=P.mrr_weight, show_default=True)
+@option("--mcc-weight", type=FiniteFloat(min=0), default=P.mcc_weight, show_default=True)
 @training_options(P, "runs/mae-DATASET")
 def pretrain(**s) -> None:
     """Masked pretraining (MRR + MCC) on the training samples; labels are not read."""
@@ -147,7 +148,7 @@ def pretrain(**s) -> None:
         help="Start every weight anew (same architecture): the baseline without pretraining.")
 @option("--monitor", type=click.Choice(MONITOR_CHOICES), default=F.monitor, show_default=True,
         help="Validation metric that picks the best checkpoint.")
-@option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True),
+@option("--label-smoothing", type=FiniteFloat(0, 1, max_open=True),
         default=F.label_smoothing, show_default=True)
 @training_options(F, "runs/mae-ft-DATASET")
 def finetune(**s) -> None:

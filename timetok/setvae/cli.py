@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from timetok.core.cli_options import (
+    FiniteFloat,
     OrderedGroup,
     check_new_run,
     check_writable,
@@ -66,7 +67,7 @@ def data_options(from_model: bool):
 def size_options(defaults: bool):
     """Model sizes; without ``defaults`` (finetuning) they apply to --scratch alone."""
     kinds = {name: click.IntRange(min=1) for name in SIZES}
-    kinds |= {"inducing": click.IntRange(min=0), "dropout": click.FloatRange(0, 1, max_open=True)}
+    kinds |= {"inducing": click.IntRange(min=0), "dropout": FiniteFloat(0, 1, max_open=True)}
     return compose(*(
         option(f"--{name.replace('_', '-')}", type=kinds[name], show_default=defaults,
                default=getattr(PretrainConfig, name) if defaults else None,
@@ -111,17 +112,17 @@ def _start(s: dict, default: str) -> Path:
 @data_options(from_model=False)
 @training_options
 @size_options(defaults=True)
-@option("--beta", type=click.FloatRange(min=0), default=PretrainConfig.beta, show_default=True,
+@option("--beta", type=FiniteFloat(min=0), default=PretrainConfig.beta, show_default=True,
         help="KL weight after the warm-up.")
 @option("--beta-warmup-steps", type=click.IntRange(min=0),
         default=PretrainConfig.beta_warmup_steps, show_default=True,
         help="Steps over which beta grows from 0.")
-@option("--free-bits", type=click.FloatRange(min=0), default=PretrainConfig.free_bits,
+@option("--free-bits", type=FiniteFloat(min=0), default=PretrainConfig.free_bits,
         show_default=True,
         help="Nats per latent dimension below which the KL is not pushed down.")
-@option("--value-weight", type=click.FloatRange(min=0), default=PretrainConfig.value_weight,
+@option("--value-weight", type=FiniteFloat(min=0), default=PretrainConfig.value_weight,
         show_default=True)
-@option("--observed-weight", type=click.FloatRange(min=0),
+@option("--observed-weight", type=FiniteFloat(min=0),
         default=PretrainConfig.observed_weight, show_default=True)
 @option("--save-path", type=click.Path(file_okay=False), default=None,
         help="Run folder [default: runs/setvae-DATASET].")
@@ -163,7 +164,7 @@ def pretrain(**s) -> None:
              "probabilities away from calibrated.")
 @option("--loss", type=click.Choice(["ce", "focal"]), default=FinetuneConfig.loss,
         show_default=True)
-@option("--focal-gamma", type=click.FloatRange(min=0), default=FinetuneConfig.focal_gamma,
+@option("--focal-gamma", type=FiniteFloat(min=0), default=FinetuneConfig.focal_gamma,
         show_default=True, help="Focusing exponent of --loss focal.")
 @option("--allow-partial", is_flag=True,
         help="Train even when under 95 % of the backbone's tensors load from --model.")

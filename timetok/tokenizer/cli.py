@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from timetok.core.cli_options import (
+    FiniteFloat,
     OrderedGroup,
     check_distinct,
     check_new_run,
@@ -75,21 +76,21 @@ def _default(name: str) -> dict:
         **_default("quantizer"),
         help="plain-vq: a codebook learned by gradient, no k-means or restarts (the "
              "benchmark's reference).")
-@option("--commitment-cost", type=click.FloatRange(min=0), **_default("commitment_cost"))
-@option("--decay", type=float, **_default("decay"), help="Codebook EMA decay.")
+@option("--commitment-cost", type=FiniteFloat(min=0), **_default("commitment_cost"))
+@option("--decay", type=FiniteFloat(), **_default("decay"), help="Codebook EMA decay.")
 @option("--kmeans-init/--no-kmeans-init", **_default("kmeans_init"))
 @option("--rotation-trick/--no-rotation-trick", **_default("rotation_trick"),
         help="Pass gradients through the codes by rotation (Fifty et al., 2024), not straight "
              "through.")
-@option("--dead-code-threshold", type=click.FloatRange(min=0), **_default("dead_code_threshold"),
+@option("--dead-code-threshold", type=FiniteFloat(min=0), **_default("dead_code_threshold"),
         help="Restart codes whose EMA usage falls below this (0: never).")
 @option("--rvq-levels", type=int, **_default("rvq_levels"))
 @option("--fsq-levels", type=LevelsType(), default=D.fsq_levels, help="FSQ levels, e.g. 8,5,5,5.")
 @option("--revin", type=click.BOOL, **_default("revin"), help="RevIN per window; 1/0.")
 @option("--revin-affine", type=click.BOOL, **_default("revin_affine"))
-@option("--lr", "--learning-rate", "lr", type=click.FloatRange(min=0, min_open=True),
+@option("--lr", "--learning-rate", "lr", type=FiniteFloat(min=0, min_open=True),
         **_default("lr"))
-@option("--weight-decay", type=click.FloatRange(min=0), **_default("weight_decay"))
+@option("--weight-decay", type=FiniteFloat(min=0), **_default("weight_decay"))
 @option("--patience", type=click.IntRange(min=1), default=D.patience,
         help="Stop after this many validations without improvement [default: never].")
 @option("--save-path", type=click.Path(file_okay=False), default=D.save_path,
