@@ -252,6 +252,16 @@ def test_an_interrupted_run_keeps_only_what_resume_needs_and_resumes(trained, cl
     assert (run / "model.safetensors").is_file()
 
 
+def test_an_interrupted_run_of_a_recipe_that_cannot_resume_keeps_no_checkpoint(
+        trained, cli, interrupt_at, tmp_path):
+    out = tmp_path / "run"
+    interrupt_at(2)
+    result = cli(*training_commands(trained)["doppler train"], *RUN, "--checkpoint-every", "1",
+                 "--save-path", out)
+    assert (result.rc, result.err) == (130, "interrupted: nothing was exported\n"), result
+    assert not out.exists()
+
+
 # The CLI in a subprocess whose Trainer sends the process a signal once training reaches a
 # step, as a user's Ctrl-C (SIGINT) or a scheduler's SIGTERM would arrive.
 SIGNAL_AT = """

@@ -206,7 +206,7 @@ def train_classifier(images: np.ndarray, users: np.ndarray, out_dir: str | os.Pa
               "seen_users": sorted(int(u) for u in data.users.unique())}
     module = ClassifierModule(config, lr=lr)
     out_dir = Path(out_dir)
-    summary = train_and_export(module, data, out_dir, options)
+    summary = train_and_export(module, data, out_dir, options, resumable=False)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     classifier = module.model.eval()
     classifier.history = summary

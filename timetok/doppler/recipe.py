@@ -294,7 +294,7 @@ def train_tokenizer(config: TrainConfig, tokenizer_config: SpectrogramTokenizerC
         adversarial_start=config.adversarial_start, adversarial_ramp=config.adversarial_ramp)
     summary = train_and_export(module, datamodule, out_dir,
                                config.stage_options(config.tokenizer_epochs),
-                               settings=_settings(config, "tokenizer"))
+                               settings=_settings(config, "tokenizer"), resumable=False)
     if rank_zero_only.rank == 0:
         snapshots = module.monitors["val"].snapshots
         if snapshots:
@@ -322,6 +322,6 @@ def train_prior(config: TrainConfig, tokenizer: SpectrogramTokenizer,
                                 warmup_steps=config.warmup_steps)
     summary = train_and_export(module, datamodule, out_dir,
                                config.stage_options(config.prior_epochs),
-                               settings=_settings(config, "prior"))
+                               settings=_settings(config, "prior"), resumable=False)
     return module, summary
 

@@ -237,7 +237,7 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def run_transaction(out_dir: Path, resume: bool) -> Iterator[None]:
+def run_transaction(out_dir: Path, resume: bool, resumable: bool = True) -> Iterator[None]:
     """Train and export into ``out_dir`` as one transaction.
 
     A new run first moves what the folder holds (an earlier run it replaces, say) into
@@ -245,7 +245,8 @@ def run_transaction(out_dir: Path, resume: bool) -> Iterator[None]:
     moved back, when it raises everything is. A failed or interrupted run then leaves the
     folder as it was, with one exception: when it wrote a ``checkpoints/last.ckpt`` (and
     replaced no earlier run's), its checkpoints, ``run.yaml`` and ``history.csv`` stay so
-    that it can be resumed, and the error says so. An interrupt (Ctrl-C, SIGTERM, or the
+    that it can be resumed, and the error says so; not for a recipe that cannot resume
+    (``resumable=False``). An interrupt (Ctrl-C, SIGTERM, or the
     exit Lightning turns them into) becomes :class:`RunInterrupted`.
     """
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -265,7 +266,7 @@ def run_transaction(out_dir: Path, resume: bool) -> Iterator[None]:
     try:
         yield
     except BaseException as err:
-        kept = _roll_back(out_dir, before, aside, created)
+        kept = _roll_back(out_dir, before, aside, created, resumable)
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise RunInterrupted(kept) from None
         if kept is not None and isinstance(err, TimetokError):
@@ -275,11 +276,11 @@ def run_transaction(out_dir: Path, resume: bool) -> Iterator[None]:
     _restore(out_dir, aside)
 
 
-def _roll_back(out_dir: Path, before: set[str], aside: Path, created: Path | None
-               ) -> Path | None:
+def _roll_back(out_dir: Path, before: set[str], aside: Path, created: Path | None,
+               can_resume: bool) -> Path | None:
     """Undo a failed run (see :func:`run_transaction`); returns ``out_dir`` when it keeps
     the files to resume from, else None."""
-    resumable = ((out_dir / "checkpoints" / "last.ckpt").is_file()
+    resumable = (can_resume and (out_dir / "checkpoints" / "last.ckpt").is_file()
                  and not (aside.is_dir() and RESUME_FILES & set(os.listdir(aside))))
     keep = RESUME_FILES if resumable else frozenset()
     if out_dir.is_dir():
@@ -409,12 +410,14 @@ def train_and_export(
     options: RunOptions,
     resume: bool = False,
     settings: dict | None = None,
+    resumable: bool = True,
 ) -> dict:
     """Train ``module`` (which holds a ``PretrainedModel`` as ``module.model``), then export
     the weights it selects, what the data module says travels with them, and a summary
-    into ``out_dir``."""
+    into ``out_dir``. ``resumable=False``: a recipe that cannot resume keeps no checkpoint
+    of a failed run."""
     out_dir = Path(out_dir)
-    with run_transaction(out_dir, resume):
+    with run_transaction(out_dir, resume, resumable):
         trainer, summary = fit(module, datamodule, out_dir, options, resume=resume,
                                settings=settings)
         if trainer.is_global_zero:
