@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -14,7 +13,7 @@ import click
 
 from timetok import __version__
 from timetok.core import console
-from timetok.core.cli_options import OrderedGroup
+from timetok.core.cli_options import OrderedGroup, hidden_alias
 from timetok.core.data.cli import data
 from timetok.core.errors import TimetokError
 from timetok.doppler.cli import doppler
@@ -44,13 +43,9 @@ cli.add_command(setvae)
 cli.add_command(doppler)
 # The forecaster's names before: its group 'lm', and its commands at the top level (but
 # 'forecast', now the group's name); kept hidden so no user's script breaks.
-_lm = copy.copy(forecast)
-_lm.hidden = True
-cli.add_command(_lm, "lm")
+hidden_alias(cli, forecast, "lm")
 for _name in ("pretrain", "finetune", "evaluate", "calibrate"):
-    _alias = copy.copy(forecast.commands[_name])
-    _alias.hidden = True
-    cli.add_command(_alias)
+    hidden_alias(cli, forecast.commands[_name])
 
 
 def flag_names(group: click.Group) -> dict[str, str]:

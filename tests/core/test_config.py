@@ -45,3 +45,14 @@ def test_bad_run_settings_are_refused():
 
 def test_the_docstring_example_runs():
     assert doctest.testmod(config_module).failed == 0
+
+
+def test_a_new_run_refuses_an_earlier_one_unless_it_resumes_or_overwrites(tmp_path):
+    (tmp_path / "run.yaml").write_text("lr: 0.1\n")
+    with pytest.raises(ConfigError, match="already holds a run; set resume=True"):
+        StageConfig(save_path=str(tmp_path)).check_new_run()
+    with pytest.raises(ConfigError, match="already holds a run; overwrite=True"):
+        StageConfig().check_new_run(tmp_path, resumable=False)
+    StageConfig(save_path=str(tmp_path), resume=True).check_new_run()
+    StageConfig(save_path=str(tmp_path), overwrite=True).check_new_run()
+    StageConfig().check_new_run(tmp_path / "elsewhere")

@@ -7,6 +7,7 @@ scripts' flags (``--context_points``) work unchanged.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 from pathlib import Path
@@ -39,6 +40,13 @@ class FiniteFloat(click.FloatRange):
 
     def _describe_range(self) -> str:  # click's help text of the range: none when unbounded
         return "" if self.min is None and self.max is None else super()._describe_range()
+
+
+def hidden_alias(group: click.Group, command: click.Command, name: str | None = None) -> None:
+    """Keep a command's former name (or place) working for users' scripts, out of --help."""
+    alias = copy.copy(command)
+    alias.hidden = True
+    group.add_command(alias, name)
 
 
 def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 100,

@@ -93,6 +93,21 @@ class RunConfig:
         skip = {"resume", "overwrite", "progress"}
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
+    def check_new_run(self, folder: str | Path | None = None, resumable: bool = True) -> None:
+        """Refuse to start over an earlier run in ``folder`` (default ``save_path``) unless
+        this config resumes or overwrites it (``resumable=False``: a recipe that cannot
+        resume). Other processes of a distributed run find the main process's ``run.yaml``
+        and do not check."""
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        folder = Path(folder if folder is not None else self.save_path)
+        if self.resume or self.overwrite or rank_zero_only.rank != 0:
+            return
+        if (folder / "run.yaml").exists():
+            resume = "set resume=True to continue it, " if resumable else ""
+            raise ConfigError(f"{folder} already holds a run; {resume}overwrite=True to "
+                              "replace it, or another save_path")
+
     def run_options(self):
         """The Trainer's side of this config."""
         from timetok.core.train.runner import RunOptions

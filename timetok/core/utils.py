@@ -109,3 +109,9 @@ def cpu_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def is_dataframe(value) -> bool:
+    """Whether ``value`` is a pandas DataFrame, told without importing pandas (a caller that
+    never passes one does not pay for the import)."""
+    return type(value).__module__.startswith("pandas") and hasattr(value, "columns")

@@ -9,7 +9,6 @@ pipeline :class:`timetok.doppler.pipeline.SpectrogramGenerator`.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -23,6 +22,7 @@ from timetok.core.cli_options import (
     check_writable,
     compose,
     device_option,
+    hidden_alias,
     json_option,
     optimiser_options,
     option,
@@ -374,6 +374,5 @@ def evaluate(**s) -> None:
                f"{classifier}")
 
 
-_validate = copy.copy(evaluate)  # the command's name before 'evaluate', kept for scripts
-_validate.hidden = True
-doppler.add_command(_validate, "validate")
+hidden_alias(doppler, evaluate, "validate")  # the command's name before 'evaluate'
+

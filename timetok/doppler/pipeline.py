@@ -19,6 +19,7 @@ import torch
 from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import DATA_NAME
+from timetok.core.utils import is_dataframe
 from timetok.doppler.config import resolve_generator
 from timetok.doppler.data import read_images_section, write_images_section
 from timetok.doppler.model import GeneratorModel
@@ -27,7 +28,7 @@ from timetok.doppler.model import GeneratorModel
 def _kind(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return "pt"
-    if type(value).__name__ == "DataFrame":
+    if is_dataframe(value):
         return "pd"
     return "np"
 

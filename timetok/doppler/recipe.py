@@ -236,7 +236,6 @@ def train(config: TrainConfig) -> dict[str, dict]:
     into ``save_path/generator``; each folder carries the ``images`` section of its
     ``data.json``. A folder that already holds a run is refused unless ``overwrite``.
     """
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from timetok.core.train.runner import begin
 
@@ -244,11 +243,8 @@ def train(config: TrainConfig) -> dict[str, dict]:
     save_path = Path(config.save_path)
     folders = {"tokenizer": save_path / "tokenizer", "prior": save_path / "generator"}
     stages = config.stages()
-    for stage in stages:  # (other processes of a distributed run find rank 0's run.yaml)
-        if (folders[stage] / "run.yaml").exists() and not config.overwrite \
-                and rank_zero_only.rank == 0:
-            raise ConfigError(f"{folders[stage]} already holds a run; pass overwrite=True to "
-                              "replace it, or another save_path")
+    for stage in stages:
+        config.check_new_run(folders[stage], resumable=False)
     tokenizer_dir = Path(config.tokenizer_from) if config.tokenizer_from else folders["tokenizer"]
     tokenizer_config = config.tokenizer_config() if "tokenizer" in stages else None
     if tokenizer_config is None and not (tokenizer_dir / "config.json").is_file():

@@ -5,7 +5,6 @@ predict goes through the :class:`~timetok.forecast.pipeline.Forecaster` pipeline
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -21,6 +20,7 @@ from timetok.core.cli_options import (
     data_options,
     dataset_names,
     device_option,
+    hidden_alias,
     int_list,
     json_option,
     option,
@@ -442,6 +442,5 @@ def predict(model, input_path, data_dir, horizon, num_samples, quantiles, temper
 
 
 forecast.add_command(predict)
-_forecast_alias = copy.copy(predict)  # the verb's name before the group was 'forecast'
-_forecast_alias.hidden = True
-forecast.add_command(_forecast_alias, "forecast")
+hidden_alias(forecast, predict, "forecast")  # the verb's name before the group was 'forecast'
+

@@ -23,6 +23,7 @@ from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section, write_data_section
 from timetok.core.nn.sampling import Sampling
+from timetok.core.utils import is_dataframe
 from timetok.forecast.calibration import CALIBRATE_HINT, Calibration, check_levels, default_output
 from timetok.forecast.model import TokenForecaster
 
@@ -35,7 +36,7 @@ class _Series:
 
     def __init__(self, context, columns: list[str]):
         self.frame = self.tensor = None
-        if _is_frame(context):
+        if is_dataframe(context):
             self.frame = context
             values = _frame_values(context, columns)
         elif isinstance(context, torch.Tensor):
@@ -62,9 +63,6 @@ class _Series:
             return _to_frame(out, self.frame, axes)
         return out
 
-
-def _is_frame(value) -> bool:
-    return type(value).__module__.startswith("pandas") and hasattr(value, "columns")
 
 
 def _frame_values(frame, columns: list[str]) -> np.ndarray:

@@ -28,15 +28,6 @@ logger = logging.getLogger(__name__)
 RunReport = Callable[[int, Path, object, dict | None], None]
 
 
-def check_free(save_path: Path, config) -> None:
-    """Refuse to start over an earlier run unless the config resumes or overwrites it."""
-    if config.resume or config.overwrite:
-        return
-    if (Path(save_path) / "run.yaml").exists():
-        raise ConfigError(f"{save_path} already holds a run; resume it, overwrite it, or pass "
-                          "another save_path")
-
-
 def pretrain(config: PretrainConfig) -> dict:
     """Pretrain the language model on the next code of ``config.dataset``'s windows (the
     context and ``max_horizon`` further steps, encoded on the context's scale); export it
@@ -46,7 +37,7 @@ def pretrain(config: PretrainConfig) -> dict:
     from timetok.forecast.modules import pretrain_module
 
     save_path = Path(config.default_save_path())
-    check_free(save_path, config)
+    config.check_new_run(save_path)
     options = config.run_options()
     begin(options)
     module = pretrain_module(config)
@@ -99,7 +90,7 @@ def finetune(config: FinetuneConfig, report: RunReport | None = None) -> dict[in
     check_horizons(config, pretrained.max_horizon)
     runs = finetune_folders(config)
     for save_path in runs.values():  # every folder is free before the first run starts
-        check_free(save_path, config)
+        config.check_new_run(save_path)
     start, summaries = config.model, {}
     for horizon, save_path in runs.items():
         run = config.replace(max_steps=config.steps_for(horizon))

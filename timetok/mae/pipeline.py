@@ -23,19 +23,17 @@ from timetok.core.data.scaler import Scaler
 from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section
+from timetok.core.utils import is_dataframe
 from timetok.mae.model import TimeMAE
 
 # What Classifier.fit changes from the recipes' defaults: a quiet run on one device.
 FIT_DEFAULTS = {"progress": False, "devices": "1"}
 
 
-def _is_frame(value) -> bool:
-    return type(value).__module__.startswith("pandas") and hasattr(value, "columns")
-
 
 def _as_array(X) -> tuple[np.ndarray, str]:
     """``X`` -> float32 ``[N, T, C]`` and its kind (numpy, torch or pandas)."""
-    if _is_frame(X):
+    if is_dataframe(X):
         kind, values = "pandas", X.to_numpy()
     elif isinstance(X, torch.Tensor):
         kind, values = "torch", X.detach().cpu().numpy()
@@ -251,7 +249,7 @@ class Classifier:
         chosen = labels[best]
         if all(isinstance(c, int | float | bool) for c in self.classes):
             chosen = np.array(chosen.tolist())  # numbers as a numeric array
-        if _is_frame(X):
+        if is_dataframe(X):
             import pandas as pd
 
             return pd.Series(chosen, index=X.index, name="label")

@@ -164,13 +164,6 @@ class EvaluateConfig:
         return Path(self.out or Path(self.model) / f"eval-{get_spec(self.dataset).name}")
 
 
-def check_new_run(config: PretrainConfig | FinetuneConfig, save_path: Path) -> None:
-    """Refuse to start over an earlier run unless the config resumes or overwrites it."""
-    if not (config.resume or config.overwrite) and (save_path / "run.yaml").exists():
-        raise ConfigError(f"save_path {save_path} already holds a run; set resume=True to "
-                          "continue it, overwrite=True to replace it, or another save_path")
-
-
 def pretrain(config: PretrainConfig, data=None) -> dict:
     """Masked pretraining on the training samples; returns the run's summary. ``data`` (a
     ``LabelledData``) stands in for the dataset the config names."""
@@ -184,7 +177,7 @@ def pretrain(config: PretrainConfig, data=None) -> dict:
     options = config.run_options()
     begin(options)
     save_path = config.output_dir()
-    check_new_run(config, save_path)
+    config.check_new_run(save_path)
     datamodule = config.datamodule(data)
     data = datamodule.load()
     model = TimeMAEConfig(n_channels=data.n_channels, length=data.length,
@@ -252,7 +245,7 @@ def finetune(config: FinetuneConfig, data=None) -> dict:
     options = config.run_options()
     begin(options)
     save_path = config.output_dir()
-    check_new_run(config, save_path)
+    config.check_new_run(save_path)
     datamodule = config.datamodule(data)
     module, report = finetune_module(config, datamodule.load())
     summary = train_and_export(module, datamodule, save_path, options, config.resume,

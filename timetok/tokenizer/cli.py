@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from timetok.core.cli_options import (
     check_writable,
     data_options,
     dataset_names,
+    hidden_alias,
     json_option,
     option,
     pass_settings,
@@ -149,9 +149,7 @@ def evaluate(model_dir, dataset, data_path, data_dir, split, stride, batch_size,
 
 
 # The verb before every group said `evaluate`: kept so no user's script breaks.
-_eval_alias = copy.copy(evaluate)
-_eval_alias.hidden = True
-tokenizer.add_command(_eval_alias, "eval")
+hidden_alias(tokenizer, evaluate, "eval")
 
 
 def _model_files(model_dir: str) -> dict[str, Path]:

@@ -26,6 +26,7 @@ from timetok.core.devices import resolve_device
 from timetok.core.errors import CheckpointError, ConfigError, DataError
 from timetok.core.model_folder import read_data_section, write_data_section
 from timetok.core.nn.revin import RevinStats
+from timetok.core.utils import is_dataframe
 from timetok.tokenizer.model import TokenizerModel
 
 
@@ -248,7 +249,7 @@ class TimeSeriesTokenizer:
             return _Form("torch", data.ndim == 3, data.device), data.detach().cpu().numpy()
         if isinstance(data, np.ndarray):
             return _Form("numpy", data.ndim == 3), data
-        if type(data).__module__.startswith("pandas") and hasattr(data, "columns"):
+        if is_dataframe(data):
             form = _Form("pandas", False, None, data.index, self._columns(data))
             return form, data.to_numpy()
         raise DataError(f"{name} must be a numpy array, a torch tensor or a pandas DataFrame, "
