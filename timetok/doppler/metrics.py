@@ -26,7 +26,7 @@ def check_images(images: Any, name: str) -> np.ndarray:
                         f"{array.shape}; pass grayscale images stacked along the first axis")
     if not np.issubdtype(array.dtype, np.floating):
         raise DataError(f"{name} must hold floats in [0, 1], got dtype {array.dtype}; "
-                        "scale the images to [0, 1] as floats")
+                        "scale the images to [0, 1] as floats (divide 8-bit pictures by 255)")
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise DataError(f"{name} must hold finite values in [0, 1], got "
                         f"[{np.nanmin(array):.4g}, {np.nanmax(array):.4g}]; scale or clip "

@@ -22,6 +22,7 @@ from timetok.core.model_folder import DATA_NAME
 from timetok.core.utils import is_dataframe
 from timetok.doppler.config import resolve_generator
 from timetok.doppler.data import read_images_section, write_images_section
+from timetok.doppler.metrics import check_images
 from timetok.doppler.model import GeneratorModel
 
 
@@ -134,14 +135,7 @@ class SpectrogramGenerator:
             raise DataError(f"images must be [N, {size}, {size}] or one [{size}, {size}] image, "
                             f"got shape {tuple(array.shape)}; resize them to the model's "
                             f"{size} px (load_images(..., size={size}) does)")
-        if not np.issubdtype(batch.dtype, np.floating):
-            raise DataError(f"images must hold floats in [0, 1], got dtype {batch.dtype}; "
-                            "divide 8-bit pictures by 255")
-        if not np.isfinite(batch).all() or batch.min() < 0 or batch.max() > 1:
-            raise DataError(f"images must hold finite values in [0, 1], got "
-                            f"[{np.nanmin(batch):.4g}, {np.nanmax(batch):.4g}]; scale or "
-                            "clip them to [0, 1]")
-        return torch.from_numpy(batch.astype(np.float32)).to(self.device), single
+        return torch.from_numpy(check_images(batch, "images")).to(self.device), single
 
     def _codes(self, codes: Any) -> tuple[torch.Tensor, bool]:
         """``codes`` as an int64 batch ``[N, g, g]`` on the model's device."""
