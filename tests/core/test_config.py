@@ -56,3 +56,11 @@ def test_a_new_run_refuses_an_earlier_one_unless_it_resumes_or_overwrites(tmp_pa
     StageConfig(save_path=str(tmp_path), resume=True).check_new_run()
     StageConfig(save_path=str(tmp_path), overwrite=True).check_new_run()
     StageConfig().check_new_run(tmp_path / "elsewhere")
+
+
+def test_a_commands_settings_become_a_config_and_its_defaults_are_the_configs():
+    settings = {"dataset": "ettm1", "resume": "runs/x", "config_file": "a.yaml",
+                "as_json": True, "lr": 0.5}
+    config = StageConfig.from_settings(settings, lr=0.1)
+    assert (config.dataset, config.resume, config.lr) == ("ettm1", True, 0.1)
+    assert StageConfig.defaults()["lr"] == 1e-3 and StageConfig.defaults()["seed"] == 42

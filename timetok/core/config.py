@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from timetok.core.errors import ConfigError
 
 C = TypeVar("C", bound="RunConfig")
+# A command's settings that are about the command (its --config file, --json), not the run.
+COMMAND_SETTINGS = ("config_file", "as_json")
 
 
 @dataclass
@@ -73,6 +75,22 @@ class RunConfig:
                                   f"{', '.join(sorted(names))}")
             kwargs[name] = value
         return cls(**kwargs)
+
+    @classmethod
+    def from_settings(cls: type[C], settings: dict[str, Any], ignore: tuple[str, ...] = (),
+                      **changes: Any) -> C:
+        """A config from a command's merged settings: ``--resume FOLDER`` (whose folder the
+        settings already hold as ``save_path``) becomes ``resume=True``; ``changes`` win."""
+        values = settings | {"resume": bool(settings.get("resume"))} | changes
+        return cls.from_dict(values, where="the command line",
+                             ignore=(*COMMAND_SETTINGS, *ignore))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each field's default: the command's flags take theirs from here, so a default
+        lives in the config alone."""
+        return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
+                else f.default for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_yaml(cls: type[C], path: str | Path, **overrides: Any) -> C:

@@ -35,14 +35,7 @@ from timetok.core.cli_options import (
 from timetok.core.errors import ConfigError
 from timetok.doppler.config import STAGES, EvaluateConfig, TrainConfig
 
-
-def defaults(config_class: type) -> dict:
-    """Each config field's default: the flags read theirs from here, so they live once."""
-    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
-            else f.default for f in dataclasses.fields(config_class)}
-
-
-TRAIN, EVALUATE = defaults(TrainConfig), defaults(EvaluateConfig)
+TRAIN, EVALUATE = TrainConfig.defaults(), EvaluateConfig.defaults()
 
 
 @click.group(cls=OrderedGroup)
@@ -225,8 +218,7 @@ def train(**s) -> None:
     from timetok.doppler.recipe import restarts_line
     from timetok.doppler.recipe import train as run
 
-    config = TrainConfig.from_dict(s | {"resume": bool(s["resume"])},
-                                   ignore=("config_file", "as_json"))
+    config = TrainConfig.from_settings(s)
     save_path = Path(config.save_path)
     check_writable(save_path, "--save-path")
     with writing(save_path, "--save-path"):
@@ -359,7 +351,7 @@ def evaluate(**s) -> None:
     from timetok.doppler.evaluate import evaluate as run
 
     quiet = {"progress": s["progress"] and not s["as_json"]}  # stdout holds the JSON alone
-    config = EvaluateConfig.from_dict(s | quiet, ignore=("config_file", "as_json"))
+    config = EvaluateConfig.from_settings(s, **quiet)
     out = config.out_dir()
     check_writable(out, "--out")
     with writing(out, "--out"):

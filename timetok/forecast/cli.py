@@ -5,7 +5,6 @@ predict goes through the :class:`~timetok.forecast.pipeline.Forecaster` pipeline
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -33,16 +32,7 @@ from timetok.core.cli_options import (
 )
 from timetok.forecast.config import FinetuneConfig, PretrainConfig, horizon_steps
 
-CLI_ONLY = ("config_file", "as_json")
-
-
-def defaults(config_class) -> dict:
-    """Each field's default, so that a flag's default lives in the config alone."""
-    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            for f in dataclasses.fields(config_class)}
-
-
-PRE, FT = defaults(PretrainConfig), defaults(FinetuneConfig)
+PRE, FT = PretrainConfig.defaults(), FinetuneConfig.defaults()
 
 
 class HorizonSteps(click.ParamType):
@@ -58,11 +48,6 @@ class HorizonSteps(click.ParamType):
         except ConfigError as err:
             self.fail(str(err).replace("horizon_steps", "--horizon-steps"), param, ctx)
 
-
-def config_from(config_class, s: dict):
-    """A stage config from the command's settings (``--resume FOLDER`` becomes
-    ``resume=True`` with that folder as ``save_path``)."""
-    return config_class.from_dict(s | {"resume": bool(s["resume"])}, ignore=CLI_ONLY)
 
 
 @click.group(cls=OrderedGroup)
@@ -120,7 +105,7 @@ def pretrain(**s) -> None:
     from timetok.forecast.recipe import pretrain as run
 
     dataset_names(s["dataset"])
-    config = config_from(PretrainConfig, s)
+    config = PretrainConfig.from_settings(s)
     save_path = Path(config.default_save_path())
     check_writable(save_path, "--save-path")
     check_new_run(save_path, s)
@@ -200,7 +185,7 @@ def finetune(**s) -> None:
     from timetok.forecast.recipe import finetune_folders
 
     dataset_names(s["dataset"])
-    config = config_from(FinetuneConfig, s | {"horizon_steps": s["horizon_steps"] or {}})
+    config = FinetuneConfig.from_settings(s, horizon_steps=s["horizon_steps"] or {})
     for save_path in finetune_folders(config).values():  # all free before the first run
         check_writable(save_path, "--save-path")
         check_new_run(save_path, s)

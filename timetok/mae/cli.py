@@ -39,8 +39,6 @@ from timetok.mae.recipe import (
 )
 
 P, F, E = PretrainConfig, FinetuneConfig, EvaluateConfig
-# Command-line settings that are no config field.
-CLI_ONLY = ("config_file", "as_json", "linear_probe")
 
 
 def labelled_options(config: type):
@@ -81,7 +79,7 @@ def _config(cls: type, s: dict):
     """The stage's config from the command's settings (``--resume`` names the run folder,
     which the settings already hold as save_path)."""
     dataset_names(s["dataset"], one=True)
-    return cls.from_dict(s | {"resume": bool(s["resume"])}, ignore=CLI_ONLY)
+    return cls.from_settings(s, ignore=("linear_probe",))
 
 
 @click.group(cls=OrderedGroup)

@@ -37,8 +37,6 @@ from timetok.setvae.config import (
     StageConfig,
 )
 
-CLI_ONLY = ("config_file", "as_json")  # settings of the command, not of the run
-
 
 def data_options(from_model: bool):
     """Where the stays come from; for a trained model's commands every default is the
@@ -95,8 +93,7 @@ def setvae() -> None:
 
 def _config(cls, s: dict, save_path: Path):
     """The stage's config from the command's settings."""
-    values = s | {"save_path": str(save_path), "resume": bool(s["resume"])}
-    return cls.from_dict(values, where="the command line", ignore=CLI_ONLY)
+    return cls.from_settings(s, save_path=str(save_path))
 
 
 def _start(s: dict, default: str) -> Path:

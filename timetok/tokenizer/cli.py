@@ -101,8 +101,7 @@ def _default(name: str) -> dict:
 def train(**s) -> None:
     """Train a tokenizer; the run folder is also the exported model."""
     dataset_names(s["dataset"])
-    config = TokenizerTrainConfig.from_dict(s | {"resume": bool(s["resume"])},
-                                            ignore=("config_file", "as_json"))
+    config = TokenizerTrainConfig.from_settings(s)
     check_writable(config.run_dir, "--save-path")
     check_new_run(config.run_dir, s)
 
