@@ -22,10 +22,6 @@ from timetok.core.nn.quantizer import Quantizer, check_options
 from timetok.core.nn.revin import RevIN, RevinStats
 from timetok.core.outputs import ModelOutput
 
-# The in-run reference of the tokenizer benchmark: a straight-through VQ-VAE whose codebook
-# learns by gradient (TOTEM's configuration: no EMA, no k-means, no restarts).
-PLAIN_VQ = "plain-vq"
-
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -66,32 +62,13 @@ class TokenizerConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_residual_layers < 0:
             raise ConfigError(f"num_residual_layers must be >= 0, got {self.num_residual_layers}")
-        kind = "vq" if self.quantizer == PLAIN_VQ else self.quantizer
-        if kind not in ("vq", "rvq", "fsq"):
-            raise ConfigError(f"quantizer must be one of vq, rvq, fsq, {PLAIN_VQ}; got "
-                              f"{self.quantizer!r}")
-        check_options(kind, self.num_embeddings, self.decay, self.rvq_levels, self.fsq_levels)
+        check_options(self.quantizer, self.num_embeddings, self.decay, self.rvq_levels,
+                      self.fsq_levels)
 
     @property
     def compression(self) -> int:
         """Time steps per code."""
         return self.patch_size or self.compression_factor
-
-def plain_vq(config: TokenizerConfig) -> Quantizer:
-    """A ``vq`` quantizer whose codebook is a parameter trained by the commitment loss."""
-    from vector_quantize_pytorch import VectorQuantize
-
-    # The wrapper's own codebook is replaced at once; with k-means init it starts at zeros
-    # and draws no random numbers, so the one below starts as the benchmark's always did.
-    quantizer = Quantizer("vq", config.embedding_dim, config.num_embeddings,
-                          commitment=config.commitment_cost, kmeans_init=True,
-                          dead_code_threshold=0.0)
-    quantizer.impl = VectorQuantize(
-        dim=config.embedding_dim, codebook_size=config.num_embeddings,
-        commitment_weight=config.commitment_cost, ema_update=False, learnable_codebook=True,
-        kmeans_init=False, threshold_ema_dead_code=0, rotation_trick=False,
-    )
-    return quantizer
 
 
 @dataclass(kw_only=True)
@@ -133,7 +110,7 @@ class TokenizerModel(PretrainedModel):
         self.revin = RevIN(config.n_channels, affine=config.revin_affine)
         self.encoder = ConvEncoder1d(**arch)
         self.decoder = ConvDecoder1d(**arch)
-        self.quantizer = plain_vq(config) if config.quantizer == PLAIN_VQ else Quantizer(
+        self.quantizer = Quantizer(
             config.quantizer,
             config.embedding_dim,
             config.num_embeddings,

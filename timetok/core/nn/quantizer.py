@@ -10,6 +10,8 @@ face: ``forward(z: [B, N, D]) -> (quantized [B, N, D], indices, loss)``.
 - ``rvq``: ``levels`` such codebooks, each quantising what the previous left. Indices
   ``[B, N, levels]``.
 - ``fsq``: finite scalar quantisation; no codebook to learn or collapse, no loss.
+- ``plain-vq``: the textbook VQ-VAE, a reference to compare against: one codebook learned
+  by gradient (no EMA, no k-means, no restart). Indices ``[B, N]``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import Tensor, nn
 
 from timetok.core.errors import ConfigError
 
-QUANTIZERS = ("vq", "rvq", "fsq")
+QUANTIZERS = ("vq", "rvq", "fsq", "plain-vq")
 
 # Level choices recommended by Mentzer et al. (FSQ, 2023) for codebooks of about 2^k codes.
 FSQ_LEVELS = {
@@ -63,7 +65,8 @@ def check_options(kind: str, codebook_size: int, decay: float, levels: int,
 
 
 class Quantizer(nn.Module):
-    """A ``vq``, ``rvq`` or ``fsq`` quantizer with fixed returns ``(quantized, indices, loss)``."""
+    """A ``vq``, ``rvq``, ``fsq`` or ``plain-vq`` quantizer with fixed returns
+    ``(quantized, indices, loss)``."""
 
     def __init__(
         self,
@@ -95,6 +98,12 @@ class Quantizer(nn.Module):
         )
         if kind == "vq":
             self.impl = VectorQuantize(dim=dim, codebook_size=codebook_size, **vq_options)
+            self.codebook_size = codebook_size
+        elif kind == "plain-vq":
+            self.impl = VectorQuantize(
+                dim=dim, codebook_size=codebook_size, commitment_weight=commitment,
+                ema_update=False, learnable_codebook=True, kmeans_init=False,
+                threshold_ema_dead_code=0, rotation_trick=False)
             self.codebook_size = codebook_size
         elif kind == "rvq":
             self.impl = ResidualVQ(
