@@ -185,11 +185,11 @@ def test_encode_over_its_own_input(cli, tiny_run, tmp_path):
     csv = Path(shutil.copy(tiny_run.csv, tmp_path / "a.csv"))
     before = csv.read_bytes()
     cli("tokenizer", "encode", "--model", tiny_run.path, "--input", csv,
-        "--output", csv).assert_error("--output", "would overwrite the input")
+        "--output", csv).assert_error("--output", "would overwrite the file it reads (--input")
     # The statistics file (a.stats.npz beside a.npy) would land on the input.
     stats_named = Path(shutil.copy(tiny_run.csv, tmp_path / "b.stats.npz"))
     cli("tokenizer", "encode", "--model", tiny_run.path, "--input", stats_named,
-        "--output", tmp_path / "b.npy").assert_error("would overwrite the input",
+        "--output", tmp_path / "b.npy").assert_error("would overwrite the file it reads",
                                                      "b.stats.npz")
     assert csv.read_bytes() == before and stats_named.read_bytes() == before
     assert not (tmp_path / "b.npy").exists()

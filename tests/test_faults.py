@@ -297,3 +297,174 @@ def test_a_signal_ends_a_run_with_its_exit_code_and_one_line(tmp_path, name, cod
          str(out)], capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stderr) == (code, "interrupted: nothing was exported\n"), proc
     assert not (tmp_path / "runs").exists()
+
+
+# --- outputs on what a command reads, under a file, in a read-only folder ----------------
+
+# Every command that writes, its output placed on what it reads: ``c(key, name)`` copies
+# the fixture's input ``key`` into the test's folder (as ``name``, where given; a command
+# refused before it reads anything never sees that the copy is not the kind it expects).
+ON_INPUT = {
+    "tokenizer train": lambda c: ["tokenizer", "train", "--dataset", "custom", "--data-path",
+                                  c("csv"), *TOKENIZER, "--save-path", c("csv").parent,
+                                  "--overwrite"],
+    "tokenizer evaluate": lambda c: ["tokenizer", "evaluate", "--model", c("tok"), "--out",
+                                     c("tok")],
+    "tokenizer encode": lambda c: ["tokenizer", "encode", "--model", c("tok"), "--input",
+                                   c("csv"), "--output", c("csv")],
+    "tokenizer decode": lambda c: ["tokenizer", "decode", "--model", c("tok"), "--input",
+                                   c("csv", "codes.npy"), "--output", c("tok") / "d.csv"],
+    "forecast pretrain": lambda c: ["forecast", "pretrain", "--tokenizer", c("tok"),
+                                    "--dataset", "custom", "--data-path", c("csv"), *LM,
+                                    "--save-path", c("tok")],
+    "forecast finetune": lambda c: ["forecast", "finetune", "--model", c("lm"), "--dataset",
+                                    "custom", "--data-path", c("csv"), "--horizon", "8",
+                                    "--save-path", c("lm"), "--overwrite"],
+    "forecast evaluate": lambda c: ["forecast", "evaluate", "--model", c("ft"), "--dataset",
+                                    "custom", "--data-path", c("csv"), "--out", c("ft")],
+    "forecast predict": lambda c: ["forecast", "predict", "--model", c("ft") / "H8",
+                                   "--input", c("csv"), "--output", c("csv")],
+    "mae pretrain": lambda c: ["mae", "pretrain", "--dataset", "ecg200", "--data-dir",
+                               c("csv").parent, *MAE, "--save-path", c("csv").parent / "run"],
+    "mae finetune": lambda c: ["mae", "finetune", "--model", c("mae-pre"), "--dataset",
+                               "ecg200", "--save-path", c("mae-pre"), "--overwrite"],
+    "mae evaluate": lambda c: ["mae", "evaluate", "--model", c("mae-ft"), "--dataset",
+                               "ecg200", "--out", c("mae-ft").parent],
+    "mae embed": lambda c: ["mae", "embed", "--model", c("mae-pre"), "--dataset", "npz",
+                            "--data-path", c("csv", "same.npz"), "--output",
+                            c("csv", "same.npz")],
+    "setvae pretrain": lambda c: ["setvae", "pretrain", "--data-path", c("icu"), *SETVAE,
+                                  "--save-path", c("icu"), "--overwrite"],
+    "setvae finetune": lambda c: ["setvae", "finetune", "--model", c("setvae-pre"),
+                                  "--data-path", c("icu"), "--save-path", c("setvae-pre"),
+                                  "--overwrite"],
+    "setvae evaluate": lambda c: ["setvae", "evaluate", "--model", c("setvae-ft"), "--out",
+                                  c("setvae-ft")],
+    "setvae predict": lambda c: ["setvae", "predict", "--model", c("setvae-ft"), "--output",
+                                 c("setvae-ft") / "risk.csv"],
+    "doppler train": lambda c: ["doppler", "train", "--data", c("sim"), *DOPPLER,
+                                "--save-path", c("sim"), "--overwrite"],
+    "doppler generate": lambda c: ["doppler", "generate", "--model", c("doppler"),
+                                   "--samples", "2", "--out", c("doppler"), "--overwrite"],
+    "doppler evaluate": lambda c: ["doppler", "evaluate", "--model", c("doppler"),
+                                   "--generated", c("sim"), "--out", c("sim") / "report"],
+}
+
+
+def assert_refused(result, *fragments: str) -> None:
+    """Exit 2, at most three lines on stderr, no traceback."""
+    assert result.rc == 2, result
+    assert "Traceback" not in result.err and result.err.startswith("error: "), result.err
+    assert len(result.err.splitlines()) <= 3, result.err
+    for fragment in fragments:
+        assert fragment in result.err, result.err
+
+
+@pytest.mark.parametrize("command", list(ON_INPUT))
+def test_an_output_on_what_the_command_reads_is_refused(trained, cli, tmp_path, command):
+    inputs = tmp_path / "in"
+
+    def copy(key: str, name: str | None = None) -> Path:
+        source = trained[key]
+        to = inputs / (name or source.name)
+        if not to.exists():
+            inputs.mkdir(exist_ok=True)
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, to)
+        return to
+
+    args = ON_INPUT[command](copy)
+    before = snapshot(tmp_path)
+    result = cli(*args, *(budget(command) + RUN if "--save-path" in args else []))
+    assert_refused(result, "it reads (--", "; choose another --")
+    assert snapshot(tmp_path) == before
+
+
+def writing_commands(trained: dict, out: Path) -> dict[str, list]:
+    """Every command that writes, its output at ``out``; its inputs the fixture's."""
+    series = ["--dataset", "custom", "--data-path", str(trained["csv"])]
+    save = [*RUN, "--save-path", str(out)]
+    return {
+        **{name: [*args, *budget(name), *save] for name, args in
+           training_commands(trained).items()},
+        "tokenizer evaluate": ["tokenizer", "evaluate", "--model", trained["tok"], *series,
+                               "--out", out],
+        "tokenizer encode": ["tokenizer", "encode", "--model", trained["tok"], "--input",
+                             trained["csv"], "--output", out / "codes.npy"],
+        "tokenizer decode": ["tokenizer", "decode", "--model", trained["tok"], "--input",
+                             trained["csv"], "--output", out / "series.csv"],
+        "forecast evaluate": ["forecast", "evaluate", "--model", trained["ft"], *series,
+                              "--out", out],
+        "forecast predict": ["forecast", "predict", "--model", trained["ft"] / "H8", "--input",
+                             trained["csv"], "--output", out / "f.csv"],
+        "mae evaluate": ["mae", "evaluate", "--model", trained["mae-ft"], "--dataset",
+                         "ecg200", "--out", out],
+        "mae embed": ["mae", "embed", "--model", trained["mae-pre"], "--dataset", "ecg200",
+                      "--output", out / "e.npz"],
+        "setvae evaluate": ["setvae", "evaluate", "--model", trained["setvae-ft"], "--out",
+                            out],
+        "setvae predict": ["setvae", "predict", "--model", trained["setvae-ft"], "--output",
+                           out / "risk.csv"],
+        "doppler simulate": ["doppler", "simulate", "--users", "2", "--per-user", "2",
+                             "--size", "32", "--out", out, "--no-progress"],
+        "doppler generate": ["doppler", "generate", "--model", trained["doppler"],
+                             "--samples", "2", "--out", out],
+        "doppler evaluate": ["doppler", "evaluate", "--model", trained["doppler"], "--out",
+                             out],
+        "data fetch": ["data", "fetch", "etth1", "--data-dir", out],
+    }
+
+
+WRITING = list(writing_commands({key: Path() for key in
+                                 ("csv", "icu", "sim", "tok", "lm", "ft", "mae-pre", "mae-ft",
+                                  "setvae-pre", "setvae-ft", "doppler")}, Path()))
+
+
+@pytest.fixture
+def inputs_unchanged(trained):
+    """The fixture's inputs hold the same files and bytes after the test as before."""
+    before = snapshot(trained["root"])
+    yield
+    assert snapshot(trained["root"]) == before
+
+
+@pytest.mark.usefixtures("inputs_unchanged")
+@pytest.mark.parametrize("command", WRITING)
+def test_an_output_under_a_regular_file_is_refused(trained, cli, tmp_path, command):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x\n")
+    before = snapshot(tmp_path)
+    result = cli(*writing_commands(trained, a_file / "out")[command])
+    assert_refused(result, "notes.txt is a file, not a folder")
+    assert snapshot(tmp_path) == before
+
+
+def locked(monkeypatch, folder: Path) -> Path:
+    """``folder``, made one this process may not write into (os.access says so, for root
+    too, as a read-only folder would for anyone else)."""
+    import os
+
+    folder.mkdir(exist_ok=True)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        (Path(path) != folder or not mode & os.W_OK) and real_access(path, mode, **kw)))
+    return folder
+
+
+@pytest.mark.usefixtures("inputs_unchanged")
+@pytest.mark.parametrize("command", WRITING)
+def test_an_output_in_a_read_only_folder_is_refused(trained, cli, tmp_path, monkeypatch,
+                                                     command):
+    folder = locked(monkeypatch, tmp_path / "read-only")
+    before = snapshot(tmp_path)
+    result = cli(*writing_commands(trained, folder / "out")[command])
+    assert_refused(result, f"the folder {folder} is not writable")
+    assert snapshot(tmp_path) == before
+
+
+def test_calibrate_refuses_a_read_only_model_folder(trained, cli, tmp_path, monkeypatch):
+    model = locked(monkeypatch, Path(shutil.copytree(trained["ft"] / "H8", tmp_path / "m")))
+    before = snapshot(tmp_path)
+    result = cli("forecast", "calibrate", "--model", model, "--dataset", "custom",
+                 "--data-path", trained["csv"])
+    assert_refused(result, f"the folder {model} is not writable")
+    assert snapshot(tmp_path) == before

@@ -26,7 +26,7 @@ def test_forecast_input_beyond_float32(cli, pipeline, make_csv, tmp_path, value)
 def test_forecast_checks_the_truth_before_writing(cli, pipeline, make_csv, tmp_path, truth):
     path = {"missing": tmp_path / "nope.csv",
             "non-numeric": make_csv("t.csv", rows=8, cells={(2, "b"): "abc"}),
-            "folder": tmp_path,
+            "folder": make_csv("dir/t.csv").parent,
             "three-columns": make_csv("t3.csv", rows=8, columns=("a", "b", "c"))}[truth]
     out = tmp_path / "f.csv"
     result = cli(*_forecast(pipeline, out, "--truth", path))
@@ -55,13 +55,15 @@ def test_forecast_over_its_own_input(cli, pipeline, tmp_path):
 
     csv = Path(shutil.copy(pipeline["data"], tmp_path / "a.csv"))
     before = csv.read_bytes()
-    cli(*_forecast(pipeline, csv, data=csv)).assert_error("--output", "would overwrite the input")
+    cli(*_forecast(pipeline, csv, data=csv)).assert_error("--output", "would overwrite",
+                                                          "(--input")
     # Its plot (b.png) would land on an input named b.png.
     png = Path(shutil.copy(pipeline["data"], tmp_path / "b.png"))
     cli(*_forecast(pipeline, tmp_path / "b.csv", data=png)).assert_error("would overwrite",
                                                                          "b.png")
     truth = Path(shutil.copy(pipeline["data"], tmp_path / "t.csv"))
-    cli(*_forecast(pipeline, truth, "--truth", truth)).assert_error("would overwrite the --truth")
+    cli(*_forecast(pipeline, truth, "--truth", truth)).assert_error("would overwrite",
+                                                                    "(--truth")
     assert csv.read_bytes() == png.read_bytes() == truth.read_bytes() == before
     assert not (tmp_path / "b.csv").exists()
 

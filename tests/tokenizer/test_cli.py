@@ -75,7 +75,7 @@ def test_encode_and_decode_never_write_over_the_model_folder(cli, run_copy, tiny
     before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
     for name in ("data.json", "model.safetensors", "config.json"):
         cli("tokenizer", "decode", "--model", run_copy, "--input", encoded, "--output",
-            run_copy / name).assert_error("would overwrite the model's", "--output")
+            run_copy / name).assert_error("lies inside the model folder it reads", "--output")
         cli("tokenizer", "encode", "--model", run_copy, "--input", tiny_run.csv, "--output",
-            run_copy / name).assert_error("would overwrite the model's", "--output")
+            run_copy / name).assert_error("lies inside the model folder it reads", "--output")
     assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before

@@ -49,15 +49,17 @@ def hidden_alias(group: click.Group, command: click.Command, name: str | None = 
     group.add_command(alias, name)
 
 
-def optimiser_options(batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 100,
-                      lr: float = 1e-3):
+def optimiser_options(batch_size: int | None, weight_decay: float = 0.01,
+                      warmup_steps: int = 100, lr: float | None = 1e-3):
     """``--batch-size``, ``--lr``, ``--weight-decay`` and ``--warmup-steps`` with a command's
-    defaults (AdamW with warm-up and cosine decay: see ``TaskModule``)."""
+    defaults (AdamW with warm-up and cosine decay: see ``TaskModule``); a default of None
+    is chosen from the training data's size."""
+    sized = "chosen from the training split's size"
     return compose(
         option("--batch-size", type=click.IntRange(min=1), default=batch_size,
-               show_default=True),
+               show_default=sized if batch_size is None else True),
         option("--lr", "--learning-rate", "lr", type=FiniteFloat(min=0, min_open=True),
-               default=lr, show_default=True),
+               default=lr, show_default=sized if lr is None else True),
         option("--weight-decay", type=FiniteFloat(min=0), default=weight_decay,
                show_default=True),
         option("--warmup-steps", type=click.IntRange(min=0), default=warmup_steps,
@@ -274,18 +276,6 @@ def check_writable(path: str | Path, flag: str, folder: bool = True) -> None:
         raise ConfigError(f"cannot write {flag} {path}: {reason}; pass another {flag}")
 
 
-def check_distinct(output: str | Path, flag: str, inputs: dict[str, str | Path | None],
-                   also: tuple[Path, ...] = ()) -> None:
-    """Refuse an output (and the files written ``also`` beside it) that would overwrite one
-    of the command's own inputs; paths are compared resolved."""
-    for target in (Path(output), *also):
-        for what, path in inputs.items():
-            if path is not None and Path(path).resolve() == target.resolve():
-                via = "" if target == Path(output) else f" (with {target.name})"
-                raise ConfigError(f"{flag} {output} would overwrite {what} {path}{via}; pass "
-                                  f"another {flag}")
-
-
 @contextlib.contextmanager
 def writing(path: str | Path, flag: str):
     """Turn a file system error while writing an output into one line that names the file
@@ -348,10 +338,15 @@ def run_options_from(s: dict):
     )
 
 
-def check_new_run(save_path: Path, s: dict) -> None:
-    """Refuse to start over an earlier run unless --resume or --overwrite says so."""
+def check_save_path(save_path: Path, s: dict) -> None:
+    """A training command's run folder, checked before any work: apart from what the run
+    reads, writable, and not an earlier run unless --resume or --overwrite says so."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+    from timetok.core.paths import check_apart, read_paths
+
+    check_apart(save_path, "save_path", read_paths(s))
+    check_writable(save_path, "--save-path")
     if s["resume"] or s["overwrite"] or rank_zero_only.rank != 0:
         return
     if (save_path / "run.yaml").exists():

@@ -111,14 +111,24 @@ class RunConfig:
         skip = {"resume", "overwrite", "progress"}
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
+    def check_apart(self, folder: str | Path | None = None) -> None:
+        """Refuse a run folder (default ``save_path``) that is, holds or lies inside what
+        the run reads: its model, tokenizer or data (:mod:`timetok.core.paths`)."""
+        from timetok.core.paths import check_apart, read_paths
+
+        folder = folder if folder is not None else self.save_path
+        check_apart(folder, "save_path", read_paths(self.to_dict()))
+
     def check_new_run(self, folder: str | Path | None = None, resumable: bool = True) -> None:
-        """Refuse to start over an earlier run in ``folder`` (default ``save_path``) unless
-        this config resumes or overwrites it (``resumable=False``: a recipe that cannot
-        resume). Other processes of a distributed run find the main process's ``run.yaml``
-        and do not check."""
+        """Refuse to start in ``folder`` (default ``save_path``) a run that would write
+        over what it reads (:meth:`check_apart`), or over an earlier run unless this
+        config resumes or overwrites it (``resumable=False``: a recipe that cannot resume).
+        Other processes of a distributed run find the main process's ``run.yaml`` and do
+        not check it."""
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
         folder = Path(folder if folder is not None else self.save_path)
+        self.check_apart(folder)
         if self.resume or self.overwrite or rank_zero_only.rank != 0:
             return
         if (folder / "run.yaml").exists():

@@ -33,6 +33,7 @@ from timetok.core.cli_options import (
     writing,
 )
 from timetok.core.errors import ConfigError
+from timetok.core.paths import check_apart, read_paths
 from timetok.doppler.config import STAGES, EvaluateConfig, TrainConfig
 
 TRAIN, EVALUATE = TrainConfig.defaults(), EvaluateConfig.defaults()
@@ -294,6 +295,7 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     from timetok.doppler.pipeline import SpectrogramGenerator
 
     out = Path(out)
+    check_apart(out, "out", {"model_dir": model_dir})
     check_writable(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty; pass --overwrite to replace it or another --out")
@@ -353,6 +355,7 @@ def evaluate(**s) -> None:
     quiet = {"progress": s["progress"] and not s["as_json"]}  # stdout holds the JSON alone
     config = EvaluateConfig.from_settings(s, **quiet)
     out = config.out_dir()
+    check_apart(out, "out", read_paths(s), may_lie_inside=("model",))
     check_writable(out, "--out")
     with writing(out, "--out"):
         report = run(config)

@@ -13,8 +13,7 @@ import click
 from timetok.core.cli_options import (
     FiniteFloat,
     OrderedGroup,
-    check_distinct,
-    check_new_run,
+    check_save_path,
     check_writable,
     data_options,
     dataset_names,
@@ -30,6 +29,7 @@ from timetok.core.cli_options import (
     threads_option,
     writing,
 )
+from timetok.core.paths import check_apart
 from timetok.forecast.config import FinetuneConfig, PretrainConfig, horizon_steps
 
 PRE, FT = PretrainConfig.defaults(), FinetuneConfig.defaults()
@@ -107,8 +107,7 @@ def pretrain(**s) -> None:
     dataset_names(s["dataset"])
     config = PretrainConfig.from_settings(s)
     save_path = Path(config.default_save_path())
-    check_writable(save_path, "--save-path")
-    check_new_run(save_path, s)
+    check_save_path(save_path, s)
     with writing(save_path, "--save-path"):
         summary = run(config)
     print_summary(summary, save_path, s["as_json"])
@@ -187,8 +186,7 @@ def finetune(**s) -> None:
     dataset_names(s["dataset"])
     config = FinetuneConfig.from_settings(s, horizon_steps=s["horizon_steps"] or {})
     for save_path in finetune_folders(config).values():  # all free before the first run
-        check_writable(save_path, "--save-path")
-        check_new_run(save_path, s)
+        check_save_path(save_path, s)
 
     def report(horizon: int, save_path: Path, module, summary: dict | None) -> None:
         if summary is None:
@@ -233,6 +231,8 @@ def evaluate(model, dataset, data_path, data_dir, horizons, stride, batch_size, 
 
     dataset_names(dataset, one=True)
     out = Path(out or Path(model) / f"eval-{get_spec(dataset).name}")
+    check_apart(out, "out", {"model": model, "data_path": data_path, "data_dir": data_dir},
+                may_lie_inside=("model",))
     check_writable(out, "--out")
     with writing(out, "--out"):
         full = run(model, dataset, data_path=data_path, data_dir=data_dir,
@@ -393,10 +393,10 @@ def predict(model, input_path, data_dir, horizon, num_samples, quantiles, temper
         raise ConfigError(f"--output must name a .csv file (the plot goes beside it as .png), "
                           f"got {output}; pass e.g. --output forecast.csv")
     source = resolve_input(input_path, data_dir)
-    check_distinct(output, "--output", {"the input": source, "the --truth file": truth},
-                   also=(figure,))
-    check_writable(output, "--output", folder=False)
-    check_writable(figure, "--output", folder=False)
+    for path in (output, figure):
+        check_apart(path, "output", {"model": model, "input_path": source, "truth": truth,
+                                     "data_dir": data_dir})
+        check_writable(path, "--output", folder=False)
     torch.manual_seed(seed)  # the sampled paths' draws, not a training run's
     forecaster = Forecaster.from_pretrained(model, device="cpu")
     series = read_csv(source)

@@ -86,11 +86,11 @@ def finetune(config: FinetuneConfig, report: RunReport | None = None) -> dict[in
     from timetok.forecast.model import TokenForecaster
     from timetok.forecast.modules import finetune_module
 
+    runs = finetune_folders(config)
+    for save_path in runs.values():  # every folder is free before anything is read
+        config.check_new_run(save_path)
     pretrained = TokenForecaster.from_pretrained(config.model).config
     check_horizons(config, pretrained.max_horizon)
-    runs = finetune_folders(config)
-    for save_path in runs.values():  # every folder is free before the first run starts
-        config.check_new_run(save_path)
     start, summaries = config.model, {}
     for horizon, save_path in runs.items():
         run = config.replace(max_steps=config.steps_for(horizon))

@@ -13,7 +13,7 @@ import click
 from timetok.core.cli_options import (
     FiniteFloat,
     OrderedGroup,
-    check_new_run,
+    check_save_path,
     check_writable,
     compose,
     dataset_names,
@@ -27,6 +27,7 @@ from timetok.core.cli_options import (
     threads_option,
     writing,
 )
+from timetok.core.paths import check_apart, read_paths
 from timetok.mae.recipe import (
     BASELINES,
     CODEWORDS,
@@ -121,8 +122,7 @@ def pretrain(**s) -> None:
 
     config = _config(PretrainConfig, s)
     save_path = config.output_dir()
-    check_writable(save_path, "--save-path")
-    check_new_run(save_path, s)
+    check_save_path(save_path, s)
     with writing(save_path, "--save-path"):
         summary = run(config)
     mcc = summary["mcc"]
@@ -162,8 +162,7 @@ def finetune(**s) -> None:
         s["freeze_policy"] = "head-only"
     config = _config(FinetuneConfig, s)
     save_path = config.output_dir()
-    check_writable(save_path, "--save-path")
-    check_new_run(save_path, s)
+    check_save_path(save_path, s)
     with writing(save_path, "--save-path"):
         summary = run(config)
     if not s["as_json"]:
@@ -200,6 +199,7 @@ def evaluate(as_json, **s) -> None:
 
     config = _evaluate_config(s)
     out_dir = config.output_dir()
+    check_apart(out_dir, "out", read_paths(s), may_lie_inside=("model",))
     check_writable(out_dir, "--out")
     with writing(out_dir, "--out"):
         report = run(config, track=lambda it: track(it, description="evaluating",
@@ -236,6 +236,7 @@ def embed(output, **s) -> None:
 
     if not str(output).endswith(".npz"):
         raise ConfigError(f"--output must name an .npz file, got {output}")
+    check_apart(output, "output", read_paths(s))
     check_writable(output, "--output", folder=False)
     config = _evaluate_config(s)
     model, data = load_for_evaluation(config, need_head=False)

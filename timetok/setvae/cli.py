@@ -16,7 +16,7 @@ import click
 from timetok.core.cli_options import (
     FiniteFloat,
     OrderedGroup,
-    check_new_run,
+    check_save_path,
     check_writable,
     compose,
     device_option,
@@ -29,6 +29,7 @@ from timetok.core.cli_options import (
     threads_option,
     writing,
 )
+from timetok.core.paths import check_apart, read_paths
 from timetok.setvae.config import (
     SIZES,
     EvaluateConfig,
@@ -97,11 +98,9 @@ def _config(cls, s: dict, save_path: Path):
 
 
 def _start(s: dict, default: str) -> Path:
-    """The run folder, checked before any work: writable, and not an earlier run unless
-    --resume or --overwrite says so."""
+    """The run folder, checked before any work (see :func:`check_save_path`)."""
     save_path = Path(s["save_path"] or default)
-    check_writable(save_path, "--save-path")
-    check_new_run(save_path, s)
+    check_save_path(save_path, s)
     return save_path
 
 
@@ -219,6 +218,7 @@ def evaluate(as_json: bool, threads: int | None, **s) -> None:
     from timetok.setvae.recipe import evaluate as recipe
 
     if s["out"] is not None:
+        check_apart(s["out"], "out", read_paths(s), may_lie_inside=("model",))
         check_writable(s["out"], "--out")
     config = EvaluateConfig(**s | {"device": resolve_device(s["device"])})
     with writing(s["out"] or s["model"], "--out"):
@@ -246,7 +246,7 @@ def predict(model, split, output, batch_size, device, threads, **s) -> None:
     """The risk of in-hospital death of every stay (or a split's test stays) as CSV."""
     from rich.progress import track
 
-    from timetok.core.cli_options import check_distinct, resolve_device
+    from timetok.core.cli_options import resolve_device
     from timetok.core.errors import ConfigError
     from timetok.core.utils import atomic_write_text
     from timetok.setvae.config import set_names
@@ -255,8 +255,8 @@ def predict(model, split, output, batch_size, device, threads, **s) -> None:
 
     if not str(output).endswith(".csv"):
         raise ConfigError(f"--output must name a .csv file, got {output}")
+    check_apart(output, "output", read_paths(s) | {"model": model})
     check_writable(output, "--output", folder=False)
-    check_distinct(output, "--output", {"--data-path": s["data_path"]})
     clf = MortalityClassifier.from_pretrained(model, device=resolve_device(device))
     records = model_stays(clf, model, s["dataset"], s["data_dir"], s["data_path"],
                           set_names(s["sets"]), s["limit"])

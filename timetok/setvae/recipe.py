@@ -184,10 +184,11 @@ def pretrain(config: PretrainConfig, echo: Echo | None = None) -> dict:
     from timetok.core.plots import plot_history, plot_kl_per_dim
     from timetok.core.train.runner import begin, train_and_export
 
+    save_path = Path(config.run_folder(""))
+    config.check_apart(save_path)
     say = echo if echo is not None and _main_process() else logger.info
     options = config.run_options()
     begin(options)
-    save_path = Path(config.run_folder(""))
     datamodule, data = _stays(config, say, report=True)
     module = pretrain_module(data, config.lr, config.weight_decay, config.warmup_steps,
                              **config.model_settings())
@@ -211,10 +212,11 @@ def finetune(config: FinetuneConfig, echo: Echo | None = None) -> dict:
     from timetok.core.train.freeze import format_table
     from timetok.core.train.runner import begin, train_and_export
 
+    save_path = Path(config.run_folder("-ft"))
+    config.check_apart(save_path)
     say = echo if echo is not None and _main_process() else logger.info
     options = config.run_options()
     begin(options)
-    save_path = Path(config.run_folder("-ft"))
     datamodule, data = _stays(config, say, report=False)
     module = finetune_module(
         config.model, data, config.lr, config.weight_decay, config.warmup_steps,

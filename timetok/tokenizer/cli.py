@@ -10,8 +10,7 @@ import click
 from timetok.core.cli_options import (
     FiniteFloat,
     OrderedGroup,
-    check_distinct,
-    check_new_run,
+    check_save_path,
     check_writable,
     data_options,
     dataset_names,
@@ -24,6 +23,7 @@ from timetok.core.cli_options import (
     threads_option,
     writing,
 )
+from timetok.core.paths import check_apart
 from timetok.tokenizer.config import TokenizerTrainConfig
 
 
@@ -102,8 +102,7 @@ def train(**s) -> None:
     """Train a tokenizer; the run folder is also the exported model."""
     dataset_names(s["dataset"])
     config = TokenizerTrainConfig.from_settings(s)
-    check_writable(config.run_dir, "--save-path")
-    check_new_run(config.run_dir, s)
+    check_save_path(config.run_dir, s)
 
     from timetok.tokenizer.recipe import train as train_recipe
 
@@ -128,12 +127,15 @@ def evaluate(model_dir, dataset, data_path, data_dir, split, stride, batch_size,
     """Reconstruction MSE/MAE, perplexity, usage and code entropy on a dataset split."""
     from rich.progress import track
 
+    from timetok.core.data.registry import get_spec
     from timetok.tokenizer import evaluate as protocol
 
     dataset_names(dataset, one=True)
-    model, data = protocol.load(model_dir, dataset, data_path=data_path, data_dir=data_dir)
-    out_dir = Path(out or Path(model_dir) / f"eval-{data.name}")
+    out_dir = Path(out or Path(model_dir) / f"eval-{get_spec(dataset).name}")
+    check_apart(out_dir, "out", {"model_dir": model_dir, "data_path": data_path,
+                                 "data_dir": data_dir}, may_lie_inside=("model_dir",))
     check_writable(out_dir, "--out")
+    model, data = protocol.load(model_dir, dataset, data_path=data_path, data_dir=data_dir)
     evaluation = protocol.evaluate(
         model, data, split, stride, batch_size,
         track=lambda it: track(it, description="evaluating", disable=as_json, transient=True),
@@ -149,12 +151,6 @@ def evaluate(model_dir, dataset, data_path, data_dir, split, stride, batch_size,
 
 # The verb before every group said `evaluate`: kept so no user's script breaks.
 hidden_alias(tokenizer, evaluate, "eval")
-
-
-def _model_files(model_dir: str) -> dict[str, Path]:
-    """The model folder's own files, which an output must not overwrite."""
-    names = ("config.json", "model.safetensors", "data.json", "scaler.json")
-    return {f"the model's {name}": Path(model_dir) / name for name in names}
 
 
 def _load_tokenizer(model_dir: str):
@@ -173,9 +169,8 @@ def encode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     from timetok.core.data.series import read_csv
     from timetok.tokenizer.codes import encode_series, stats_path
 
-    check_distinct(output, "--output", {"the input": input_path, **_model_files(model_dir)},
-                   also=(stats_path(Path(output)),))
     for path in (output, stats_path(Path(output))):
+        check_apart(path, "output", {"model_dir": model_dir, "input_path": input_path})
         check_writable(path, "--output", folder=False)
     tokenizer = _load_tokenizer(model_dir)
     series = read_csv(input_path)
@@ -196,9 +191,8 @@ def decode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     """Codes (.npy + .stats.npz from encode) -> series CSV on the original scale."""
     from timetok.tokenizer.codes import decode_series, stats_path
 
-    check_distinct(output, "--output", {"the codes file": input_path,
-                                        "its statistics file": stats_path(Path(input_path)),
-                                        **_model_files(model_dir)})
+    for source in (input_path, stats_path(Path(input_path))):  # the codes and their scale
+        check_apart(output, "output", {"model_dir": model_dir, "input_path": source})
     check_writable(output, "--output", folder=False)
     tokenizer = _load_tokenizer(model_dir)
     with writing(output, "--output"):

@@ -74,6 +74,7 @@ def train(config: TokenizerTrainConfig) -> dict:
     from timetok.core.train.runner import begin, train_and_export
     from timetok.forecast.data import WindowDataModule
 
+    config.check_apart(config.run_dir)
     options = config.run_options()
     begin(options)
     datamodule = WindowDataModule(

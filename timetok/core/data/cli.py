@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from timetok.core.cli_options import OrderedGroup, json_option, option
+from timetok.core.cli_options import OrderedGroup, check_writable, json_option, option
 
 
 @click.group(cls=OrderedGroup)
@@ -83,6 +83,7 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
     if spec.url is None:
         raise DataError(f"dataset {spec.name!r} has no official download; pass --data-path")
     folder = Path(data_dir or os.environ.get("TIMETOK_DATA_DIR") or cache_dir())
+    check_writable(folder, "--data-dir")  # before any download
     if spec.files:
         _fetch_folder(spec, folder / spec.name, url, force)
         return
