@@ -139,10 +139,13 @@ run_options = compose(
            help="Stop training after this many minutes (the learning rate decays over them); "
                 "loading the data, the last validation and the export come on top. Prefer "
                 "--max-steps or --n-epochs: a budget in time trains less on a busy machine."),
-    option("--devices", default="auto", show_default=True, help="Number of devices, or 'auto'."),
+    option("--devices", default="auto", show_default=True,
+           help="Devices to train on: a count (CPU: processes), 'auto', and on GPUs -1 (all) "
+                "or indices such as 0,1."),
     option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True),
     option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp."),
-    option("--accelerator", default="auto", show_default=True, help="cpu, gpu, or auto."),
+    option("--accelerator", default="auto", show_default=True,
+           help="auto, cpu, or where this machine has them gpu (cuda) or mps."),
     option(
         "--amp",
         type=click.BOOL,
@@ -294,8 +297,24 @@ def json_option(func):
     return option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
 
 
+class DeviceName(click.ParamType):
+    """``--device``: refused when it is read (from the command line or a settings file)
+    where this machine has no such device (see :func:`timetok.core.devices.resolve_device`)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        from timetok.core.devices import resolve_device
+
+        try:
+            resolve_device(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+        return str(value)
+
+
 def device_option(func):
-    return option("--device", default="auto", show_default=True,
+    return option("--device", type=DeviceName(), default="auto", show_default=True,
                   help="auto (a GPU when one is visible), cpu, cuda, cuda:1 ...")(func)
 
 
@@ -307,35 +326,20 @@ def resolve_device(value: str) -> str:
 
 
 def pass_settings(func):
-    """Hand the command its parameters with files and a resumed run's settings merged in."""
+    """Hand the command its parameters with files and a resumed run's settings merged in;
+    a training command's accelerator and device count are checked there, before any work."""
 
     @click.pass_context
     @functools.wraps(func)
     def wrapper(ctx, **params):
-        return func(**resolve_settings(ctx, params))
+        params = resolve_settings(ctx, params)
+        if "devices" in params:
+            from timetok.core.devices import check_run_devices
+
+            check_run_devices(params["accelerator"], params["devices"])
+        return func(**params)
 
     return wrapper
-
-
-SKIP_SETTINGS = {"config_file", "resume", "overwrite", "as_json", "progress"}
-
-
-def saved_settings(s: dict) -> dict:
-    """The settings a run records in ``run.yaml`` (what ``--resume`` reads back)."""
-    return {k: v for k, v in s.items() if k not in SKIP_SETTINGS}
-
-
-def run_options_from(s: dict):
-    """The Trainer's side of a command's settings."""
-    from timetok.core.train.runner import RunOptions
-
-    return RunOptions(
-        n_epochs=s["n_epochs"], max_steps=s["max_steps"], devices=s["devices"],
-        num_nodes=s["num_nodes"], strategy=s["strategy"], accelerator=s["accelerator"],
-        amp=s["amp"], val_every=s["val_every"], checkpoint_every=s["checkpoint_every"],
-        max_time=s["max_time"], seed=s["seed"], progress=s["progress"],
-        patience=s.get("patience"), threads=s.get("threads"),
-    )
 
 
 def check_save_path(save_path: Path, s: dict) -> None:

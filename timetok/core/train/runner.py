@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from timetok.core.console import library_run
+from timetok.core.devices import check_run_devices
 from timetok.core.errors import CheckpointError, ConfigError, TimetokError, TrainingError
 from timetok.core.train.checkpoints import check_resume
 from timetok.core.train.modules import TaskDataModule, TaskModule
@@ -76,10 +76,7 @@ class RunOptions:
         if self.max_time is not None and not 0 < self.max_time < math.inf:
             raise ConfigError(f"max_time must be a positive number of minutes, got "
                               f"{self.max_time}")
-        if not re.fullmatch(r"auto|-1|\d+|\d+(,\d+)*,?", str(self.devices)):
-            raise ConfigError(
-                f"devices must be a count, -1, 'auto' or a list like 0,1; got {self.devices!r}"
-            )
+        check_run_devices(self.accelerator, self.devices)
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
         if self.val_every is not None and self.val_every < 1:
