@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.conftest import TINY_MODEL
@@ -23,6 +24,21 @@ def test_a_benchmark_config_runs_from_the_command_line(cli, make_csv, tmp_path):
     assert settings["quantizer"] == "plain-vq" and settings["seed"] == 1  # from the file
     assert settings["batch_size"] == 8 and settings["max_steps"] == 2  # flags win
     assert json.loads((run / "config.json").read_text())["quantizer"] == "plain-vq"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--compression-factor", "0"], "--compression-factor must be one of 4, 8, 12, 16, got 0"),
+    (["--patch-size", "0"], "--patch-size must be >= 1, got 0"),
+    (["--quantizer", "fsq", "--fsq-levels", "4,4", "--num-embeddings", "32"],
+     "--num-embeddings 32 does not fit --fsq-levels 4,4, whose codebook holds their "
+     "product, 16 codes; leave --num-embeddings out or set it to 16"),
+], ids=["compression-0", "patch-0", "fsq-num-embeddings"])
+def test_settings_that_would_be_ignored_are_refused(cli, make_csv, tmp_path, flags, message):
+    run = tmp_path / "run"
+    result = cli("tokenizer", "train", "--dataset", "custom", "--data-path", make_csv(),
+                 "--context-points", "32", *flags, *RUN, "--save-path", run)
+    result.assert_error(message)
+    assert not run.exists()
 
 
 def test_fsq_levels_from_a_yaml_list_survive_a_resume(cli, make_csv, tmp_path):

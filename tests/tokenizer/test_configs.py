@@ -107,6 +107,11 @@ def test_the_recipe_seeds_each_run_alike(make_csv, tmp_path):
      (dict(fsq_levels="8,x"), "fsq_levels takes positive integers"),
      (dict(context_points=0), "context_points must be >= 1"),
      (dict(lr=0), "lr must be > 0"),
+     (dict(compression_factor=0), "compression_factor must be one of 4, 8, 12, 16, got 0"),
+     (dict(patch_size=0), "patch_size must be >= 1, got 0"),
+     (dict(quantizer="fsq", fsq_levels="4,4", num_embeddings=256),
+      "num_embeddings 256 does not fit fsq_levels 4,4, whose codebook holds their product, "
+      "16 codes; leave num_embeddings out or set it to 16"),
      (dict(batch_size_typo=3), "unknown setting 'batch_size_typo'")],
 )
 def test_bad_settings_speak_parameter_names(overrides, message):
@@ -117,3 +122,11 @@ def test_bad_settings_speak_parameter_names(overrides, message):
 def test_fsq_levels_read_from_a_list_or_a_comma_string():
     assert TokenizerTrainConfig(fsq_levels="8,5,5").fsq_levels == [8, 5, 5]
     assert TokenizerTrainConfig(fsq_levels=[8, 5, 5]).fsq_levels == [8, 5, 5]
+
+
+def test_the_codebook_is_256_codes_or_the_product_of_the_fsq_levels():
+    assert TokenizerTrainConfig().model_config(1).num_embeddings == 256
+    fsq = TokenizerTrainConfig(quantizer="fsq", fsq_levels="8,5,5,5")
+    assert fsq.model_config(1).num_embeddings == 1000
+    assert fsq.replace(num_embeddings=1000).model_config(1).num_embeddings == 1000
+    assert TokenizerTrainConfig(quantizer="fsq", num_embeddings=1000).codebook_size == 1000

@@ -64,7 +64,8 @@ def _default(name: str) -> dict:
 @option("--val-stride", type=click.IntRange(min=1), **_default("val_stride"),
         help="Step between validation windows (1: every window).")
 @option("--embedding-dim", type=int, **_default("embedding_dim"))
-@option("--num-embeddings", type=int, **_default("num_embeddings"), help="Codebook size.")
+@option("--num-embeddings", type=int, default=D.num_embeddings,
+        help="Codebook size [default: 256; with --fsq-levels, their product].")
 @option("--compression-factor", type=int, default=D.compression_factor,
         help="Time steps per code: 4, 8, 12 or 16 [default: 4].")
 @option("--patch-size", type=int, default=D.patch_size,

@@ -18,11 +18,11 @@ def downsampling(compression_factor: int | None, patch_size: int | None) -> list
     """Per-layer strides; their product is the number of time steps per latent vector."""
     if patch_size is not None:
         if patch_size < 1:
-            raise ConfigError(f"patch size must be >= 1, got {patch_size}")
+            raise ConfigError(f"patch_size must be >= 1, got {patch_size}")
         return [patch_size]
     if compression_factor not in COMPRESSION_STRIDES:
         raise ConfigError(
-            f"compression factor must be one of 4, 8, 12, 16, got {compression_factor}; "
+            f"compression_factor must be one of 4, 8, 12, 16, got {compression_factor}; "
             "or use patch_size for non-overlapping patches"
         )
     return COMPRESSION_STRIDES[compression_factor]
