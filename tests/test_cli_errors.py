@@ -109,7 +109,7 @@ def test_series_shorter_than_one_window(cli, tmp_path, make_csv, tiny_flags):
     ("extra", "fragments"),
     [
         (["--patch-size", "7"], ["not divisible", "patch size 7", "32"]),
-        (["--compression-factor", "5"], ["compression factor", "4, 8, 12, 16", "5"]),
+        (["--compression-factor", "5"], ["--compression-factor", "4, 8, 12, 16", "5"]),
         (["--compression-factor", "4", "--patch-size", "8"], ["--compression-factor",
                                                                "--patch-size", "exclude"]),
     ],

@@ -44,7 +44,7 @@ def test_pretraining_writes_the_encoder_its_artifacts_and_a_loss_plot(runs):
 
 def test_finetuning_selects_on_validation_accuracy(runs):
     summary = json.loads((runs["ft"] / "training.json").read_text())
-    assert summary["monitor"] == "val_accuracy" and 0 <= summary["best_val_accuracy"] <= 1
+    assert summary["monitor"] == "val_selection" and 0 <= summary["best_val_selection"] <= 1
     assert summary["classes"] == ["0", "1"]
     model = TimeMAE.from_pretrained(runs["ft"])
     assert model.config.n_classes == 2

@@ -13,7 +13,7 @@ def make(**overrides) -> TimeMAE:
     return TimeMAE(TimeMAEConfig(**(settings | overrides)))
 
 
-@pytest.mark.parametrize("encoder", ["native", "bert"])
+@pytest.mark.parametrize("encoder", ["native", "bert", "conv"])
 def test_perturbing_masked_slices_leaves_the_visible_encoding_unchanged(encoder):
     model = make(encoder=encoder).eval()
     x = mixture(4, 64, 3, seed=1)
@@ -47,7 +47,7 @@ def test_the_momentum_target_gets_no_gradient_and_moves_only_by_its_update():
         torch.testing.assert_close(now, m * before + (1 - m) * enc)
 
 
-@pytest.mark.parametrize("encoder", ["native", "bert"])
+@pytest.mark.parametrize("encoder", ["native", "bert", "conv"])
 @pytest.mark.parametrize("codeword", ["linear", "vq"])
 def test_every_encoder_and_codeword_trains_a_step(encoder, codeword):
     model = make(encoder=encoder, codeword=codeword).train()
@@ -75,11 +75,44 @@ def test_a_length_that_is_no_multiple_of_the_slice_is_padded_and_the_padding_ign
     observed[:, 40:] = False  # slices 5..7 hold no real step (as padded UEA series)
     _, valid = model.slices(x, observed)
     assert valid[:, :5].all() and not valid[:, 5:].any()
-    masked, _ = model.choose_masked(valid)
-    assert valid.gather(1, masked).all()  # only real slices are masked targets
+    masked, visible = model.choose_masked(valid)
+    # 60 % of the series' own 5 real slices are masked; padding fills the other places
+    assert (valid.gather(1, masked).sum(1) == 3).all()
+    assert (valid.gather(1, visible).sum(1) == 2).all()
     changed = x.clone()
     changed[:, 40:] = 100.0  # what the padding holds does not matter
     torch.testing.assert_close(model.embed(x, observed), model.embed(changed, observed))
+
+
+@pytest.mark.parametrize("encoder", ["native", "conv"])
+def test_series_of_unequal_lengths_mask_their_own_share_and_train_with_finite_losses(encoder):
+    """Short series hold fewer real slices than the longest series masks (as a UEA set of 7
+    to 64 steps): each masks its own share, at least one, and always shows one."""
+    model = make(encoder=encoder).train()
+    x = mixture(6, 64, 3, seed=5)
+    observed = torch.zeros(6, 64, dtype=torch.bool)
+    for row, steps in enumerate([7, 9, 16, 20, 40, 64]):
+        observed[row, :steps] = True
+    _, valid = model.slices(x, observed)
+    masked, visible = model.choose_masked(valid)
+    real_masked = valid.gather(1, masked).sum(1)
+    assert real_masked.tolist() == [0, 1, 1, 1, 3, 4]  # a one-slice series is only shown
+    assert valid.gather(1, visible).any(1).all()
+    out = model.pretrain(x, observed)
+    assert torch.isfinite(out.loss) and out.loss > 0
+    out.loss.backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_the_conv_encoder_reads_no_hidden_step():
+    model = make(encoder="conv").eval()
+    x = mixture(2, 64, 3, seed=6)
+    shown = torch.ones(2, 64, dtype=torch.bool)
+    shown[:, 20:30] = False
+    changed = x.clone()
+    changed[:, 20:30] = 50.0
+    torch.testing.assert_close(model.encoder(x, shown), model.encoder(changed, shown))
 
 
 def test_save_and_load_give_identical_predictions(tmp_path):

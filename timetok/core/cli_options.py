@@ -306,10 +306,7 @@ class DeviceName(click.ParamType):
     def convert(self, value, param, ctx):
         from timetok.core.devices import resolve_device
 
-        try:
-            resolve_device(value)
-        except ConfigError as err:
-            self.fail(str(err), param, ctx)
+        resolve_device(value)  # its ConfigError reaches the user with the flags' names
         return str(value)
 
 

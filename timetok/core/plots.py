@@ -197,6 +197,23 @@ def plot_grouped_bars(path: Path, rows: list[dict], metric: str, title: str) -> 
     _save(fig, path)
 
 
+def plot_label_curve(path: Path, rows: list[dict], metric: str, title: str) -> None:
+    """``metric`` against the share of labels (``rows`` with ``labels`` as "5%"), a line per
+    method with error bars from ``<metric> sd``, the share on a log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = sorted((float(r["labels"].rstrip("%")), r) for r in rows if r["method"] == method)
+        ax.errorbar([share for share, _ in mine], [r[metric] for _, r in mine],
+                    yerr=[r.get(f"{metric} sd") or 0 for _, r in mine], marker="o", capsize=2,
+                    label=method)
+    ax.set_xscale("log")
+    ax.set(xlabel="labelled share of the training samples (%)", ylabel=metric, title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def plot_roc(path: Path, reports: dict[str, dict]) -> None:
     """ROC curves (``mortality_report``'s ``roc``), one per label, against the diagonal of
     a random ranking."""

@@ -111,7 +111,9 @@ def mae() -> None:
 @option("--momentum", type=FiniteFloat(), default=P.momentum, show_default=True,
         help="EMA momentum of the MRR target encoder.")
 @option("--encoder", type=click.Choice(ENCODERS), default=P.encoder, show_default=True,
-        help="The visible encoder: PyTorch's Transformer, or transformers' BertModel fed "
+        help="The visible encoder: auto (conv below 2000 training samples, else native), "
+             "dilated residual convolutions over the steps (conv), PyTorch's Transformer "
+             "(native), or transformers' BertModel fed "
              "inputs_embeds and the visible slices' position_ids.")
 @option("--mrr-weight", type=FiniteFloat(min=0), default=P.mrr_weight, show_default=True)
 @option("--mcc-weight", type=FiniteFloat(min=0), default=P.mcc_weight, show_default=True)
@@ -148,6 +150,14 @@ def pretrain(**s) -> None:
         help="Validation metric that picks the best checkpoint.")
 @option("--label-smoothing", type=FiniteFloat(0, 1, max_open=True),
         default=F.label_smoothing, show_default=True)
+@option("--augment", type=FiniteFloat(0, 1, max_open=True), default=F.augment,
+        show_default=True,
+        help="Strength of the training series' augmentation: each channel scaled by "
+             "1 + s N(0, 1), each step jittered by s/3 N(0, 1) (standardised scale); 0: none.")
+@option("--label-fraction", type=FiniteFloat(0, 1, min_open=True),
+        default=F.label_fraction, show_default=True,
+        help="Share of the training and validation labels used (stratified per class, "
+             "seeded by --seed): the few-label setting.")
 @training_options(F, "runs/mae-ft-DATASET")
 def finetune(**s) -> None:
     """Train a classification head (and the encoder, unless frozen) on the labels; the

@@ -17,6 +17,10 @@ from timetok.core.errors import ConfigError, DataError
 from timetok.core.model_folder import write_data_section
 from timetok.core.train.modules import TaskDataModule
 
+# Training drops a last, partial batch only from a split of at least this many batches
+# (where it costs an epoch at most 1/16 of its samples).
+DROP_LAST_BATCHES = 16
+
 
 def write_data_sections(directory: str | Path, scaler: Scaler, classes: list,
                         channels: list[str], length: int) -> None:
@@ -54,7 +58,8 @@ class LabelledDataModule(TaskDataModule):
     or from ``data`` already in memory.
 
     Validation and test batches hold every sample; training drops its last, partial batch
-    only when the split has more than one batch.
+    only when the split holds at least ``DROP_LAST_BATCHES`` batches, so a small set loses
+    no sample in any epoch.
     """
 
     def __init__(
@@ -88,6 +93,9 @@ class LabelledDataModule(TaskDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
+
+    def drop_last(self, n_items: int) -> bool:
+        return n_items >= DROP_LAST_BATCHES * self.hparams.batch_size
 
     def save_artifacts(self, directory: Path) -> dict:
         """The scaler and the labels, in ``directory/data.json``."""

@@ -18,9 +18,15 @@ pretraining a share ``mask_ratio`` of each sample's slices is masked:
   and a linear head predicts them.
 
 Classification reads all slices through the encoder, averages the valid ones and applies
-a linear head. The encoder is PyTorch's pre-norm Transformer (``encoder="native"``) or
+a linear head. The encoder is PyTorch's pre-norm Transformer (``encoder="native"``),
 ``transformers.BertModel`` fed ``inputs_embeds`` and the visible slices' ``position_ids``
-(``encoder="bert"``).
+(``encoder="bert"``), or dilated residual convolutions over the steps (``encoder="conv"``,
+the encoder for small sets). The convolutional encoder reads the whole series with the
+masked slices' steps hidden (zero, with an indicator channel saying so); its step
+features averaged per slice are the slice representations, and the regressor's queries
+start from the masked slices' own (context-only) representations. Its slicing layer stays
+fixed: a random projection of each raw slice, which the codeword layer turns into MCC
+targets (as BEST-RQ's random-projection quantizer does).
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from torch import Tensor, nn
 
 from timetok.core.errors import ConfigError
 from timetok.core.model_folder import PretrainedModel
-from timetok.core.nn.encoders import ENCODERS, CrossAttentionBlock
+from timetok.core.nn.encoders import ENCODERS, CrossAttentionBlock, DilatedConvEncoder
 from timetok.core.outputs import ClassifierOutput, ModelOutput
 
 CODEWORDS = ("linear", "vq")
+ENCODER_KINDS = (*ENCODERS, "conv")
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,8 @@ class TimeMAEConfig:
         if self.codeword not in CODEWORDS:
             raise ConfigError(f"codeword must be one of {', '.join(CODEWORDS)}, "
                               f"got {self.codeword!r}")
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}, "
+        if self.encoder not in ENCODER_KINDS:
+            raise ConfigError(f"encoder must be one of {', '.join(ENCODER_KINDS)}, "
                               f"got {self.encoder!r}")
         for name in ("dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
@@ -141,8 +148,11 @@ class TimeMAE(PretrainedModel):
         c, d = config, config.d_model
         self.slicer = nn.Conv1d(c.n_channels, d, kernel_size=c.slice_length,
                                 stride=c.slice_length)
-        self.encoder = ENCODERS[c.encoder](c.n_slices, d, c.n_layers, c.n_heads, c.d_ff,
-                                           c.dropout)
+        if c.encoder == "conv":
+            self.encoder = DilatedConvEncoder(c.n_channels, d, c.n_layers, c.dropout)
+        else:
+            self.encoder = ENCODERS[c.encoder](c.n_slices, d, c.n_layers, c.n_heads, c.d_ff,
+                                               c.dropout)
         # The momentum target: a copy of the encoder that only the EMA update moves.
         self.target = copy.deepcopy(self.encoder).requires_grad_(False).eval()
         self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
@@ -188,14 +198,35 @@ class TimeMAE(PretrainedModel):
         valid = observed.view(len(x), c.n_slices, c.slice_length).any(-1)
         return embeds, valid
 
+    def _observed(self, x: Tensor, observed: Tensor | None) -> Tensor:
+        if observed is None:
+            return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        return observed
+
+    def _pool(self, steps: Tensor, observed: Tensor) -> Tensor:
+        """Step features ``[B, T, d]`` -> the mean of each slice's observed steps, ``[B, N, d]``."""
+        c = self.config
+        pad = c.n_slices * c.slice_length - c.length
+        weight = F.pad(observed, (0, pad)).float().view(len(steps), c.n_slices, -1, 1)
+        steps = F.pad(steps, (0, 0, 0, pad)).view(len(steps), c.n_slices, c.slice_length, -1)
+        return (steps * weight).sum(2) / weight.sum(2).clamp_min(1)
+
     def choose_masked(self, valid: Tensor, generator: torch.Generator | None = None
                       ) -> tuple[Tensor, Tensor]:
-        """Per sample, ``n_masked`` random valid slices to mask and the rest to show:
-        positions ``[B, M]`` and ``[B, N - M]``. Padding slices are always 'visible' (and
-        ignored by attention), so masked targets are real slices."""
+        """Per sample, random valid slices to mask and the rest to show: positions
+        ``[B, M]`` and ``[B, N - M]`` with ``M = n_masked``. A series with fewer valid
+        slices than the longest masks ``mask_ratio`` of its own (at least one, and never
+        all: one valid slice is only shown), and fills its other masked places with padding
+        slices, which carry no loss; padding is ignored by attention wherever it lands."""
         noise = torch.rand(valid.shape, generator=generator, device=valid.device)
-        noise = noise.masked_fill(~valid, -1.0)  # padding sorts first: never masked
-        order = noise.argsort(dim=1, descending=True)
+        noise = noise.masked_fill(~valid, -1.0)
+        rank = noise.argsort(dim=1, descending=True).argsort(dim=1)  # valid slices first
+        count = valid.sum(1, keepdim=True)
+        own = (self.config.mask_ratio * count).long().clamp(min=1)
+        chosen = rank < torch.minimum(own, count - 1)
+        # chosen first, then padding, then the other valid slices
+        key = torch.where(chosen, 2 + noise, torch.where(valid, noise, torch.ones_like(noise)))
+        order = key.argsort(dim=1, descending=True)
         m = self.config.n_masked
         return order[:, :m].sort(dim=1).values, order[:, m:].sort(dim=1).values
 
@@ -214,21 +245,35 @@ class TimeMAE(PretrainedModel):
             keep = torch.ones_like(valid).scatter(1, masked, False)
             visible = keep.nonzero()[:, 1].view(len(x), -1)
         hidden_pad = ~gather(valid, visible)
-        shown = self.encoder(gather(embeds, visible), visible, hidden_pad)  # (B, V, d)
-        queries = self.mask_token + self.query_position(masked)  # (B, M, d)
+        hidden = gather(embeds, masked)
+        weight = gather(valid, masked).float()
+        if c.encoder == "conv":
+            observed = self._observed(x, observed)
+            hidden_steps = torch.zeros_like(valid).scatter(1, masked, True)
+            shown = observed & ~hidden_steps.repeat_interleave(c.slice_length, 1)[:, :c.length]
+            context = self._pool(self.encoder(x, shown), observed)  # (B, N, d)
+            shown, queries = gather(context, visible), gather(context, masked)
+            with torch.no_grad():
+                target = gather(self._pool(self.target(x, observed), observed), masked)
+        else:
+            shown = self.encoder(gather(embeds, visible), visible, hidden_pad)  # (B, V, d)
+            queries = self.mask_token  # (d,): every query starts from the mask token
+            with torch.no_grad():
+                target = self.target(hidden, masked, ~weight.bool())
+        queries = queries + self.query_position(masked)  # (B, M, d)
         for block in self.regressor:
             queries = block(queries, shown, hidden_pad)
         predicted = self.regressor_norm(queries)
-        hidden = gather(embeds, masked)
-        weight = gather(valid, masked).float()
-        with torch.no_grad():
-            target = self.target(hidden, masked, ~weight.bool())
-        mrr = (((predicted - target) ** 2).mean(-1) * weight).sum() / weight.sum()
+        # A masked place holding padding carries no loss; its target may be NaN (it
+        # attended to padding only), so it is zeroed before it meets a gradient.
+        target = torch.where(weight.bool()[..., None], target, 0)
+        total = weight.sum().clamp_min(1)
+        mrr = (((predicted - target) ** 2).mean(-1) * weight).sum() / total
         codes, logits = self._codewords(hidden.detach(), predicted)
         ce = F.cross_entropy(logits.flatten(0, 1), codes.flatten(), reduction="none",
                              label_smoothing=c.label_smoothing).view_as(weight)
-        mcc = (ce * weight).sum() / weight.sum()
-        accuracy = ((logits.argmax(-1) == codes).float() * weight).sum() / weight.sum()
+        mcc = (ce * weight).sum() / total
+        accuracy = ((logits.argmax(-1) == codes).float() * weight).sum() / total
         return PretrainOutput(loss=c.mrr_weight * mrr + c.mcc_weight * mcc, mrr=mrr, mcc=mcc,
                               mcc_accuracy=accuracy.detach(), codes=codes)
 
@@ -254,8 +299,13 @@ class TimeMAE(PretrainedModel):
     # --- classification ----------------------------------------------------------------
 
     def embed(self, x: Tensor, observed: Tensor | None = None) -> Tensor:
-        """``[B, T, C]`` -> the mean of the valid slices' representations, ``[B, d]``."""
-        embeds, valid = self.slices(x, observed)
+        """``[B, T, C]`` -> the mean of the valid slices' representations (of the observed
+        steps' features, for the convolutional encoder), ``[B, d]``."""
+        embeds, valid = self.slices(x, observed)  # also checks the shape
+        if self.config.encoder == "conv":
+            observed = self._observed(x, observed)
+            weight = observed.float()[..., None]
+            return (self.encoder(x, observed) * weight).sum(1) / weight.sum(1).clamp_min(1)
         positions = torch.arange(self.config.n_slices, device=x.device).expand(len(x), -1)
         hidden = self.encoder(embeds, positions, ~valid)
         weight = valid.float()[..., None]

@@ -11,6 +11,7 @@ into that config, ``benchmarks/classify.py`` reads it from ``configs/mae/``, and
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from timetok.core.config import RunConfig
 from timetok.core.errors import CheckpointError, ConfigError
 
 CODEWORDS = ("linear", "vq")
-ENCODERS = ("native", "bert")
+ENCODERS = ("auto", "conv", "native", "bert")
 MONITOR_CHOICES = ("accuracy", "macro_f1")
 SPLIT_CHOICES = ("train", "val", "test")
 BASELINES = ("auto", "minirocket", "nearest-neighbour", "none")
@@ -30,17 +31,47 @@ ARCHITECTURE = ("slice_length", "d_model", "n_layers", "n_heads", "d_ff", "dropo
                 "encoder", "mrr_weight", "mcc_weight")
 
 
+# Settings left unset (None, or "auto" for the encoder) follow the training split's size:
+SMALL_SET = 2000  # fewer training samples than this: the convolutional encoder
+MIN_STEPS, MAX_STEPS, EPOCHS = 1000, 5000, 30  # the budget: 30 epochs, within these steps
+
+
+def batch_size_for(n_train: int) -> int:
+    """A power of two near an eighth of the training samples, from 8 to 128: a small set
+    still takes several optimiser steps per epoch.
+
+    >>> [batch_size_for(n) for n in (24, 80, 240, 1000, 5881)]
+    [8, 8, 16, 64, 128]
+    """
+    return int(min(128, max(8, 2 ** math.floor(math.log2(max(n_train / 8, 1))))))
+
+
+def steps_for(n_train: int, batch_size: int) -> int:
+    """The optimiser steps of a run without a budget: 30 epochs, at least 1000 steps (a
+    small set's epoch is a few steps) and at most 5000.
+
+    >>> steps_for(24, 8), steps_for(5881, 128)
+    (1000, 1380)
+    """
+    return min(max(MIN_STEPS, EPOCHS * math.ceil(n_train / batch_size)), MAX_STEPS)
+
+
 @dataclass
 class LabelledConfig(RunConfig):
-    """The labelled data a stage reads, its split, and the optimiser."""
+    """The labelled data a stage reads, its split, and the optimiser.
+
+    ``batch_size`` and ``lr`` left as None, and a run without a budget (no ``n_epochs``,
+    ``max_steps`` or ``max_time``), take values from the training split's size when the
+    data is read (:meth:`sized`); the run's ``run.yaml`` records what they became.
+    """
 
     dataset: str = "ecg200"
     data_path: str | None = None
     data_dir: str | None = None
     val_fraction: float = 0.2
     split_seed: int = 0  # keep it between pretraining and finetuning
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int | None = None
+    lr: float | None = None
     weight_decay: float = 0.01
     warmup_steps: int = 100
 
@@ -48,14 +79,35 @@ class LabelledConfig(RunConfig):
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
         for name in ("batch_size", "lr"):
-            if not getattr(self, name) > 0:
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("weight_decay", "warmup_steps", "split_seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
-    def datamodule(self, data=None):
-        """The data module of these settings (over ``data`` already loaded, when given)."""
+    def load(self, data=None):
+        """The labelled data these settings name (``data`` itself, when given)."""
+        from timetok.core.data.labelled import load_labelled
+
+        if data is not None:
+            return data
+        return load_labelled(self.dataset, data_dir=self.data_dir, data_path=self.data_path,
+                             val_fraction=self.val_fraction, seed=self.split_seed)
+
+    def sized(self, data):
+        """These settings with the ones left unset chosen from ``data``'s training size."""
+        n_train = len(data.splits["train"])
+        batch_size = self.batch_size or batch_size_for(n_train)
+        changes = {"batch_size": batch_size, "lr": self.lr or self.default_lr()}
+        if self.n_epochs is None and self.max_steps < 0 and self.max_time is None:
+            changes["max_steps"] = steps_for(n_train, batch_size)
+        return self.replace(**changes)
+
+    def default_lr(self) -> float:
+        return 1e-3
+
+    def datamodule(self, data):
+        """The data module of these (sized) settings over ``data``, already loaded."""
         from timetok.mae.data import LabelledDataModule
 
         return LabelledDataModule(self.dataset, batch_size=self.batch_size,
@@ -79,7 +131,7 @@ class PretrainConfig(LabelledConfig):
     codeword: str = "linear"
     vocab_size: int = 192
     momentum: float = 0.99  # of the MRR target encoder's EMA
-    encoder: str = "native"
+    encoder: str = "auto"  # conv below SMALL_SET training samples, else native
     mrr_weight: float = 5.0
     mcc_weight: float = 1.0
 
@@ -92,6 +144,13 @@ class PretrainConfig(LabelledConfig):
 
     def output_dir(self) -> Path:
         return Path(self.save_path or f"runs/mae-{self.dataset}")
+
+    def sized(self, data):
+        sized = super().sized(data)
+        if self.encoder != "auto":
+            return sized
+        small = len(data.splits["train"]) < SMALL_SET
+        return sized.replace(encoder="conv" if small else "native")
 
     def architecture(self) -> dict:
         return {name: getattr(self, name) for name in ARCHITECTURE}
@@ -112,6 +171,8 @@ class FinetuneConfig(LabelledConfig):
     scratch: bool = False
     monitor: str = "accuracy"
     label_smoothing: float = 0.0
+    label_fraction: float = 1.0  # labels kept per split (stratified, seeded by ``seed``)
+    augment: float = 0.1  # scaling and jitter of the training series (0: none)
 
     def __post_init__(self):
         super().__post_init__()
@@ -121,6 +182,18 @@ class FinetuneConfig(LabelledConfig):
                               f"{self.monitor!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.augment < 1:
+            raise ConfigError(f"augment must lie in [0, 1), got {self.augment}")
+        if not 0 < self.label_fraction <= 1:
+            raise ConfigError(f"label_fraction must lie in (0, 1], got {self.label_fraction}")
+
+    def default_lr(self) -> float:
+        """1e-2 for a head on a frozen encoder (it barely moves at 1e-3), else 1e-3."""
+        return 1e-2 if self.freeze_policy == "head-only" else 1e-3
+
+    def load(self, data=None):
+        """The labelled data, with labels for ``label_fraction`` of it."""
+        return super().load(data).with_labels(self.label_fraction, self.seed)
 
     def output_dir(self) -> Path:
         return Path(self.save_path or f"runs/mae-ft-{self.dataset}")
@@ -174,12 +247,13 @@ def pretrain(config: PretrainConfig, data=None) -> dict:
     from timetok.mae.model import TimeMAEConfig
     from timetok.mae.modules import MAEPretrainModule
 
-    options = config.run_options()
-    begin(options)
     save_path = config.output_dir()
     config.check_new_run(save_path)
+    data = config.load(data)
+    config = config.sized(data)
+    options = config.run_options()
+    begin(options)
     datamodule = config.datamodule(data)
-    data = datamodule.load()
     model = TimeMAEConfig(n_channels=data.n_channels, length=data.length,
                           **config.architecture())
     module = MAEPretrainModule(dataclasses.asdict(model), config.lr, config.weight_decay,
@@ -227,7 +301,7 @@ def finetune_module(config: FinetuneConfig, data):
     architecture = dataclasses.replace(pretrained, n_classes=data.n_classes)
     module = MAEFinetuneModule(dataclasses.asdict(architecture), config.lr,
                                config.weight_decay, config.warmup_steps, config.freeze_policy,
-                               config.label_smoothing, config.monitor)
+                               config.label_smoothing, config.monitor, config.augment)
     if config.scratch:
         return module, None
     report = warm_start(module.model, config.model, new=("head",))
@@ -242,12 +316,14 @@ def finetune(config: FinetuneConfig, data=None) -> dict:
     with the parameter table under ``parameters_by_part``."""
     from timetok.core.train.runner import begin, train_and_export
 
-    options = config.run_options()
-    begin(options)
     save_path = config.output_dir()
     config.check_new_run(save_path)
+    data = config.load(data)
+    config = config.sized(data)
+    options = config.run_options()
+    begin(options)
     datamodule = config.datamodule(data)
-    module, report = finetune_module(config, datamodule.load())
+    module, report = finetune_module(config, data)
     summary = train_and_export(module, datamodule, save_path, options, config.resume,
                                config.settings())
     summary["parameters_by_part"] = module.table

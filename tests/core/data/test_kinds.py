@@ -34,8 +34,10 @@ def labelled(tmp_path, monkeypatch, isolated_env):
     registry.register(DatasetSpec("toy", "labelled", "a toy classification set", "toy.npz",
                                   "12 samples", licence="CC0"))
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "toy.npz", X=rng.normal(size=(12, 2, 16)), y=np.arange(12) % 3)
-    return tmp_path
+    folder = tmp_path / "data"  # apart from the run folders the tests write
+    folder.mkdir()
+    np.savez(folder / "toy.npz", X=rng.normal(size=(12, 2, 16)), y=np.arange(12) % 3)
+    return folder
 
 
 def test_data_list_and_info_speak_for_any_registered_kind(cli, labelled):

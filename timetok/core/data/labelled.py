@@ -29,6 +29,7 @@ subjects) when the data has groups, else stratified per class; both seeded.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,28 @@ class LabelledData:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    def with_labels(self, fraction: float, seed: int) -> LabelledData:
+        """The same data with labels for ``fraction`` of the training and of the validation
+        samples only: stratified per class, each class keeping at least one sample in each
+        split, seeded; the test split and the scaler unchanged. A share of 1 returns the
+        data itself."""
+        if not 0 < fraction <= 1:
+            raise DataError(f"label_fraction must lie in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self
+        rng = np.random.default_rng(seed)
+        splits = dict(self.splits)
+        for split in ("train", "val"):
+            part = splits[split]
+            keep = np.zeros(len(part), dtype=bool)
+            for label in np.unique(part.y):
+                index = np.flatnonzero(part.y == label)
+                n = max(int(np.floor(fraction * len(index) + 0.5)), 1)
+                keep[rng.permutation(index)[:n]] = True
+            splits[split] = part.take(keep)
+        rule = f"{self.split_rule}; labels for {fraction * 100:g} % (stratified, seed {seed})"
+        return dataclasses.replace(self, splits=splits, split_rule=rule)
 
     def dataset(self, split: str):
         """A lazily indexed ``torch`` dataset; item ``i`` is ``(x [T, C] float32, y int64,

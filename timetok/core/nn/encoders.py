@@ -1,7 +1,8 @@
-"""Transformer encoders over sequences of embeddings, with learned positions.
+"""Encoders: Transformers over sequences of embeddings with learned positions, and a
+dilated convolutional encoder over the steps of a series.
 
-Both take ``embeds [B, n, d]``, the ``positions [B, n]`` those embeddings hold in the
-whole sequence (a subset of it when some are masked out) and an optional
+The Transformers take ``embeds [B, n, d]``, the ``positions [B, n]`` those embeddings
+hold in the whole sequence (a subset of it when some are masked out) and an optional
 ``padding [B, n]`` (True: ignore) and return ``[B, n, d]``:
 
 - :class:`NativeEncoder`: PyTorch's pre-norm ``TransformerEncoderLayer`` stack;
@@ -9,11 +10,14 @@ whole sequence (a subset of it when some are masked out) and an optional
   ``position_ids`` of the embeddings it sees, its own position table and layer norm doing
   the rest (BERT wants integer ids otherwise).
 
-:class:`CrossAttentionBlock` lets queries read a memory without seeing each other.
+:class:`DilatedConvEncoder` reads the steps themselves, ``[B, T, C]``, with a mask of the
+steps it may see. :class:`CrossAttentionBlock` lets queries read a memory without seeing
+each other.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -84,3 +88,42 @@ class CrossAttentionBlock(nn.Module):
                                  need_weights=False)
         queries = queries + self.dropout(read)
         return queries + self.dropout(self.ff(self.norm_ff(queries)))
+
+
+class DilatedConvEncoder(nn.Module):
+    """Residual blocks of dilated convolutions over the steps of a series, as TS2Vec's
+    encoder: block ``i`` has dilation ``2**i``, so the receptive field doubles per block.
+
+    ``x [B, T, C]`` and ``shown [B, T]`` (True: a step the encoder may read; the others
+    enter as 0 with a 0 in the extra indicator channel) -> ``[B, T, d]``.
+    """
+
+    def __init__(self, in_channels: int, d_model: int, n_layers: int, dropout: float,
+                 kernel_size: int = 3):
+        super().__init__()
+        self.input = nn.Conv1d(in_channels + 1, d_model, 1)
+        self.blocks = nn.ModuleList(
+            _DilatedBlock(d_model, kernel_size, 2 ** i, dropout) for i in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor, shown: Tensor) -> Tensor:
+        shown = shown[..., None].to(x.dtype)
+        hidden = self.input(torch.cat([x * shown, shown], -1).transpose(1, 2))
+        for block in self.blocks:
+            hidden = block(hidden)
+        return self.norm(hidden.transpose(1, 2))
+
+
+class _DilatedBlock(nn.Module):
+    def __init__(self, d_model: int, kernel_size: int, dilation: int, dropout: float):
+        super().__init__()
+        pad = (kernel_size - 1) * dilation // 2
+        self.layers = nn.Sequential(
+            nn.GELU(), nn.Conv1d(d_model, d_model, kernel_size, padding=pad, dilation=dilation),
+            nn.GELU(), nn.Conv1d(d_model, d_model, kernel_size, padding=pad, dilation=dilation),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.layers(x)

@@ -107,7 +107,8 @@ class TaskDataModule(L.LightningDataModule):
 
     A subclass names the torch dataset of each split (:meth:`split_dataset`) and keeps
     ``batch_size`` and ``num_workers`` in its hyper-parameters; the loaders follow: training
-    shuffles and drops its last, partial batch when the split holds more than one batch,
+    shuffles and drops its last, partial batch when the split holds more than one batch
+    (:meth:`drop_last` says otherwise),
     validation and test keep every item in order.
     """
 
@@ -125,11 +126,15 @@ class TaskDataModule(L.LightningDataModule):
             items,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
-            drop_last=shuffle and len(items) > self.hparams.batch_size,
+            drop_last=shuffle and self.drop_last(len(items)),
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
+
+    def drop_last(self, n_items: int) -> bool:
+        """Whether training drops its last, partial batch of an epoch of ``n_items``."""
+        return n_items > self.hparams.batch_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
