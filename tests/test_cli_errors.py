@@ -333,8 +333,11 @@ def test_decode_codes_that_do_not_match_their_statistics(cli, tiny_run, encoded,
         (["--lr", "-1"], "--lr"),
         (["--num-workers", "-1"], "--num-workers"),
         (["--devices", "abc"], "--devices"),
+        (["--logger", "tensorbord"], "valid loggers: csv, tensorboard, mlflow"),
+        (["--logger", "csv", "--logger", "csv"], "names csv more than once"),
     ],
-    ids=["fsq-levels-x", "batch-size-0", "lr-negative", "num-workers-negative", "devices-abc"],
+    ids=["fsq-levels-x", "batch-size-0", "lr-negative", "num-workers-negative", "devices-abc",
+         "logger-unknown", "logger-twice"],
 )
 def test_bad_option_values(cli, tmp_path, make_csv, tiny_flags, extra, fragment):
     run = tmp_path / "run"

@@ -28,19 +28,23 @@ def test_an_unknown_setting_is_named(tmp_path):
         StageConfig.from_yaml(path)
 
 
-def test_run_options_carry_the_budget_seed_and_threads():
-    options = StageConfig(max_steps=7, seed=3, threads=1).run_options()
+def test_run_options_carry_the_budget_seed_threads_and_loggers():
+    options = StageConfig(max_steps=7, seed=3, threads=1, logger="csv").run_options()
     assert (options.max_steps, options.seed, options.threads) == (7, 3, 1)
+    assert options.loggers == ("csv",)
 
 
 def test_run_yaml_settings_leave_out_how_the_call_ran():
-    settings = StageConfig(overwrite=True).settings()
-    assert "overwrite" not in settings and settings["dataset"] == "etth1"
+    settings = StageConfig(overwrite=True, logger="csv").settings()
+    assert "overwrite" not in settings and "logger" not in settings
+    assert settings["dataset"] == "etth1"
 
 
 def test_bad_run_settings_are_refused():
     with pytest.raises(ConfigError, match="threads must be >= 1"):
         StageConfig(threads=0).run_options()
+    with pytest.raises(ConfigError, match="unknown logger 'csvv'"):
+        StageConfig(logger="csvv").run_options()
 
 
 def test_the_docstring_example_runs():

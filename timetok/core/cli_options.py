@@ -117,6 +117,26 @@ def _apply_threads(ctx: click.Context, param: click.Parameter, value: int | None
     return value
 
 
+class LoggerNames(click.ParamType):
+    """``--logger``: a comma list of loggers, each checked when it is read (from the command
+    line or a settings file; see :func:`timetok.core.train.loggers.logger_names`)."""
+
+    name = "names"
+
+    def convert(self, value, param, ctx):
+        from timetok.core.train.loggers import logger_names
+
+        try:
+            return ",".join(logger_names(value))
+        except (ConfigError, ImportError) as err:
+            self.fail(str(err), param, ctx)
+
+
+def _join_loggers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    """The repeated ``--logger`` as one comma list (None: no logger), each name once."""
+    return LoggerNames().convert(values, param, ctx) if values else None
+
+
 threads_option = option(
     "--threads",
     type=click.IntRange(min=1),
@@ -190,6 +210,9 @@ run_options = compose(
     ),
     option("--overwrite", is_flag=True, help="Replace an existing run in --save-path."),
     option("--progress/--no-progress", default=True, show_default=True),
+    option("--logger", type=LoggerNames(), multiple=True, callback=_join_loggers,
+           help="Live training curves under SAVE_PATH/logs: csv, tensorboard or mlflow; "
+                "repeat or comma-separate for several [default: none]."),
 )
 
 
@@ -219,8 +242,11 @@ def apply_file_settings(ctx: click.Context, params: dict, values: dict, where: s
                 f"unknown setting {key!r} in {where}; valid settings are the command's flags"
             )
         if ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
-            try:
-                params[name] = known[name].type_cast_value(ctx, value)
+            param = known[name]
+            if param.multiple and isinstance(value, str | int | float):
+                value = [value]  # one value of a repeatable flag
+            try:  # the flag's own conversion and checks
+                params[name] = param.process_value(ctx, value)
             except click.BadParameter as err:
                 raise ConfigError(f"{where}: bad value for {key!r}: {err.message}") from None
     return params

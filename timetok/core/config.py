@@ -33,7 +33,11 @@ class RunConfig:
     """How to run a training stage; where its run folder goes.
 
     ``n_epochs``, ``max_steps`` and ``max_time`` (minutes) budget the run: a budget in
-    epochs or steps makes the result independent of the machine's load.
+    epochs or steps makes the result independent of the machine's load. ``logger`` names
+    loggers of live training curves (``"csv"``, ``"tensorboard"``, ``"mlflow"``, or several
+    separated by commas; see :mod:`timetok.core.train.loggers`), written under
+    ``save_path/logs``; like ``progress`` it is how this call is watched, not a setting of
+    the run, so ``run.yaml`` leaves it out.
     """
 
     save_path: str | None = None
@@ -54,6 +58,7 @@ class RunConfig:
     resume: bool = False  # continue the run in save_path from its last checkpoint
     overwrite: bool = False  # replace a run already in save_path
     progress: bool = True
+    logger: str | None = None
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -108,7 +113,7 @@ class RunConfig:
 
     def settings(self) -> dict[str, Any]:
         """What a run records in ``run.yaml``: every setting but how this call ran."""
-        skip = {"resume", "overwrite", "progress"}
+        skip = {"resume", "overwrite", "progress", "logger"}
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def check_apart(self, folder: str | Path | None = None) -> None:
@@ -138,6 +143,7 @@ class RunConfig:
 
     def run_options(self):
         """The Trainer's side of this config."""
+        from timetok.core.train.loggers import logger_names
         from timetok.core.train.runner import RunOptions
 
         return RunOptions(
@@ -145,5 +151,5 @@ class RunConfig:
             num_nodes=self.num_nodes, strategy=self.strategy, accelerator=self.accelerator,
             amp=self.amp, val_every=self.val_every, checkpoint_every=self.checkpoint_every,
             max_time=self.max_time, seed=self.seed, progress=self.progress,
-            patience=self.patience, threads=self.threads,
+            patience=self.patience, threads=self.threads, loggers=logger_names(self.logger),
         )

@@ -3,13 +3,14 @@
 A run folder holds the exported model (``config.json``, ``model.safetensors`` and what the
 training and data modules say travels with it, e.g. ``calibration.json``, ``scaler.json``),
 ``run.yaml`` (the settings), ``history.csv`` (one row per epoch), ``training.json`` (steps,
-wall time, throughput) and ``checkpoints/`` with ``best.ckpt`` (the best value of the
-module's monitored metric) and ``last.ckpt`` (for ``--resume``). Every file is written
-atomically: a killed run leaves complete files or none. A run is a transaction: one that
-fails, diverges or is interrupted leaves the folder as it was, but for the checkpoints and
-settings a resumed run continues from (see :func:`run_transaction`). The runner knows no system: it
-talks to the training module and the data module through the seams of
-:mod:`timetok.core.train.modules`.
+wall time, throughput), ``checkpoints/`` with ``best.ckpt`` (the best value of the
+module's monitored metric) and ``last.ckpt`` (for ``--resume``), and with ``loggers`` the
+live curves under ``logs/`` (see :mod:`timetok.core.train.loggers`). Every file but the
+logs is written atomically: a killed run leaves complete files or none. A run is a
+transaction: one that fails, diverges or is interrupted leaves the folder as it was, but
+for the checkpoints and settings a resumed run continues from (see
+:func:`run_transaction`). The runner knows no system: it talks to the training module and
+the data module through the seams of :mod:`timetok.core.train.modules`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from timetok.core.console import library_run
 from timetok.core.devices import check_run_devices
 from timetok.core.errors import CheckpointError, ConfigError, TimetokError, TrainingError
 from timetok.core.train.checkpoints import check_resume
+from timetok.core.train.loggers import logger_names, make_loggers
 from timetok.core.train.modules import TaskDataModule, TaskModule
 from timetok.core.train.progress import RunProgressBar
 from timetok.core.utils import atomic_write_text
@@ -63,8 +65,10 @@ class RunOptions:
     seed: int = 42
     progress: bool = True
     threads: int | None = None  # None: $TIMETOK_THREADS, else the idle cores
+    loggers: tuple[str, ...] = ()  # live curves: csv, tensorboard, mlflow (logger_names)
 
     def __post_init__(self):
+        self.loggers = logger_names(self.loggers)
         if self.n_epochs is None and self.max_steps < 0 and self.max_time is None:
             self.n_epochs = 10
         if self.n_epochs is not None and self.n_epochs < 1:
@@ -385,8 +389,11 @@ def make_trainer(options: RunOptions, out_dir: Path, callbacks: list[Callback],
             precision=options.precision(options.accelerator),
             callbacks=callbacks,
             enable_progress_bar=options.progress,
-            logger=False,
-            log_every_n_steps=10,
+            logger=make_loggers(options.loggers, out_dir) or False,
+            # Every optimiser step's training figures reach the loggers (the modules log
+            # them per step and per epoch, validation's per epoch): a curve of a short run
+            # has its points too. Without loggers nothing is written.
+            log_every_n_steps=1,
             num_sanity_val_steps=0,
             enable_model_summary=False,  # finetuning prints its own parameter table
             **kwargs,
