@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.core.data.test_records import many_stays
-from tests.setvae.test_recipe import damaged, write_icu
+from tests.core.data.test_records import many_stays, write_physionet
+from tests.setvae.test_recipe import damaged, icu_stays, write_icu
 from tests.test_import_cost import _heavy_modules_after
 
 TINY = ["--d-model", "16", "--latent-dim", "4", "--set-layers", "1", "--n-heads", "2",
@@ -188,6 +188,22 @@ def test_a_model_of_another_variable_vocabulary_is_refused(runs, cli, tmp_path):
                  "--data-path", table, *RUN, "--save-path", out)
     result.assert_error("reads 36 variables", "records-csv holds 3 (HR, Temp, pH)",
                         "another variable vocabulary")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("positives", "part"), [(0, "training"), (1, "validation")])
+def test_stays_of_one_outcome_are_refused_before_training(runs, cli, tmp_path, positives, part):
+    """All labels 0 would train a head on one outcome; one positive stay leaves the
+    validation stays without one, and their AUROC (which picks the checkpoint) undefined."""
+    stays = icu_stays(60, positive=0.0)
+    outcomes = stays["outcomes"]["a"]
+    outcomes[:positives] = [(record, 1) for record, _ in outcomes[:positives]]
+    folder = write_physionet(tmp_path / "p12", stays["stays"], stays["outcomes"])
+    out = tmp_path / "ft"
+    result = cli("setvae", "finetune", "--model", runs["pre"], "--data-path", folder,
+                 "--bucket", "1", *RUN, "--save-path", out)
+    result.assert_error(f"the {part} stays of split 0", "all have label 0", "both outcomes",
+                        "--limit N")
     assert not out.exists()
 
 

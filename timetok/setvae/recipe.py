@@ -69,6 +69,20 @@ def resolve_pos_weight(pos_weight: float | str, labels) -> float:
     return (len(labels) - positives) / positives
 
 
+def _check_both_outcomes(data: StaySplits) -> None:
+    """Refuse a split whose training or validation stays hold one outcome: the head would
+    learn nothing, and the validation AUROC that picks the checkpoint is undefined (it
+    would be logged as 0)."""
+    for part, what in (("train", "training"), ("val", "validation")):
+        outcomes = sorted(set(data.records.labels[data.index[part]].tolist()))
+        if len(outcomes) < 2:
+            raise DataError(
+                f"the {what} stays of split {data.settings.split} in {data.records.name} all "
+                f"have label {outcomes[0]} ({len(data.index[part])} stays): finetuning needs "
+                "both outcomes in the training and the validation stays; read more stays "
+                "(a larger limit=N, or none) or stays of both outcomes")
+
+
 def load_pretrained(model: SeqSetVAE, directory: str | Path,
                     allow_partial: bool = False) -> LoadReport:
     """Warm-start ``model`` from a SeqSetVAE folder: its backbone is all but the head and
@@ -137,6 +151,7 @@ def finetune_module(pretrained_dir: str | Path | None, data: StaySplits, lr: flo
                                n_statics=len(vocabulary.statics), **settings)
     else:
         base = _pretrained_config(Path(pretrained_dir), data)
+    _check_both_outcomes(data)
     config = dataclasses.replace(base, n_classes=2, feature=feature, summaries=summaries)
     weight = resolve_pos_weight(pos_weight, labels[data.index["train"]])
     module = SetVAEFinetuneModule(dataclasses.asdict(config), lr, weight_decay, warmup_steps,
