@@ -179,6 +179,29 @@ def test_a_folder_as_the_data_file(cli, tmp_path):
     cli("data", "info", "custom", "--data-path", tmp_path).assert_error("is a folder")
 
 
+def test_two_columns_of_one_name(cli, make_csv, tmp_path, tiny_flags):
+    """pandas would read the second as 'HUFL.1', a channel nobody named."""
+    csv = make_csv(columns=("HUFL", "HUFL", "OT"))
+    before = csv.read_bytes()
+    cli("data", "info", "custom", "--data-path", csv).assert_error(
+        "series.csv: columns 2 and 3 are both named 'HUFL'", "rename one")
+    run = tmp_path / "run"
+    cli(*_train(csv, run, tiny_flags)).assert_error("both named 'HUFL'")
+    assert not run.exists() and csv.read_bytes() == before
+
+
+def test_a_records_table_with_a_time_before_admission(cli, tmp_path):
+    from tests.core.data.test_records import write_long_table
+
+    folder = write_long_table(tmp_path / "t", ["a,1,HR,80", "a,-0.5,HR,81"], ["a,0"])
+    cli("data", "info", "records-csv", "--data-path", folder).assert_error(
+        "records.csv, line 3: time '-0.5' is before admission", "shift the stay's times")
+    run = tmp_path / "run"
+    cli("setvae", "pretrain", "--dataset", "records-csv", "--data-path", folder,
+        "--save-path", run).assert_error("before admission")
+    assert not run.exists()
+
+
 # --- encode and decode over their own inputs --------------------------------------------
 
 

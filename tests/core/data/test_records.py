@@ -491,6 +491,9 @@ def test_bad_long_tables(tmp_path):
         load(["a,1,HR,80", "a,2,HR,high"])
     with pytest.raises(DataError, match=r"records.csv, line 2: non-numeric time '1:30'"):
         load(["a,1:30,HR,80"])
+    with pytest.raises(DataError, match=r"records.csv, line 3: time '-0.5' is before "
+                                        r"admission; .* shift the stay's times or remove"):
+        load(["a,1,HR,80", "a,-0.5,HR,81"])
     with pytest.raises(DataError, match=r"labels.csv, line 3: stay 'zz' is not in records.csv"):
         load(["a,1,HR,80"], labels=("a,0", "zz,1"))
     with pytest.raises(DataError, match=r"stay 'b' of records.csv has no label in labels.csv"):

@@ -1,10 +1,10 @@
 """The long-table reader of the ``records`` kind, for a user's own extract.
 
 ``records.csv`` with the header ``stay_id,time,variable,value`` (time in hours since
-admission) and ``labels.csv`` with ``stay_id,label`` (a whole number >= 0) in the same
-folder. A row with an empty ``time`` is a static: the variables named on such rows are the
-statics, the others the series. An empty value is missing; no other cleaning is done on a
-user's own extract. The arrays returned are those of
+admission, never negative) and ``labels.csv`` with ``stay_id,label`` (a whole number >= 0)
+in the same folder. A row with an empty ``time`` is a static: the variables named on such
+rows are the statics, the others the series. An empty value is missing; no other cleaning
+is done on a user's own extract. The arrays returned are those of
 :func:`timetok.core.data.records_formats.read_physionet`.
 """
 
@@ -107,6 +107,10 @@ def read_long_table(path: Path) -> tuple[dict, RecordsReport]:
     ids, stay = np.unique(stays, return_inverse=True)
     labels = _long_labels(label_file, ids, table)
     time, value = _numbers(frame, "time", table), _numbers(frame, "value", table)
+    if (before := np.flatnonzero(time < 0)).size:
+        raise DataError(f"{table}, line {before[0] + 2}: time {frame['time'].iloc[before[0]]!r} "
+                        "is before admission; times are hours from admission (0): shift the "
+                        "stay's times or remove the line")
     variable = frame["variable"].fillna("").str.strip().to_numpy(dtype=str)
     empty = variable == ""
     if empty.any():

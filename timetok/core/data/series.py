@@ -113,6 +113,20 @@ def _first_bad_cell(raw, path: Path) -> DataError:
     return DataError(f"{path.name}: could not read the numeric columns; check the file format")
 
 
+def _refuse_repeated_names(path: Path) -> None:
+    """Refuse a header that names one column twice: pandas would read the second as
+    ``NAME.1``, a channel the user never named."""
+    import pandas as pd
+
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    names = [str(name) for name in header]
+    for column, name in enumerate(names):
+        if name in names[:column]:
+            raise DataError(f"{path.name}: columns {names.index(name) + 1} and {column + 1} "
+                            f"are both named {name!r}; rename one so that each column has "
+                            "its own name")
+
+
 def read_csv(path: str | os.PathLike) -> Series:
     """Read a CSV with an optional date column and numeric columns; every cell is checked."""
     import pandas as pd
@@ -135,6 +149,7 @@ def read_csv(path: str | os.PathLike) -> Series:
                                 "comma-separated files; save it with commas")
     if frame.empty or frame.shape[1] == 0:
         raise DataError(f"{path.name}: no rows; the CSV needs a header and at least one row")
+    _refuse_repeated_names(path)
     date = _date_column(frame)
     raw = frame.drop(columns=[date]) if date is not None else frame
     if raw.shape[1] == 0:
