@@ -222,6 +222,39 @@ def test_simulate_refuses_an_aliasing_prf_and_a_full_folder(run, cli, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_simulate_names_the_flag_of_a_prf_too_low_for_the_window(cli, tmp_path):
+    result = cli("doppler", "simulate", "--prf", "1", "--out", tmp_path / "s")
+    result.assert_error("a PRF of 1 Hz puts 0 pulses in each 51.2 ms STFT window",
+                        "pass --prf >= 147")
+    assert "window_s" not in result.err  # no flag sets it
+    cli("doppler", "simulate", "--prf", "147", "--out", tmp_path / "s").assert_error(
+        "at a 24 GHz carrier", "pass --prf >= ")
+    assert not (tmp_path / "s").exists()
+
+
+def test_simulate_refuses_a_size_beyond_the_free_memory(cli, tmp_path, monkeypatch):
+    """Refused before any work, with the largest size that fits: first on this machine's
+    own free memory, then on a gigabyte."""
+    import re
+    from dataclasses import replace
+
+    from timetok.doppler import simulator
+
+    out = tmp_path / "s"
+    args = ["doppler", "simulate", "--users", "2", "--per-user", "10", "--workers", "1",
+            "--out", out, "--no-progress"]
+    cli(*args, "--size", "100000").assert_error("needs about", "--size must be at most")
+    monkeypatch.setattr(simulator, "available_memory", lambda: 2**30)
+    result = cli(*args, "--size", "4096")
+    result.assert_error("simulating 10 images of 4096x4096 a user in 1 process needs about "
+                        "1.8 GiB of memory, 1.0 GiB are free; --size must be at most")
+    largest = int(re.search(r"at most (\d+) to fit", result.err).group(1))
+    need = [simulator.simulation_bytes(replace(simulator.RadarConfig(), size=size), 10, 1)
+            for size in (largest, largest + 1)]
+    assert need[0] <= 2**30 < need[1]
+    assert not out.exists()
+
+
 def test_train_says_what_the_codebook_restarts_mean(run, cli, tmp_path):
     result = cli("doppler", "train", "--data", run / "sim", *TINY, "--stage", "tokenizer",
                  "--tokenizer-epochs", "1", "--save-path", tmp_path)

@@ -111,6 +111,25 @@ def cpu_cores() -> int:
     return os.cpu_count() or 1
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the machine can give without swapping: psutil's figure where it is
+    installed, else ``MemAvailable`` of ``/proc/meminfo``; None where neither says."""
+    try:
+        import psutil
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def is_dataframe(value) -> bool:
     """Whether ``value`` is a pandas DataFrame, told without importing pandas (a caller that
     never passes one does not pay for the import)."""

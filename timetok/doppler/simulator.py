@@ -16,6 +16,7 @@ one's centre).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from timetok.core.errors import ConfigError
-from timetok.core.utils import atomic_folder
+from timetok.core.utils import atomic_folder, available_memory
 from timetok.doppler.gait import (
     SCATTERER_NAMES,
     UserParams,
@@ -92,8 +93,10 @@ class RadarConfig:
             raise ConfigError(f"window_s={self.window_s} is longer than duration_s="
                               f"{self.duration_s}; pass a shorter window or a longer duration")
         if self.window_samples < 8:
-            raise ConfigError(f"window_s={self.window_s} holds fewer than 8 pulses at prf_hz="
-                              f"{self.prf_hz}; pass a longer window_s")
+            raise ConfigError(f"a PRF of {self.prf_hz:g} Hz puts {self.window_samples} pulses "
+                              f"in each {self.window_s * 1e3:g} ms STFT window, fewer than the "
+                              "8 a spectrogram column needs; pass prf_hz >= "
+                              f"{math.ceil(7.5 / self.window_s)}")
         spans = {"aspect_deg": self.aspect_deg, "range_m": self.range_m, "snr_db": self.snr_db}
         for name, span in spans.items():
             if span is not None and not (len(span) == 2 and span[0] <= span[1]):
@@ -161,8 +164,37 @@ def _check_prf(user: UserParams, radar: RadarConfig) -> None:
     if doppler >= radar.prf_hz / 2:
         raise ConfigError(
             f"prf_hz={radar.prf_hz:g} aliases the fastest limb ({speed:.2f} m/s: "
-            f"{doppler:.0f} Hz Doppler at carrier_hz={radar.carrier_hz:g}, beyond prf_hz/2 = "
-            f"{radar.prf_hz / 2:g} Hz); pass prf_hz >= {math.ceil(2.2 * doppler)}")
+            f"{doppler:.0f} Hz Doppler at a {radar.carrier_hz / 1e9:g} GHz carrier, beyond "
+            f"the {radar.prf_hz / 2:g} Hz of half the PRF); pass prf_hz >= "
+            f"{math.ceil(2.2 * doppler)}")
+
+
+def simulation_bytes(radar: RadarConfig, per_user: int, processes: int) -> int:
+    """About the most memory a dataset's simulation holds at once: each of ``processes``
+    holds one user's ``per_user`` images (float32) and one image's spectrum (two
+    complex128 copies of ``size x fft_size`` while it is shifted); the main process also
+    holds the user whose images it writes."""
+    images = per_user * radar.size ** 2 * 4
+    spectrum = radar.size * radar.fft_size * 16 * 2
+    return processes * (images + spectrum) + images
+
+
+def _check_memory(radar: RadarConfig, per_user: int, processes: int) -> None:
+    """Refuse an image size whose simulation needs more memory than the machine has free,
+    naming the largest size that fits (no check where the free memory is unknown)."""
+    available = available_memory()
+    need = simulation_bytes(radar, per_user, processes)
+    if available is None or need <= available:
+        return
+    sizes = range(16, radar.size)
+    largest = 15 + bisect.bisect_left(sizes, True, key=lambda size: simulation_bytes(
+        replace(radar, size=size), per_user, processes) > available)
+    fix = (f"size must be at most {largest} to fit" if largest >= 16 else
+           "simulate fewer images per_user=N or free memory")
+    raise ConfigError(f"simulating {per_user} images of {radar.size}x{radar.size} a user in "
+                      f"{processes} process{'es' * (processes > 1)} needs about "
+                      f"{need / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} GiB are "
+                      f"free; {fix}")
 
 
 def _image(signal: np.ndarray, radar: RadarConfig) -> np.ndarray:
@@ -216,10 +248,11 @@ def _simulate_user_job(job: tuple[UserParams, int, RadarConfig, int, int]) -> np
 
 
 @contextlib.contextmanager
-def _user_images(jobs: list[tuple[UserParams, int, RadarConfig, int, int]], workers: int
+def _user_images(jobs: list[tuple[UserParams, int, RadarConfig, int, int]], processes: int
                  ) -> Iterator[Iterator[np.ndarray]]:
-    """Each job's images, in job order: simulated here, or by ``workers`` processes."""
-    if workers == 1 or len(jobs) == 1:
+    """Each job's images, in job order: simulated here (one process), or by ``processes``
+    worker processes."""
+    if processes == 1:
         yield (simulate_user(user, n, radar, seed, user_index=u) for user, n, radar, seed, u
                in jobs)
         return
@@ -227,8 +260,7 @@ def _user_images(jobs: list[tuple[UserParams, int, RadarConfig, int, int]], work
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the caller may hold threads (torch's, a progress bar's)
-    pool = ProcessPoolExecutor(min(workers, len(jobs)),
-                               mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         yield pool.map(_simulate_user_job, jobs)
     finally:  # an interrupted run does not wait for the users not yet started
@@ -261,12 +293,14 @@ def simulate_dataset(out_dir: str | os.PathLike, n_users: int = 31, per_user: in
     users = draw_users(n_users, seed)
     for user in users:  # before any work: a config that would fail midway fails now
         _check_prf(user, radar)
+    processes = min(workers, n_users)
+    _check_memory(radar, per_user, processes)
     user_width, image_width = max(2, len(str(n_users - 1))), max(3, len(str(per_user - 1)))
     names = [f"user{u:0{user_width}d}" for u in range(n_users)]
     jobs = [(user, per_user, radar, seed, u) for u, user in enumerate(users)]
     with atomic_folder(out) as tmp:
         with (_progress_bar(progress, n_users * per_user) as advance,
-              _user_images(jobs, workers) as simulated):
+              _user_images(jobs, processes) as simulated):
             for name, images in zip(names, simulated, strict=True):
                 folder = tmp / name
                 folder.mkdir()
