@@ -124,6 +124,37 @@ def test_impossible_pretraining_settings(cli, tmp_path, args, fragments):
     assert not out.exists()
 
 
+NEEDS = "X and y, or X_train, y_train, X_test and y_test"
+
+
+@pytest.mark.parametrize(("content", "fragments"), [
+    ("empty", ["empty.npz holds no arrays; it needs " + NEEDS]),
+    ("random", ["random.npz is not an .npz archive", "it must hold " + NEEDS, "numpy.savez"]),
+    ("one array", ["one array.npz holds one array (numpy.save)", "it must hold " + NEEDS]),
+    ("cut", ["cut.npz: a damaged .npz archive", "it must hold " + NEEDS]),
+])
+def test_an_npz_that_holds_no_data_set(cli, tmp_path, content, fragments):
+    """None of these says 'pickled data' or 'load it unsafely': numpy's words for any file
+    that is neither a zip archive nor one array."""
+    path = tmp_path / f"{content}.npz"
+    if content == "empty":
+        np.savez(path)
+    elif content == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif content == "one array":
+        with path.open("wb") as handle:  # np.save would add .npy to the name
+            np.save(handle, np.zeros(3))
+    else:
+        path.write_bytes(npz_set(tmp_path / "whole.npz", 8, 2).read_bytes()[:300])
+    before = path.read_bytes()
+    out = tmp_path / "run"
+    result = cli("mae", "pretrain", "--dataset", "npz", "--data-path", path, *TINY, *RUN,
+                 "--max-steps", "2", "--save-path", out)
+    result.assert_error(*fragments)
+    assert "pickle" not in result.err and "unsafe" not in result.err
+    assert path.read_bytes() == before and not out.exists()
+
+
 def npz_set(path, length: int, classes: int):
     rng = np.random.default_rng(0)
     np.savez(path, X=rng.normal(size=(60, length, 1)).astype(np.float32),

@@ -448,7 +448,7 @@ def test_other_bad_npz_files(tmp_path):
     with pytest.raises(DataError, match="missing label for sample 2"):
         load_labelled("npz", data_path=tmp_path / "nan.npz")
     (tmp_path / "text.npz").write_text("not an archive")
-    with pytest.raises(DataError, match="text.npz: not a readable .npz archive"):
+    with pytest.raises(DataError, match="text.npz is not an .npz archive"):
         load_labelled("npz", data_path=tmp_path / "text.npz")
 
 

@@ -13,6 +13,8 @@ from timetok.core.errors import ConfigError, DataError
 
 HAR_CHANNELS = ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y",
                 "body_gyro_z", "total_acc_x", "total_acc_y", "total_acc_z"]
+NPZ_ARRAYS = "X and y, or X_train, y_train, X_test and y_test"  # what a plain .npz holds
+NPZ_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip file's first bytes (an empty one's)
 
 
 @dataclass
@@ -103,7 +105,7 @@ def _to_numbers(cells: np.ndarray, path: Path, first_column: int) -> np.ndarray:
 def _read_har_npz(path: Path):
     keys = ("X_train", "y_train", "subject_train", "X_test", "y_test", "subject_test",
             "channels", "class_names")
-    arrays = _load_npz(path)
+    arrays = _load_npz(path, ", ".join(keys))
     if missing := [k for k in keys if k not in arrays]:
         raise DataError(f"{path.name} lacks {', '.join(missing)}; pass uci_har_inertial.npz or "
                         "the official 'UCI HAR Dataset' folder")
@@ -243,26 +245,39 @@ def _read_uea(path: Path):
     return tables, channels, None
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, needs: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive; a file of another kind is refused by its first
+    bytes (numpy would call anything but a zip file or one array pickled data)."""
+    import zipfile
+
+    fix = f"it must hold {needs}, saved with numpy.savez"
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single array, not an archive of named arrays")
-        with archive:
+        with path.open("rb") as handle:
+            head = handle.read(6)
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err}); check the file") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path.name} holds one array (numpy.save), not an .npz archive of "
+                        f"named arrays; {fix}")
+    if not head.startswith(NPZ_STARTS):
+        raise DataError(f"{path.name} is not an .npz archive (numpy.savez writes a zip file, "
+                        f"this is none); {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path.name}: not a readable .npz archive ({err}); save the arrays "
-                        "with numpy.savez") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(f"{path.name}: a damaged .npz archive ({reason}); {fix}") from None
 
 
 def _read_npz(path: Path):
-    arrays = _load_npz(path)
+    arrays = _load_npz(path, NPZ_ARRAYS)
     parts = {"train": "_train", "test": "_test"} if "X_train" in arrays else {"train": ""}
     tables = {}
     for split, tail in parts.items():
         if f"X{tail}" not in arrays or f"y{tail}" not in arrays:
-            raise DataError(f"{path.name} holds {', '.join(arrays) or 'no arrays'}; it needs X "
-                            "and y, or X_train, y_train, X_test and y_test")
+            raise DataError(f"{path.name} holds {', '.join(arrays) or 'no arrays'}; it needs "
+                            f"{NPZ_ARRAYS}")
         x, y = arrays[f"X{tail}"], arrays[f"y{tail}"]
         if x.ndim != 3 or x.dtype.kind not in "iuf":
             raise DataError(f"{path.name}: X{tail} is {x.dtype} of shape {x.shape}, expected "
