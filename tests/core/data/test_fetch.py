@@ -388,3 +388,25 @@ def test_physionet_fetch_force_keeps_the_old_folder_when_it_fails(serve, tmp_pat
     _refused(cli("data", "fetch", "physionet2012", "--url", url, "--data-dir", tmp_path / "d",
                  "--force"), "404")
     assert (folder / "keep.txt").read_text() == "old"
+
+
+def test_physionet_fetch_reuses_the_archive_already_in_the_folder(tmp_path, cli, monkeypatch):
+    """``physionet2012_raw_abc.tar.gz`` is what the dataset resolves to first: a fetch into
+    its folder keeps it and downloads nothing (no checksum is published for it)."""
+    import timetok.core.data.fetch as fetch
+    from tests.core.data.test_records import pack, write_physionet
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded although the archive is there")
+
+    monkeypatch.setattr(fetch, "fetch_files", no_download)
+    monkeypatch.setattr(fetch, "fetch_file", no_download)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    archive = pack(write_physionet(tmp_path / "layout"), folder / "physionet2012_raw_abc.tar.gz")
+    before = archive.read_bytes()
+    result = cli("data", "fetch", "physionet2012", "--data-dir", folder)
+    assert (result.rc, result.err) == (0, ""), result
+    assert result.out == f"{archive} is already there (pass --force to download again)\n"
+    assert sorted(p.name for p in folder.iterdir()) == [archive.name]
+    assert archive.read_bytes() == before

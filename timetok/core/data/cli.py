@@ -84,10 +84,7 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
         raise DataError(f"dataset {spec.name!r} has no official download; pass --data-path")
     folder = Path(data_dir or os.environ.get("TIMETOK_DATA_DIR") or cache_dir())
     check_writable(folder, "--data-dir")  # before any download
-    if spec.files:
-        _fetch_folder(spec, folder / spec.name, url, force)
-        return
-    dest = folder / spec.filename
+    dest = folder / spec.filename  # a dataset of several files may be one archive here
     if dest.is_file() and not force:
         if spec.checksum:
             algo, _, expected = spec.checksum.partition(":")
@@ -96,6 +93,9 @@ def fetch(name: str, data_dir: str | None, url: str | None, force: bool) -> None
                 return
             raise DataError(f"{dest} exists but its checksum differs; pass --force to replace it")
         click.echo(f"{dest} is already there (pass --force to download again)")
+        return
+    if spec.files:
+        _fetch_folder(spec, folder / spec.name, url, force)
         return
     fetch_file(url or spec.url, dest, spec.checksum)
     credit = "; ".join(part for part in (spec.licence, spec.citation) if part)
