@@ -299,6 +299,75 @@ def test_a_signal_ends_a_run_with_its_exit_code_and_one_line(tmp_path, name, cod
     assert not (tmp_path / "runs").exists()
 
 
+# The CLI in a subprocess that, its fifth step done, waits to be killed: the kill can land
+# anywhere from the first checkpoint on (mid-step, mid-write of the next), never after the
+# run has finished. Nothing else differs from a plain run.
+HOLD_AT_5 = """
+import sys, time
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+class Hold(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 5:
+            while True:
+                time.sleep(1)
+
+init = L.Trainer.__init__
+def with_hold(self, *args, callbacks=None, **kwargs):
+    init(self, *args, callbacks=[*(callbacks or []), Hold()], **kwargs)
+L.Trainer.__init__ = with_hold
+
+from timetok.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+BUNDLED = {"tokenizer train": ["tokenizer", "train", "--dataset", "etth1", *TOKENIZER],
+           "mae pretrain": ["mae", "pretrain", "--dataset", "ecg200", *MAE]}
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path, name):
+    """SIGKILL once last.ckpt exists, then --resume: the exported weights equal, bit for
+    bit, those of the same run never stopped. One process and one thread make the
+    arithmetic repeat exactly; the checkpoint brings back the epoch's order and the random
+    generators (timetok.core.train.checkpoints). ECG200's 5 batches an epoch put an epoch
+    boundary inside mae pretrain's 6 steps."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    args = [*BUNDLED[name], *RUN, "--max-steps", "6", "--checkpoint-every", "2",
+            "--threads", "1", "--seed", "7"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    done = subprocess.run([sys.executable, "-m", "timetok", *args, "--save-path", whole],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_AT_5, *args, "--save-path", killed],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (killed / "checkpoints" / "last.ckpt").is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.returncode
+            time.sleep(0.005)  # how often to look, not how long to wait
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    resumed = subprocess.run([sys.executable, "-m", "timetok", *args, "--resume", killed],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = (load_file(run / "model.safetensors") for run in (whole, killed))
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 # --- outputs on what a command reads, under a file, in a read-only folder ----------------
 
 # Every command that writes, its output placed on what it reads: ``c(key, name)`` copies

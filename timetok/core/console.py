@@ -18,6 +18,7 @@ HARMLESS_WARNINGS = (
     r".*exists and is not empty.*",  # a run folder holding its own start checkpoint
     r".*does not have many workers.*",  # num_workers is the user's choice (--num-workers)
     r".*Trying to infer the `batch_size`.*",
+    r".*your dataloader is not resumable.*",  # ResumeState takes the epoch up (checkpoints)
 )
 
 

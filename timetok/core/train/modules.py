@@ -15,7 +15,7 @@ import lightning as L
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from timetok.core.train.checkpoints import checkpoint_state
+from timetok.core.train.checkpoints import ResumableSampler, checkpoint_state
 from timetok.core.train.optim import adamw_cosine
 
 
@@ -109,8 +109,12 @@ class TaskDataModule(L.LightningDataModule):
     ``batch_size`` and ``num_workers`` in its hyper-parameters; the loaders follow: training
     shuffles and drops its last, partial batch when the split holds more than one batch
     (:meth:`drop_last` says otherwise),
-    validation and test keep every item in order.
+    validation and test keep every item in order. A resumed run's checkpoint sets
+    ``resume_order`` (see :class:`~timetok.core.train.checkpoints.ResumeState`): the next
+    training loader takes up the epoch it stopped in.
     """
+
+    resume_order: tuple[int, int] | None = None  # (seed, items seen) of an epoch stopped in
 
     def split_dataset(self, split: str) -> Dataset:
         """The dataset of ``split`` ("train", "val" or "test")."""
@@ -122,10 +126,13 @@ class TaskDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         items = self.split_dataset(split)
+        sampler = None
+        if shuffle:
+            sampler, self.resume_order = ResumableSampler(items, self.resume_order), None
         return DataLoader(
             items,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle and self.drop_last(len(items)),
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,

@@ -6,9 +6,10 @@ training and data modules say travels with it, e.g. ``calibration.json``, ``scal
 wall time, throughput), ``checkpoints/`` with ``best.ckpt`` (the best value of the
 module's monitored metric) and ``last.ckpt`` (for ``--resume``), and with ``loggers`` the
 live curves under ``logs/`` (see :mod:`timetok.core.train.loggers`). Every file but the
-logs is written atomically: a killed run leaves complete files or none. A run is a
-transaction: one that fails, diverges or is interrupted leaves the folder as it was, but
-for the checkpoints and settings a resumed run continues from (see
+logs is written atomically: a killed run leaves complete files or none, and a run resumed
+from ``last.ckpt`` continues as if never stopped (see :mod:`timetok.core.train.checkpoints`).
+A run is a transaction: one that fails, diverges or is interrupted leaves the folder as it
+was, but for the checkpoints and settings a resumed run continues from (see
 :func:`run_transaction`). The runner knows no system: it talks to the training module and
 the data module through the seams of :mod:`timetok.core.train.modules`.
 """
@@ -38,7 +39,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from timetok.core.console import library_run
 from timetok.core.devices import check_run_devices
 from timetok.core.errors import CheckpointError, ConfigError, TimetokError, TrainingError
-from timetok.core.train.checkpoints import check_resume
+from timetok.core.train.checkpoints import (
+    AtomicCheckpointIO,
+    ResumeState,
+    StepCheckpoint,
+    check_resume,
+)
 from timetok.core.train.loggers import logger_names, make_loggers
 from timetok.core.train.modules import TaskDataModule, TaskModule
 from timetok.core.train.progress import RunProgressBar
@@ -324,18 +330,17 @@ def fit(
             raise CheckpointError(f"no {last} to resume from; start a new run instead of "
                                   "resuming")
         check_resume(module, last)
+        for stale in ckpt_dir.glob(".*.tmp"):  # what a killed run was writing
+            stale.unlink(missing_ok=True)
     monitor, mode = module.monitor, module.monitor_mode
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
         enable_version_counter=False,
     )
-    periodic = ModelCheckpoint(
-        dirpath=ckpt_dir, save_top_k=0, save_last=True,
-        every_n_train_steps=options.checkpoint_every,
-    )
+    periodic = StepCheckpoint(ckpt_dir, options.checkpoint_every)
     throughput = Throughput()
     callbacks = [best, periodic, HistoryCSV(out_dir / "history.csv"), throughput,
-                 FiniteLoss()]
+                 FiniteLoss(), ResumeState()]
     if options.patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=options.patience))
     if options.progress:
@@ -388,6 +393,7 @@ def make_trainer(options: RunOptions, out_dir: Path, callbacks: list[Callback],
             strategy=options.strategy,
             precision=options.precision(options.accelerator),
             callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],
             enable_progress_bar=options.progress,
             logger=make_loggers(options.loggers, out_dir) or False,
             # Every optimiser step's training figures reach the loggers (the modules log
