@@ -359,6 +359,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tm
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    (killed / "checkpoints" / ".last.ckpt.cut.tmp").write_bytes(b"PK")  # a kill mid-write's
     resumed = subprocess.run([sys.executable, "-m", "timetok", *args, "--resume", killed],
                              capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr
