@@ -210,7 +210,7 @@ run_options = compose(
     ),
     option("--overwrite", is_flag=True, help="Replace an existing run in --save-path."),
     option("--progress/--no-progress", default=True, show_default=True),
-    option("--logger", type=LoggerNames(), multiple=True, callback=_join_loggers,
+    option("--logger", type=LoggerNames(), multiple=True, default=None, callback=_join_loggers,
            help="Live training curves under SAVE_PATH/logs: csv, tensorboard or mlflow; "
                 "repeat or comma-separate for several [default: none]."),
 )
