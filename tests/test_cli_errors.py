@@ -247,12 +247,16 @@ def test_resume_folder_that_does_not_exist(cli, tmp_path):
     [
         ("context_points: 32\nlearning_rat: 0.01\n", ["unknown setting 'learning_rat'"]),
         ("context_points: [32, 64\nbatch_size: 8\n", ["not valid YAML"]),
+        (b"\xff\xfe\x00\x9c random bytes", ["not UTF-8 text"]),
     ],
-    ids=["unknown-key", "invalid-yaml"],
+    ids=["unknown-key", "invalid-yaml", "not-text"],
 )
 def test_bad_config_file(cli, tmp_path, make_csv, tiny_flags, text, expected):
     config = tmp_path / "settings.yaml"
-    config.write_text(text)
+    if isinstance(text, bytes):
+        config.write_bytes(text)
+    else:
+        config.write_text(text)
     run = tmp_path / "run"
     result = cli(*_train(make_csv(), run, tiny_flags, "--config", config))
     result.assert_error("settings.yaml", *expected)

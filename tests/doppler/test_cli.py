@@ -150,6 +150,23 @@ def test_generate_refuses_bad_sampling_and_users(run, cli, tmp_path, flags, frag
     assert not out.exists()
 
 
+def test_generate_overwrites_only_an_earlier_generate_output(run, cli, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"  # a simulated dataset: its users.json is no generate output
+    shutil.copytree(run / "sim", data)
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    flags = ["--model", run / "run", "--samples", "1", "--users", "user00,user01"]
+    cli("doppler", "generate", *flags, "--out", data, "--overwrite").assert_error(
+        "users.json", "which 'doppler generate' does not write", "another --out")
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+    out = tmp_path / "out"
+    assert cli("doppler", "generate", *flags, "--out", out).rc == 0
+    result = cli("doppler", "generate", *flags, "--out", out, "--overwrite")
+    assert result.rc == 0, result.err
+    assert sorted(p.name for p in out.iterdir()) == ["user00", "user01"]
+
+
 def test_generate_refuses_a_cuda_device_where_there_is_none(run, cli, tmp_path):
     import torch
 

@@ -223,10 +223,13 @@ def read_yaml(path: str | Path, what: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}; check the path")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML ({first}); fix the file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; pass a YAML file of setting: value "
+                          "lines") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of setting: value")
     return values

@@ -297,8 +297,14 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
     out = Path(out)
     check_apart(out, "out", {"model_dir": model_dir})
     check_writable(out, "--out")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty; pass --overwrite to replace it or another --out")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out} is not empty; pass --overwrite to replace it or another "
+                              "--out")
+        if foreign := _not_generated(out):
+            raise ConfigError(f"{out} holds {foreign}, which 'doppler generate' does not write; "
+                              "--overwrite replaces only an earlier generate output: choose "
+                              "another --out")
     generator = SpectrogramGenerator.from_pretrained(model_dir, device)
     chosen = generator.users if users is None else [
         part.strip() for part in users.split(",") if part.strip()]
@@ -313,6 +319,18 @@ def generate(model_dir, users, samples, temperature, top_k, top_p, guidance_scal
         write_images(out, images, names)
     click.echo(f"generated {len(images):,} images of {len(ids)} users in {seconds:.1f} s "
                f"({len(images) / seconds:,.1f} images/s on {generator.device}) into {out}")
+
+
+def _not_generated(folder: Path) -> str | None:
+    """The first entry of ``folder`` that a generate output (``<user>/<n>.png`` and ``.npy``)
+    would not hold, or None."""
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir():
+            return entry.name
+        for item in sorted(entry.iterdir()):
+            if not item.is_file() or item.suffix not in (".png", ".npy"):
+                return f"{entry.name}/{item.name}"
+    return None
 
 
 @doppler.command()

@@ -242,6 +242,17 @@ def test_the_real_uea_folder():
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [32, 8, 40]
 
 
+@pytest.mark.parametrize("arrays", [
+    {"X": np.zeros((0, 8, 1)), "y": np.zeros(0)},
+    {"X_train": np.zeros((4, 8, 1)), "y_train": np.arange(4) % 2, "X_test": np.zeros((0, 8, 1)),
+     "y_test": np.zeros(0)},
+], ids=["no-samples", "empty-test-split"])
+def test_an_npz_split_without_samples_is_refused(tmp_path, arrays):
+    np.savez(tmp_path / "empty.npz", **arrays)
+    with pytest.raises(DataError, match="holds no samples"):
+        load_labelled("npz", data_path=tmp_path / "empty.npz")
+
+
 def test_npz_with_and_without_a_test_split(tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 10)

@@ -227,6 +227,9 @@ def load_labelled(
     path = resolve_path(name, data_dir, data_path)
     tables, channels, classes = read(spec.protocol, path)
     for table in tables.values():
+        if not len(table.x):
+            raise DataError(f"{table.source} holds no samples; give it at least one series "
+                            "per class")
         lengths = table.mask.sum(axis=1)
         if lengths.min() < min_length:
             i = int(np.argmin(lengths))
