@@ -225,6 +225,9 @@ def test_train_refuses_impossible_flag_combinations(run, cli, tmp_path):
         "--adversarial-start 2 is past the last of 2 --tokenizer-epochs")
     cli("doppler", "train", "--data", run / "sim", *TINY, "--n-epochs", "3",
         "--save-path", tmp_path / "r").assert_error("--tokenizer-epochs and --prior-epochs")
+    # the prior's sizes are checked before the tokenizer stage trains, not after
+    cli("doppler", "train", "--data", run / "sim", *TINY, "--d-model", "15", "--n-heads", "2",
+        "--save-path", tmp_path / "r").assert_error("--d-model (15) must be divisible by")
     assert not (tmp_path / "r").exists()
 
 

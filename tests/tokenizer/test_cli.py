@@ -87,6 +87,15 @@ def test_encode_then_decode_is_the_pipelines_reconstruction(cli, tiny_run, tmp_p
     np.testing.assert_allclose(restored, expected, rtol=1e-5, atol=1e-5)  # 6 digits in CSV
 
 
+def test_encode_and_decode_refuse_an_output_named_for_another_format(cli, tiny_run, encoded,
+                                                                     tmp_path):
+    cli("tokenizer", "encode", "--model", tiny_run.path, "--input", tiny_run.csv, "--output",
+        tmp_path / "codes.csv").assert_error("must end in .npy", "codes.npy")
+    cli("tokenizer", "decode", "--model", tiny_run.path, "--input", encoded, "--output",
+        tmp_path / "series.npy").assert_error("must end in .csv", "series.csv")
+    assert not (tmp_path / "codes.csv").exists() and not (tmp_path / "series.npy").exists()
+
+
 def test_encode_and_decode_never_write_over_the_model_folder(cli, run_copy, tiny_run, encoded):
     before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
     for name in ("data.json", "model.safetensors", "config.json"):

@@ -111,6 +111,10 @@ class TrainConfig(RunConfig):
                               "data_path (e.g. the out folder of 'timetok doppler simulate')")
         if self.save_path is None:
             raise ConfigError("save_path is needed: the folder the run writes into")
+        if "prior" in self.stages() and self.d_model % self.n_heads:
+            # checked here, before the tokenizer stage trains, not when the prior starts
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads "
+                              f"({self.n_heads})")
 
     def stages(self) -> list[str]:
         return ["tokenizer", "prior"] if self.stage == "both" else [self.stage]

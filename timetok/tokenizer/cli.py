@@ -173,6 +173,7 @@ def encode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     for path in (output, stats_path(Path(output))):
         check_apart(path, "output", {"model_dir": model_dir, "input_path": input_path})
         check_writable(path, "--output", folder=False)
+    _check_suffix(output, ".npy", "a codes file (numpy's .npy)")
     tokenizer = _load_tokenizer(model_dir)
     series = read_csv(input_path)
     with writing(output, "--output"):
@@ -181,6 +182,15 @@ def encode(model_dir: str, input_path: str, output: str, threads: int | None) ->
         f"encoded {n_windows} window(s) of {tokenizer.config.context_points} steps to {output}"
         + (f"; the last {dropped} row(s) fill no whole window and were left out" if dropped else "")
     )
+
+
+def _check_suffix(output: str, suffix: str, what: str) -> None:
+    """A file named for another format is refused: a reader would misread it."""
+    from timetok.core.errors import ConfigError
+
+    if Path(output).suffix.lower() != suffix:
+        raise ConfigError(f"--output {output} must end in {suffix}: the command writes {what}; "
+                          f"name it {Path(output).with_suffix(suffix).name}")
 
 
 @tokenizer.command()
@@ -195,6 +205,7 @@ def decode(model_dir: str, input_path: str, output: str, threads: int | None) ->
     for source in (input_path, stats_path(Path(input_path))):  # the codes and their scale
         check_apart(output, "output", {"model_dir": model_dir, "input_path": source})
     check_writable(output, "--output", folder=False)
+    _check_suffix(output, ".csv", "a CSV of the series")
     tokenizer = _load_tokenizer(model_dir)
     with writing(output, "--output"):
         rows = decode_series(tokenizer, Path(input_path), Path(output))
