@@ -211,10 +211,10 @@ def run_seed(bench: Bench, methods: list[str], share: int, console, out) -> dict
 
     source, seed = bench.source, bench.seed
     fraction = share / 100
-    labelled = FinetuneConfig(label_fraction=fraction, seed=seed, dataset=source.dataset,
-                              **source.location).load()
+    every = FinetuneConfig(dataset=source.dataset, **source.location).load()
+    labelled = every.with_labels(fraction, seed)  # as the finetuning runs read it
     n_train = len(labelled.splits["train"])
-    n_all = round(n_train / fraction)  # pretraining reads every training sample
+    n_all = len(every.splits["train"])  # pretraining reads every training sample
     results: dict[str, dict] = {}
     for method in [m for m in VARIANTS if m in methods]:
         encoder, settings = VARIANTS[method]

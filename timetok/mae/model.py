@@ -188,8 +188,7 @@ class TimeMAE(PretrainedModel):
                 f"the model reads series of {c.length} steps x {c.n_channels} channel(s), got "
                 f"{list(x.shape[1:])}; pass data shaped like the training data"
             )
-        if observed is None:
-            observed = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        observed = self._observed(x, observed)
         pad = c.n_slices * c.slice_length - c.length
         if pad:
             x = F.pad(x, (0, 0, 0, pad))

@@ -30,7 +30,6 @@ from timetok.mae.model import TimeMAE
 FIT_DEFAULTS = {"progress": False, "devices": "1"}
 
 
-
 def _as_array(X) -> tuple[np.ndarray, str]:
     """``X`` -> float32 ``[N, T, C]`` and its kind (numpy, torch or pandas)."""
     if is_dataframe(X):

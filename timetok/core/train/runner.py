@@ -396,10 +396,9 @@ def make_trainer(options: RunOptions, out_dir: Path, callbacks: list[Callback],
             plugins=[AtomicCheckpointIO()],
             enable_progress_bar=options.progress,
             logger=make_loggers(options.loggers, out_dir) or False,
-            # Every optimiser step's training figures reach the loggers (the modules log
-            # them per step and per epoch, validation's per epoch): a curve of a short run
-            # has its points too. Without loggers nothing is written.
-            log_every_n_steps=1,
+            # With loggers every optimiser step's training figures reach them (a curve of a
+            # short run has its points too); without, no step pays for gathering them.
+            log_every_n_steps=1 if options.loggers else 10,
             num_sanity_val_steps=0,
             enable_model_summary=False,  # finetuning prints its own parameter table
             **kwargs,
